@@ -1,0 +1,193 @@
+"""Selections: a clip on an OTIO timeline becomes the input of a job, and back.
+
+export_selection() is what an editor add-on sends; read_selection() is what the server reads.
+Source ranges stay in the media reference's own time coordinates (timecode-absolute when the
+reference's available range is), so a take lines up with the clip however it is trimmed.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import urllib.parse
+from fractions import Fraction
+
+import opentimelineio as otio
+
+from bridge import metadata
+from bridge.timecode import exact_rate, frames_of
+
+
+class SelectionError(ValueError):
+    """The timeline or the selection cannot be used; `code` is machine-readable."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaSource:
+    """Where the clip's active media is and how its frames are numbered."""
+
+    kind: str                      # "movie" | "sequence" | "missing"
+    path: str                      # file path, or printf pattern for a sequence
+    available_start: int | None    # first frame of the reference's available range, if stated
+    available_duration: int | None
+    rate: Fraction                 # rate of the reference's available range or the clip
+    sequence_start: int = 0        # number of the first image of a sequence
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """A job's input: the clip, its media and its source range, all in integer frames."""
+
+    clip_name: str
+    shot: str
+    media: MediaSource
+    source_start: int              # clip.source_range start, in `rate` frames
+    source_duration: int
+    rate: Fraction                 # the clip's source range rate
+    handles: int
+    record_start: int              # clip's first frame on the track (timeline-local)
+    timeline_rate: Fraction
+
+    @property
+    def source_end(self) -> int:
+        return self.source_start + self.source_duration
+
+
+def parse_timeline(text: str, where: str = "the request") -> otio.schema.Timeline:
+    """OTIO JSON text -> Timeline, or a SelectionError that says what is wrong."""
+    try:
+        obj = otio.adapters.read_from_string(text, "otio_json")
+    except Exception as exc:  # OTIO raises several exception types for bad JSON
+        raise SelectionError("malformed_otio", f"{where} is not valid OpenTimelineIO JSON: {exc}") from None
+    if not isinstance(obj, otio.schema.Timeline):
+        raise SelectionError("malformed_otio",
+                             f"{where} holds a {obj.schema_name()}, not a Timeline; export the whole timeline")
+    return obj
+
+
+def find_clip(timeline: otio.schema.Timeline, name: str) -> tuple[otio.schema.Clip, otio.schema.Track]:
+    """The one video clip called `name`, with its track; a clear error when not exactly one."""
+    found = []
+    for track in timeline.video_tracks():
+        for item in track:
+            if isinstance(item, otio.schema.Clip) and item.name == name:
+                found.append((item, track))
+    if not found:
+        names = sorted({c.name for t in timeline.video_tracks() for c in t if isinstance(c, otio.schema.Clip)})
+        shown = ", ".join(repr(n) for n in names[:20]) or "none"
+        raise SelectionError("unknown_clip", f"no video clip named {name!r} on the timeline; clips: {shown}")
+    if len(found) > 1:
+        raise SelectionError("ambiguous_clip",
+                             f"{len(found)} video clips are named {name!r}; rename them so the selection is unambiguous")
+    return found[0]
+
+
+def export_selection(timeline: otio.schema.Timeline, clip_name: str, *, handles: int = 0) -> otio.schema.Timeline:
+    """The sub-timeline sent to the server: one track holding a copy of the selected clip.
+
+    The selection's place on the original timeline goes in the `takebridge` metadata so the
+    server and the manifest know where the take belongs.
+    """
+    if handles < 0:
+        raise SelectionError("bad_handles", f"handles must be >= 0 frames, not {handles}")
+    clip, track = find_clip(timeline, clip_name)
+    timeline_rate = _timeline_rate(timeline, clip)
+    record = clip.range_in_parent()
+    sub = otio.schema.Timeline(name=f"{timeline.name} — {clip_name}".strip(" —"))
+    sub.global_start_time = copy.deepcopy(timeline.global_start_time)
+    sub_track = otio.schema.Track(name=track.name, kind=otio.schema.TrackKind.Video)
+    sub_track.append(clip.deepcopy())
+    sub.tracks.append(sub_track)
+    metadata.write(sub, {"selection": {
+        "clip": clip_name,
+        "track": track.name,
+        "track_index": list(timeline.video_tracks()).index(track),
+        "record_start": frames_of(record.start_time, timeline_rate),
+        "record_duration": frames_of(record.duration, timeline_rate),
+        "timeline_rate": str(timeline_rate),
+        "handles": handles,
+    }})
+    return sub
+
+
+def read_selection(timeline: otio.schema.Timeline, clip_name: str = "") -> Selection:
+    """What the server needs from a selection sub-timeline (or any timeline plus a clip name)."""
+    info = metadata.read(timeline).get("selection", {})
+    name = clip_name or info.get("clip", "")
+    if not name:
+        clips = [c for t in timeline.video_tracks() for c in t if isinstance(c, otio.schema.Clip)]
+        if len(clips) != 1:
+            raise SelectionError("unknown_clip",
+                                 f"the selection holds {len(clips)} clips and names none; send one clip or name it")
+        name = clips[0].name
+    clip, _track = find_clip(timeline, name)
+    if clip.source_range is None:
+        raise SelectionError("no_source_range", f"clip {name!r} has no source range; trim it on the timeline first")
+    rate = exact_rate(clip.source_range.start_time.rate)
+    timeline_rate = exact_rate(info["timeline_rate"]) if "timeline_rate" in info else _timeline_rate(timeline, clip)
+    record_start = info.get("record_start")
+    if record_start is None:
+        record_start = frames_of(clip.range_in_parent().start_time, timeline_rate)
+    shot = metadata.read(clip).get("shot") or name
+    return Selection(
+        clip_name=name,
+        shot=shot,
+        media=media_source(clip),
+        source_start=frames_of(clip.source_range.start_time),
+        source_duration=frames_of(clip.source_range.duration),
+        rate=rate,
+        handles=int(info.get("handles", 0)),
+        record_start=int(record_start),
+        timeline_rate=timeline_rate,
+    )
+
+
+def media_source(clip: otio.schema.Clip) -> MediaSource:
+    """The clip's active media reference as a path (or pattern) and its frame numbering."""
+    ref = clip.media_reference
+    avail = ref.available_range if ref is not None else None
+    rate = exact_rate(avail.start_time.rate) if avail else exact_rate(clip.source_range.start_time.rate)
+    start = frames_of(avail.start_time) if avail else None
+    duration = frames_of(avail.duration) if avail else None
+    if isinstance(ref, otio.schema.ExternalReference):
+        return MediaSource("movie", url_to_path(ref.target_url), start, duration, rate)
+    if isinstance(ref, otio.schema.ImageSequenceReference):
+        pattern = (url_to_path(ref.target_url_base.rstrip("/")) + "/" + ref.name_prefix
+                   + f"%0{ref.frame_zero_padding}d" + ref.name_suffix)
+        return MediaSource("sequence", pattern, start, duration, rate, sequence_start=ref.start_frame)
+    kind = ref.schema_name() if ref is not None else "no reference"
+    raise SelectionError("media_missing",
+                         f"clip {clip.name!r} has no usable media ({kind}); relink it to a movie or image sequence")
+
+
+def url_to_path(url: str) -> str:
+    """file:// URL or bare path (as Resolve writes them) -> local path."""
+    if url.startswith("file://"):
+        parsed = urllib.parse.urlparse(url)
+        return urllib.parse.unquote(parsed.path)
+    return os.path.expanduser(url)
+
+
+def _timeline_rate(timeline: otio.schema.Timeline, clip: otio.schema.Clip) -> Fraction:
+    if timeline.global_start_time is not None:
+        return exact_rate(timeline.global_start_time.rate)
+    return exact_rate(clip.source_range.start_time.rate if clip.source_range else clip.duration().rate)
+
+
+def absolutize_media(timeline: otio.schema.Timeline, base_dir: str) -> None:
+    """Make relative media paths absolute against the timeline file's folder, so a server with
+    another working folder reads the same files."""
+    for clip in timeline.find_clips():
+        references = clip.media_references()
+        for ref in references.values():
+            if isinstance(ref, otio.schema.ExternalReference) and ref.target_url and "://" not in ref.target_url:
+                if not os.path.isabs(os.path.expanduser(ref.target_url)):
+                    ref.target_url = os.path.normpath(os.path.join(base_dir, ref.target_url))
+            elif isinstance(ref, otio.schema.ImageSequenceReference) and "://" not in ref.target_url_base:
+                if not os.path.isabs(os.path.expanduser(ref.target_url_base)):
+                    ref.target_url_base = os.path.normpath(os.path.join(base_dir, ref.target_url_base)) + "/"
+        clip.set_media_references(references, clip.active_media_reference_key)

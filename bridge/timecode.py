@@ -1,0 +1,105 @@
+"""Rates and timecode: exact rational rates, SMPTE timecode strings, proto Rate conversion.
+
+OTIO stores rates as floats; they are snapped back to the exact rational here, once.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import opentimelineio as otio
+
+from bridge.api import pb
+
+# Rates editors use; a float read from OTIO or a container snaps to the nearest of these
+# when it is within 0.01 %, otherwise to the closest fraction with a denominator <= 1001.
+KNOWN_RATES = tuple(Fraction(r) for r in (
+    "24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60",
+    "120000/1001", "120", "12", "15", "16"))
+DROP_FRAME_RATES = (Fraction(30000, 1001), Fraction(60000, 1001))
+DAY_SECONDS = 24 * 3600
+
+
+class RateError(ValueError):
+    """A frame rate that cannot be used, with the value and what to do."""
+
+
+def exact_rate(rate) -> Fraction:
+    """Fraction for a rate given as Fraction, int, float, "24000/1001", "23.976" or pb.Rate."""
+    if isinstance(rate, pb.Rate):
+        if rate.num <= 0 or rate.den <= 0:
+            raise RateError(f"rate {rate.num}/{rate.den} is not positive; send e.g. 24000/1001")
+        return Fraction(rate.num, rate.den)
+    if isinstance(rate, Fraction):
+        value = rate
+    elif isinstance(rate, str):
+        try:
+            value = Fraction(rate.strip())
+        except (ValueError, ZeroDivisionError):
+            raise RateError(f"frame rate {rate!r} is not a number; write e.g. 25 or 24000/1001") from None
+    else:
+        value = Fraction(rate)
+    if value <= 0:
+        raise RateError(f"frame rate {rate!r} must be positive")
+    for known in KNOWN_RATES:
+        if abs(value - known) <= known * Fraction(1, 10000):
+            return known
+    return value.limit_denominator(1001)
+
+
+def to_pb_rate(rate) -> "pb.Rate":
+    r = exact_rate(rate)
+    return pb.Rate(num=r.numerator, den=r.denominator)
+
+
+def rate_text(rate) -> str:
+    r = exact_rate(rate)
+    return str(r.numerator) if r.denominator == 1 else f"{r.numerator}/{r.denominator}"
+
+
+def is_drop_frame_rate(rate) -> bool:
+    return exact_rate(rate) in DROP_FRAME_RATES
+
+
+def frames_per_day(rate) -> int:
+    """Frames in 24 h of timecode (nominal rate for 1001 rates, as timecode counts them)."""
+    r = exact_rate(rate)
+    nominal = round(r)
+    if is_drop_frame_rate(r):
+        # drop frame skips 2 (or 4) labels per minute except every tenth minute
+        per_10min = nominal * 600 - (nominal // 30) * 2 * 9
+        return per_10min * 6 * 24
+    return nominal * DAY_SECONDS
+
+
+def to_timecode(frame: int, rate, drop_frame: bool | None = None) -> str:
+    """SMPTE timecode of an absolute frame number (wraps at 24 h, like a timecode track)."""
+    r = exact_rate(rate)
+    if drop_frame is None:
+        drop_frame = is_drop_frame_rate(r)
+    if drop_frame and not is_drop_frame_rate(r):
+        raise RateError(f"drop-frame timecode needs 30000/1001 or 60000/1001, not {rate_text(r)}")
+    frame %= frames_per_day(r)
+    return otio.opentime.to_timecode(otio.opentime.RationalTime(frame, float(r)), float(r), drop_frame)
+
+
+def from_timecode(timecode: str, rate) -> int:
+    """Absolute frame number of a timecode ("01:00:00:00", drop frame "00:59:59;28")."""
+    r = exact_rate(rate)
+    text = timecode.strip()
+    parts = text.replace(";", ":").replace(".", ":").split(":")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        raise RateError(f"timecode {timecode!r} is not HH:MM:SS:FF (or HH:MM:SS;FF for drop frame)")
+    if int(parts[3]) >= round(r):
+        raise RateError(f"timecode {timecode!r} has frame {parts[3]}, beyond {round(r) - 1} at {rate_text(r)} fps")
+    return otio.opentime.from_timecode(text, float(r)).to_frames()
+
+
+def rational_time(frame: int, rate) -> otio.opentime.RationalTime:
+    return otio.opentime.RationalTime(frame, float(exact_rate(rate)))
+
+
+def frames_of(time: otio.opentime.RationalTime, rate=None) -> int:
+    """Integer frame of an OTIO time, in its own rate or rescaled to `rate` (rounded)."""
+    if rate is None:
+        return round(time.value)
+    return round(time.value_rescaled_to(float(exact_rate(rate))))

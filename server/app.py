@@ -1,0 +1,199 @@
+"""Server assembly: the runtime (store, workers, limits, backends) and the gRPC server around it,
+with health checking, reflection, loopback by default and TLS + token for anything else.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import os
+import socket
+import tempfile
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+import bridge
+from bridge.api import pb, pb_grpc
+from server.backends.base import OPERATIONS
+from server.backends.classic import ClassicBackend
+from server.jobstore import JobStore
+from server.plan import CODECS, Limits
+from server.service import GenerationService
+from server.takestore import TakeStore, library_versions
+from server.worker import Worker
+
+log = logging.getLogger("takebridge.server")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Generation"].full_name
+OP_ENUM = {"refine": pb.REFINE, "extend": pb.EXTEND, "inpaint": pb.INPAINT}
+DB_NAME = "takebridge.sqlite"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclasses.dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50151
+    store: Path = Path("takebridge_store")
+    backend: str = "classic"
+    allow: tuple[Path, ...] = ()          # folders media may be read from / takes written to
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    token: str = ""
+    max_frames: int = 1000
+    max_upload_bytes: int = 8 << 30
+
+
+def default_allowed_roots(store: Path) -> tuple[Path, ...]:
+    """Without --allow: the user's home, the temp folder, the working folder and the store."""
+    roots = {Path.home(), Path(tempfile.gettempdir()), Path.cwd(), store}
+    return tuple(sorted({Path(os.path.realpath(r)) for r in roots}))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Runtime:
+    """Everything the service and the workers share."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        config.store.mkdir(parents=True, exist_ok=True)
+        self.store_dir = Path(os.path.realpath(config.store))
+        self.take_dir = self.store_dir / "takes"
+        allowed = tuple(Path(os.path.realpath(a)) for a in config.allow) or default_allowed_roots(self.store_dir)
+        if self.store_dir not in allowed and not any(r in self.store_dir.parents for r in allowed):
+            allowed += (self.store_dir,)
+        self.limits = Limits(max_frames=config.max_frames, allowed_roots=allowed, cas_dir=self.store_dir / "media")
+        self.max_upload_bytes = config.max_upload_bytes
+        self.store = JobStore(str(self.store_dir / DB_NAME))
+        self.backends = {"classic": ClassicBackend()}
+        self.unavailable = {"diffusers": "the diffusers GPU backend is not part of this server version"}
+        if config.backend not in self.backends:
+            raise ConfigError(f"backend {config.backend!r} is not available here; choose one of "
+                              f"{', '.join(self.backends)}")
+        self.default_backend = config.backend
+        self.takes = TakeStore(self.store, device="cpu")
+        self.workers = [Worker(self, "cpu", self.backends)]
+        self.stopping = False
+
+    def start(self) -> list[str]:
+        resumed = self.store.requeue_interrupted()
+        for job_id in resumed:
+            log.info("job %s was running when the server stopped; queued again", job_id)
+        for worker in self.workers:
+            worker.start()
+        return resumed
+
+    def stop(self) -> None:
+        self.stopping = True
+        for worker in self.workers:
+            worker.stop()
+        for worker in self.workers:
+            worker.join(timeout=10)
+        self.store.close()
+
+    def wake_workers(self) -> None:
+        for worker in self.workers:
+            worker.wake.set()
+
+    def cancel_running(self, job_id: str) -> None:
+        for worker in self.workers:
+            worker.cancel(job_id)
+
+    def backend_names(self) -> list[str]:
+        return [*self.backends, *self.unavailable]
+
+    def unavailable_reason(self, name: str) -> str:
+        return self.unavailable.get(name, "")
+
+    def capabilities(self) -> "pb.Capabilities":
+        caps = pb.Capabilities(
+            server_version=bridge.__version__, api_version="takebridge.v1", default_backend=self.default_backend,
+            codecs=list(CODECS), max_frames=self.limits.max_frames, max_handles=self.limits.max_handles,
+            versions=library_versions(), allowed_media_roots=[str(r) for r in self.limits.allowed_roots],
+            max_upload_bytes=self.max_upload_bytes)
+        for name, backend in self.backends.items():
+            caps.backends.add(name=name, available=True, device=backend.device,
+                              operations=[OP_ENUM[o] for o in backend.operations()])
+        for name, reason in self.unavailable.items():
+            caps.backends.add(name=name, available=False, unavailable_reason=reason,
+                              operations=[OP_ENUM[o] for o in OPERATIONS])
+        return caps
+
+
+class _TokenInterceptor(grpc.ServerInterceptor):
+    """Refuses calls without `authorization: Bearer <token>` (health checks stay open)."""
+
+    def __init__(self, token: str):
+        self.expected = f"Bearer {token}"
+
+        def deny(request, context):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token; pass the server's --token")
+        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+
+    def intercept_service(self, continuation, details):
+        if details.method.startswith("/grpc.health.v1.Health/"):
+            return continuation(details)
+        if dict(details.invocation_metadata).get("authorization") != self.expected:
+            return self._deny
+        return continuation(details)
+
+
+def check_security(config: ServerConfig) -> None:
+    if is_loopback(config.host):
+        return
+    missing = [name for name, value in (("--tls-cert", config.tls_cert), ("--tls-key", config.tls_key),
+                                        ("--token", config.token)) if not value]
+    if missing:
+        raise ConfigError(f"refusing to listen on {config.host}, which is not loopback, without "
+                          f"{', '.join(missing)}: anyone on the network could read your media. Use "
+                          f"--host 127.0.0.1, or give TLS and a token")
+
+
+def build_server(config: ServerConfig) -> tuple[grpc.Server, Runtime, int]:
+    """A started gRPC server and its runtime; port 0 picks a free port (returned)."""
+    check_security(config)
+    runtime = Runtime(config)
+    interceptors = [_TokenInterceptor(config.token)] if config.token else []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="takebridge-rpc"),
+                         interceptors=interceptors,
+                         options=[("grpc.max_receive_message_length", 64 << 20),
+                                  ("grpc.max_send_message_length", 64 << 20)])
+    pb_grpc.add_GenerationServicer_to_server(GenerationService(runtime), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+    address = f"{config.host}:{config.port}" if ":" not in config.host else f"[{config.host}]:{config.port}"
+    if config.tls_cert:
+        creds = grpc.ssl_server_credentials([(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())])
+        port = server.add_secure_port(address, creds)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        raise ConfigError(f"cannot listen on {address}: the port is in use or the address is not local; "
+                          f"choose another --port")
+    runtime.start()
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, runtime, port
+
+
+def shutdown(server: grpc.Server, runtime: Runtime, grace: float = 2.0) -> None:
+    runtime.stopping = True
+    server.stop(grace).wait()
+    runtime.stop()

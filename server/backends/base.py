@@ -1,0 +1,70 @@
+"""The one small protocol every backend implements: run(op, frames, spec, progress, cancel).
+
+Frames are numpy arrays (N, H, W, 3) uint8 RGB in timeline order. A backend returns frames of
+the same size; the server's conform/composite step turns them into the take.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from fractions import Fraction
+from typing import Callable, Optional, Protocol
+
+import numpy as np
+
+OPERATIONS = ("refine", "extend", "inpaint")
+
+
+class Cancelled(Exception):
+    """Raised by a backend that saw the cancel flag; the job ends CANCELLED, not FAILED."""
+
+
+class BackendError(Exception):
+    """A failure the user can act on; `code` is machine-readable, the message says what to do."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclasses.dataclass
+class Spec:
+    """What the backend is asked to do, beyond the frames themselves."""
+
+    op: str                                  # one of OPERATIONS
+    rate: Fraction                           # frames per second of `frames`
+    seed: int = 0
+    # refine
+    strength: float = 0.5                    # 0 = unchanged .. 1 = strongest
+    # extend
+    extend_side: str = "tail"                # "tail" | "head"
+    extend_frames: int = 0                   # frames to generate
+    # inpaint: (N, H, W) bool, True = regenerate; same N as frames
+    mask: Optional[np.ndarray] = None
+    # generative backends only
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str = ""
+
+
+# progress(done, total, preview) — preview is an RGB frame (H, W, 3) uint8 or None.
+ProgressFn = Callable[[int, int, Optional[np.ndarray]], None]
+
+
+class Backend(Protocol):
+    name: str
+    device: str
+
+    def operations(self) -> tuple[str, ...]: ...
+
+    def run(self, op: str, frames: np.ndarray, spec: Spec, progress: ProgressFn,
+            cancel: threading.Event) -> np.ndarray:
+        """Return generated frames.
+
+        refine / inpaint: (N, H, W, 3), one per input frame.
+        extend: (spec.extend_frames, H, W, 3), the new frames only, in timeline order
+        (for a head extension: the frames that come before frames[0], earliest first).
+        Must check `cancel.is_set()` at least once per frame and raise Cancelled.
+        Same frames + same spec (incl. seed) -> identical output.
+        """
+        ...

@@ -1,0 +1,80 @@
+"""The classic backend: refine, extend and inpaint with plain computer vision on the CPU.
+
+No model, no download: motion estimation and resampling only, so results are exact and repeatable.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from ..base import BackendError, Cancelled, ProgressFn, Spec
+from .extend import extend
+from .inpaint import inpaint
+from .refine import refine
+
+PREVIEW_EVERY = 8       # frames between previews sent with progress
+
+
+class ClassicBackend:
+    """Implements the backend protocol (see base.Backend) with the classic operations."""
+
+    name = "classic"
+    device = "cpu"
+
+    def operations(self) -> tuple[str, ...]:
+        return ("refine", "extend", "inpaint")
+
+    def run(self, op: str, frames: np.ndarray, spec: Spec, progress: ProgressFn,
+            cancel: threading.Event) -> np.ndarray:
+        """Generate the take's frames for `op`; see base.Backend.run for the contract."""
+        if cancel.is_set():
+            raise Cancelled()
+        # Nothing here draws random numbers today; seeding keeps it so if something ever does.
+        cv2.setRNGSeed(spec.seed)
+        if op == "refine":
+            made, total = refine(frames, spec.strength), len(frames)
+        elif op == "extend":
+            _check_extend(spec)
+            made, total = extend(frames, spec.extend_frames, spec.extend_side), spec.extend_frames
+        elif op == "inpaint":
+            _check_mask(spec.mask, frames.shape)
+            made, total = inpaint(frames, spec.mask.astype(bool, copy=False)), len(frames)
+        else:
+            raise BackendError("unsupported_operation",
+                               f"the classic backend has no operation {op!r}; "
+                               f"choose one of {', '.join(self.operations())}")
+        return _collect(made, total, frames.shape[1:], progress, cancel)
+
+
+def _check_extend(spec: Spec) -> None:
+    if spec.extend_side not in ("head", "tail"):
+        raise BackendError("bad_extend", f"extend side {spec.extend_side!r} is neither "
+                                         "'head' nor 'tail'")
+    if spec.extend_frames < 0:
+        raise BackendError("bad_extend", f"cannot extend by {spec.extend_frames} frames; "
+                                         "ask for 0 or more")
+
+
+def _check_mask(mask: np.ndarray | None, frames_shape: tuple[int, ...]) -> None:
+    if mask is None:
+        raise BackendError("mask_missing", "inpaint needs a mask: paint the region to replace")
+    if mask.shape != frames_shape[:3]:
+        raise BackendError("mask_size_mismatch",
+                           f"mask is {mask.shape} (frames, height, width) but the frames are "
+                           f"{frames_shape[:3]}; conform the mask to the shot")
+
+
+def _collect(made: Iterator[np.ndarray], total: int, frame_shape: tuple[int, ...],
+             progress: ProgressFn, cancel: threading.Event) -> np.ndarray:
+    """Gather frames as they are made, reporting progress and honouring cancel between them."""
+    out = np.empty((total,) + tuple(frame_shape), np.uint8)
+    for done in range(1, total + 1):
+        if cancel.is_set():
+            raise Cancelled()
+        out[done - 1] = next(made)
+        preview = out[done - 1] if done % PREVIEW_EVERY == 0 or done == total else None
+        progress(done, total, preview)
+    return out

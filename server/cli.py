@@ -1,0 +1,375 @@
+"""The `takebridge` command: serve, submit, takes, jobs, cancel and demo.
+
+Every command explains itself with --help; `--json` prints one JSON object for scripts.
+Exit codes: 0 done, 1 the job failed or was cancelled, 2 bad input or refused, 3 no server.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_NO_SERVER = 0, 1, 2, 3
+DEFAULT_ADDRESS = "127.0.0.1:50151"
+CODEC_CHOICES = {"prores": "PRORES_422_HQ", "lossless": "FFV1", "png": "PNG_SEQUENCE", "h264": "H264_PROXY"}
+
+
+class CliError(Exception):
+    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="takebridge",
+        description="TakeBridge: generate refined, extended and inpainted takes of timeline clips "
+                    "on a local server and place them back on the OpenTimelineIO timeline as versioned takes.",
+        epilog="Start a server with `takebridge serve`, then `takebridge submit ... --wait`. "
+               "`takebridge demo` runs everything once on generated footage.")
+    parser.add_argument("--log-level", default=os.environ.get("TAKEBRIDGE_LOG", "info"),
+                        choices=["debug", "info", "warning", "error"], help="how much to log on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the generation server (loopback by default)",
+                           description="Run the gRPC generation server. It prints the address it listens on, "
+                                       "keeps its job database and takes in --store, and resumes unfinished jobs "
+                                       "after a restart.")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; anything but loopback needs --tls-cert, "
+                            "--tls-key and --token)")
+    serve.add_argument("--port", type=int, default=50151, help="port (default 50151; 0 picks a free one)")
+    serve.add_argument("--store", type=Path, default=Path(os.environ.get("TAKEBRIDGE_STORE", "takebridge_store")),
+                       help="folder for the job database, uploaded media and takes without a take folder "
+                            "(default ./takebridge_store)")
+    serve.add_argument("--backend", default="classic", help="default backend (classic: CPU, no model weights)")
+    serve.add_argument("--allow", type=Path, action="append", default=[],
+                       help="folder media may be read from and takes written to (repeatable; default: your "
+                            "home, the temp folder, the working folder and the store)")
+    serve.add_argument("--max-frames", type=int, default=1000, help="longest take accepted, in frames")
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate, for a non-loopback --host")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key, for a non-loopback --host")
+    serve.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""),
+                       help="require this bearer token from clients (or TAKEBRIDGE_TOKEN)")
+    serve.add_argument("--json", action="store_true", help="print the listening address as JSON")
+
+    submit = sub.add_parser("submit", help="send a clip to the server and place the take on the timeline",
+                            description="Export one clip of an OTIO timeline as a job, follow its progress and, "
+                                        "with --wait, write the timeline with the new take on the clip "
+                                        "(original kept under DEFAULT_MEDIA, take active).")
+    submit.add_argument("--server", default=os.environ.get("TAKEBRIDGE_SERVER", DEFAULT_ADDRESS),
+                        help=f"server address host:port (default {DEFAULT_ADDRESS})")
+    submit.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""), help="bearer token")
+    submit.add_argument("--op", required=True, choices=["refine", "extend", "inpaint"], help="what to generate")
+    submit.add_argument("--timeline", required=True, type=Path, help="input timeline (.otio)")
+    submit.add_argument("--clip", required=True, help="name of the clip to work on")
+    side = submit.add_mutually_exclusive_group()
+    side.add_argument("--tail-frames", type=int, help="extend: frames to add after the clip's last frame")
+    side.add_argument("--head-frames", type=int, help="extend: frames to add before the clip's first frame")
+    submit.add_argument("--mask", type=Path, help="inpaint: movie, image sequence or still image of the clip's "
+                                                  "size; white = regenerate")
+    submit.add_argument("--strength", type=float, default=0.5, help="refine: 0 (unchanged) .. 1 (strongest)")
+    submit.add_argument("--handles", type=int, default=0, help="extra source frames each side in the take")
+    submit.add_argument("--prompt", default="", help="what the shot should show (generative backends)")
+    submit.add_argument("--negative-prompt", default="", help="what it must not show (generative backends)")
+    submit.add_argument("--seed", type=int, help="seed; the same seed reproduces the same take")
+    submit.add_argument("--codec", choices=list(CODEC_CHOICES), default="prores",
+                        help="take media: prores (ProRes 422 HQ .mov, default), lossless (FFV1 .mkv), "
+                             "png (PNG sequence) or h264 (proxy .mp4)")
+    submit.add_argument("--backend", default="", help="backend (default: the server's)")
+    submit.add_argument("--take-dir", type=Path,
+                        help="folder for the take (default: a 'takes' folder beside the timeline)")
+    submit.add_argument("--out", type=Path, help="write the timeline with the take here (needs --wait)")
+    submit.add_argument("--wait", action="store_true", help="follow the job to the end (progress bar)")
+    submit.add_argument("--upload", action="store_true",
+                        help="upload the media and mask to the server instead of sharing the disk")
+    submit.add_argument("--json", action="store_true", help="print one JSON object with the outcome")
+
+    takes = sub.add_parser("takes", help="list clips and their takes in a timeline",
+                           description="List every clip's original and takes: id, operation, status, active.")
+    takes.add_argument("timeline", type=Path)
+    takes.add_argument("--json", action="store_true")
+
+    jobs = sub.add_parser("jobs", help="list the server's jobs")
+    jobs.add_argument("--server", default=os.environ.get("TAKEBRIDGE_SERVER", DEFAULT_ADDRESS))
+    jobs.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""))
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--json", action="store_true")
+
+    cancel = sub.add_parser("cancel", help="cancel a queued or running job")
+    cancel.add_argument("job_id")
+    cancel.add_argument("--server", default=os.environ.get("TAKEBRIDGE_SERVER", DEFAULT_ADDRESS))
+    cancel.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""))
+    cancel.add_argument("--json", action="store_true")
+
+    demo = sub.add_parser("demo", help="make sample footage and run refine, extend and inpaint end to end",
+                          description="Generate a textured sample clip with camera motion and an object to "
+                                      "remove, start a real server, run refine, extend and inpaint through "
+                                      "gRPC, and write demo.otio, the takes and a contact sheet.")
+    demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default ./demo_out)")
+    demo.add_argument("--frames", type=int, default=72, help="length of the sample clip in frames")
+    demo.add_argument("--width", type=int, default=1280)
+    demo.add_argument("--height", type=int, default=720)
+    demo.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except CliError as err:
+        _print_error(args, str(err))
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _print_error(args, message: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps({"status": "error", "error": message}))
+    print(f"takebridge: error: {message}", file=sys.stderr)
+
+
+def cmd_serve(args) -> int:
+    from server.app import ConfigError, ServerConfig, build_server, shutdown
+
+    config = ServerConfig(host=args.host, port=args.port, store=args.store, backend=args.backend,
+                          allow=tuple(args.allow), tls_cert=args.tls_cert, tls_key=args.tls_key, token=args.token,
+                          max_frames=args.max_frames)
+    try:
+        server, runtime, port = build_server(config)
+    except (ConfigError, OSError) as err:
+        raise CliError(str(err))
+    address = f"{args.host}:{port}"
+    if args.json:
+        print(json.dumps({"address": address, "store": str(runtime.store_dir), "backend": runtime.default_backend}),
+              flush=True)
+    else:
+        print(f"TakeBridge server listening on {address} (backend {runtime.default_backend}, "
+              f"store {runtime.store_dir})", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    logging.getLogger("takebridge.server").info("shutting down")
+    shutdown(server, runtime)
+    return EXIT_OK
+
+
+def cmd_submit(args) -> int:
+    import opentimelineio as otio
+
+    from bridge.api import pb
+    from bridge.client import ClientError, GenerationClient, new_request_id
+    from bridge.selection import SelectionError, absolutize_media, export_selection
+    from bridge.takes import check_extension_room, place_take
+    from server.progress_bar import ProgressBar
+
+    if args.out and not args.wait:
+        raise CliError("--out needs --wait: the take can only be placed once the job is done")
+    timeline = read_timeline(args.timeline)
+    absolutize_media(timeline, str(args.timeline.resolve().parent))
+    request = pb.SubmitJobRequest(request_id=new_request_id(), operation=getattr(pb, args.op.upper()),
+                                  backend=args.backend, client="takebridge-cli")
+    try:
+        if args.op == "extend":
+            frames = args.tail_frames if args.tail_frames is not None else args.head_frames
+            if frames is None:
+                raise CliError("extend needs --tail-frames N or --head-frames N")
+            side = "tail" if args.tail_frames is not None else "head"
+            check_extension_room(timeline, args.clip, side, frames)  # refuse before spending compute
+            request.extend.CopyFrom(pb.ExtendParams(side=pb.TAIL if side == "tail" else pb.HEAD, frames=frames))
+        elif args.op == "inpaint":
+            if args.mask is None:
+                raise CliError("inpaint needs --mask (movie, image sequence or still; white = regenerate)")
+            request.inpaint.mask_url = str(args.mask.resolve())
+        else:
+            request.refine.strength = args.strength
+        selection = export_selection(timeline, args.clip, handles=args.handles)
+    except SelectionError as err:
+        raise CliError(str(err))
+    contract = request.contract
+    contract.prompt, contract.negative_prompt = args.prompt, args.negative_prompt
+    if args.seed is not None:
+        contract.seed = args.seed
+    contract.output.codec = getattr(pb, CODEC_CHOICES[args.codec])
+    contract.output.take_dir = str((args.take_dir or args.timeline.resolve().parent / "takes").resolve())
+
+    with GenerationClient(args.server, token=args.token) as client:
+        try:
+            if args.upload:
+                _upload_media(client, selection, request)
+            request.selection_otio = otio.adapters.write_to_string(selection, "otio_json")
+            job = client.submit(request)
+        except ClientError as err:
+            raise CliError(str(err), EXIT_NO_SERVER if "cannot reach" in str(err) else EXIT_BAD_INPUT)
+        if not args.wait:
+            _emit(args, {"job_id": job.job_id, "status": pb.JobState.Name(job.state).lower()},
+                  f"queued job {job.job_id}; follow it with `takebridge jobs --server {args.server}`")
+            return EXIT_OK
+        bar = ProgressBar(f"{args.op} {args.clip}", enabled=None if not args.json else False)
+
+        def on_event(event):
+            kind = event.WhichOneof("kind")
+            if kind == "progress":
+                p = event.progress
+                bar.update(p.fraction, f"{p.stage} {p.step}/{p.total}", p.eta_seconds)
+            elif kind == "queued":
+                bar.update(0.0, f"queued (position {event.queued.position})")
+        try:
+            job = client.wait(job.job_id, on_event=on_event)
+        except KeyboardInterrupt:
+            client.cancel(job.job_id)
+            bar.close("interrupted")
+            raise CliError(f"interrupted; job {job.job_id} was cancelled", EXIT_JOB_FAILED)
+        except ClientError as err:
+            raise CliError(str(err), EXIT_NO_SERVER)
+        state = pb.JobState.Name(job.state).lower()
+        bar.close(state)
+        if job.state != pb.SUCCEEDED:
+            result = {"job_id": job.job_id, "status": state, "error": job.error, "error_code": job.error_code}
+            _emit(args, result, f"job {job.job_id} {state}: {job.error or 'no take made'}")
+            return EXIT_JOB_FAILED
+        take = job.take
+        if args.out:
+            try:
+                place_take(timeline, args.clip, take)
+            except SelectionError as err:
+                raise CliError(f"the take {take.take_id} was made ({take.media.url}) but cannot be placed: {err}")
+            write_timeline(timeline, args.out)
+        result = {"job_id": job.job_id, "take_id": take.take_id, "status": state,
+                  "take_status": pb.TakeStatus.Name(take.status).lower(), "media": take.media.url,
+                  "manifest": take.manifest_url, "frames": take.media.frame_count,
+                  "start_timecode": take.media.start_timecode, "seed": take.seed,
+                  "out": str(args.out) if args.out else None}
+        _emit(args, result, f"take {take.take_id}: {take.media.frame_count} frames from "
+                            f"{take.media.start_timecode} at {take.media.url}"
+                            + (f"\ntimeline with the take: {args.out}" if args.out else ""))
+        return EXIT_OK
+
+
+def _upload_media(client, selection, request) -> None:
+    """Replace local paths by content-addressed uploads (a server without the editor's disk)."""
+    import opentimelineio as otio
+
+    from bridge.selection import url_to_path
+
+    for clip in selection.find_clips():
+        ref = clip.media_reference
+        if isinstance(ref, otio.schema.ExternalReference):
+            ref.target_url = client.upload(url_to_path(ref.target_url)).url
+    if request.HasField("inpaint") and os.path.isfile(request.inpaint.mask_url):
+        request.inpaint.mask_url = client.upload(request.inpaint.mask_url).url
+
+
+def cmd_takes(args) -> int:
+    import dataclasses
+
+    from bridge.takes import list_takes
+
+    rows = list_takes(read_timeline(args.timeline))
+    if args.json:
+        print(json.dumps({"timeline": str(args.timeline), "takes": [dataclasses.asdict(r) for r in rows]}, indent=2))
+        return EXIT_OK
+    print(f"{'clip':<20} {'take':<22} {'op':<9} {'status':<13} active  media")
+    for r in rows:
+        print(f"{r.clip:<20} {(r.take_id or 'original'):<22} {r.operation:<9} {r.status:<13} "
+              f"{'  *' if r.active else '':<7} {r.media}")
+    return EXIT_OK
+
+
+def cmd_jobs(args) -> int:
+    from google.protobuf import json_format
+
+    from bridge.api import pb
+    from bridge.client import ClientError, GenerationClient
+
+    with GenerationClient(args.server, token=args.token) as client:
+        try:
+            jobs = client.list_jobs(limit=args.limit)
+        except ClientError as err:
+            raise CliError(str(err), EXIT_NO_SERVER)
+    if args.json:
+        print(json.dumps({"jobs": [json_format.MessageToDict(j, preserving_proto_field_name=True) for j in jobs]},
+                         indent=2))
+        return EXIT_OK
+    for j in jobs:
+        print(f"{j.job_id}  {pb.JobState.Name(j.state).lower():<10} {pb.Operation.Name(j.operation).lower():<8} "
+              f"{j.shot:<20} {j.progress.fraction * 100:5.1f}%  {j.take.take_id or j.error}")
+    return EXIT_OK
+
+
+def cmd_cancel(args) -> int:
+    from bridge.api import pb
+    from bridge.client import ClientError, GenerationClient
+
+    with GenerationClient(args.server, token=args.token) as client:
+        try:
+            job = client.cancel(args.job_id)
+        except ClientError as err:
+            raise CliError(str(err), EXIT_NO_SERVER if "cannot reach" in str(err) else EXIT_BAD_INPUT)
+    state = pb.JobState.Name(job.state).lower()
+    _emit(args, {"job_id": job.job_id, "status": state}, f"job {job.job_id}: {state}")
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from server.demo import run_demo
+
+    return run_demo(args)
+
+
+def read_timeline(path: Path):
+    import opentimelineio as otio
+
+    from bridge.selection import SelectionError, parse_timeline
+
+    if not path.exists():
+        raise CliError(f"timeline {path} not found")
+    if path.suffix not in (".otio", ".json"):
+        try:
+            return otio.adapters.read_from_file(str(path))
+        except Exception as exc:
+            raise CliError(f"cannot read timeline {path}: {exc}")
+    try:
+        return parse_timeline(path.read_text(), str(path))
+    except SelectionError as err:
+        raise CliError(str(err))
+
+
+def write_timeline(timeline, path: Path) -> None:
+    """Write atomically: a crash never leaves a half-written timeline under the real name."""
+    import opentimelineio as otio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        otio.adapters.write_to_file(timeline, tmp, adapter_name="otio_json")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _emit(args, data: dict, text: str) -> None:
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print(text)
+
+
+COMMANDS = {"serve": cmd_serve, "submit": cmd_submit, "takes": cmd_takes, "jobs": cmd_jobs,
+            "cancel": cmd_cancel, "demo": cmd_demo}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Turn a SubmitJobRequest into a JobPlan: which media frames to read, what the take covers,
+and every check a request must pass before it is queued (and again before it runs).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+from fractions import Fraction
+from pathlib import Path
+
+import grpc
+
+from bridge.api import pb
+from bridge.selection import Selection, parse_timeline, read_selection
+from bridge.timecode import from_timecode, is_drop_frame_rate, to_timecode
+from server.errors import JobError, from_exception
+from server.media import MediaError, MediaInfo, probe
+
+OP_NAMES = {pb.REFINE: "refine", pb.EXTEND: "extend", pb.INPAINT: "inpaint"}
+PARAMS_OF_OP = {pb.REFINE: "refine", pb.EXTEND: "extend", pb.INPAINT: "inpaint"}
+CODECS = {  # codec -> (media.encode name, file suffix; "" = a folder)
+    pb.PRORES_422_HQ: ("prores", ".mov"),
+    pb.FFV1: ("ffv1", ".mkv"),
+    pb.PNG_SEQUENCE: ("png", ""),
+    pb.H264_PROXY: ("h264", ".mp4"),
+}
+DEFAULT_CONTEXT_FRAMES = 16
+
+
+@dataclasses.dataclass
+class Limits:
+    """Server-side limits and the places it may read and write."""
+
+    max_frames: int = 1000
+    max_handles: int = 48
+    max_extend_frames: int = 500
+    allowed_roots: tuple[Path, ...] = ()
+    cas_dir: Path = Path("media")   # where UploadMedia keeps objects ("cas:<sha256>" urls)
+
+    def check_path(self, path: str, what: str) -> Path:
+        real = Path(os.path.realpath(path))
+        if self.allowed_roots and not any(real == root or root in real.parents for root in self.allowed_roots):
+            roots = ", ".join(str(r) for r in self.allowed_roots)
+            raise JobError("path_not_allowed",
+                           f"{what} {path} is outside the folders this server may use ({roots}); "
+                           f"move it there or start the server with --allow {real.parent}",
+                           grpc.StatusCode.PERMISSION_DENIED)
+        return real
+
+
+@dataclasses.dataclass
+class JobPlan:
+    request: "pb.SubmitJobRequest"
+    op: str
+    selection: Selection
+    media: MediaInfo
+    rate: Fraction                  # the take's rate: the clip's source rate
+    read_start: int                 # first source frame read (clip source coordinates)
+    media_indices: list[int]        # media frame index of every frame read
+    take_start: int                 # take source range, clip source coordinates
+    take_count: int
+    head_handles: int
+    tail_handles: int
+    extend_side: str = ""
+    extend_frames: int = 0
+    strength: float = 0.5
+    mask_path: str = ""
+    mask_first: int = 0             # mask frame of the first frame read
+    mask_invert: bool = False
+    mask_grow: int = 0
+    codec: int = pb.PRORES_422_HQ
+    take_dir: Path = Path(".")
+    seed: int = 0
+    start_timecode: str = ""
+    drop_frame: bool = False
+
+    @property
+    def read_count(self) -> int:
+        return len(self.media_indices)
+
+    @property
+    def shot(self) -> str:
+        return self.selection.shot
+
+
+def make_plan(request: "pb.SubmitJobRequest", limits: Limits, default_take_dir: Path,
+              seed: int | None = None) -> JobPlan:
+    """Validate the request against the timeline, the media and the limits; raise JobError."""
+    try:
+        return _make_plan(request, limits, default_take_dir, seed)
+    except (MediaError, ValueError) as exc:
+        raise from_exception(exc) from None
+
+
+def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan:
+    if request.operation not in OP_NAMES:
+        raise JobError("bad_operation", f"operation {request.operation} is not one of REFINE, EXTEND, INPAINT")
+    op = OP_NAMES[request.operation]
+    params = request.WhichOneof("params")
+    if params not in (None, PARAMS_OF_OP[request.operation]):
+        raise JobError("bad_params", f"a {op} job takes {PARAMS_OF_OP[request.operation]} parameters, not {params}")
+    if not request.selection_otio:
+        raise JobError("malformed_otio", "the request has no selection_otio; export the selection with "
+                       "bridge.selection.export_selection")
+    timeline = parse_timeline(request.selection_otio, "selection_otio")
+    selection = read_selection(timeline)
+    media_path = str(limits.check_path(resolve_media_url(selection.media.path, limits.cas_dir), "media"))
+    if not os.path.exists(media_path if selection.media.kind == "movie" else os.path.dirname(media_path)):
+        raise JobError("media_missing", f"media of clip {selection.clip_name!r} not found: {selection.media.path}; "
+                       f"relink the clip or copy the media back", grpc.StatusCode.NOT_FOUND)
+    media = probe(media_path, rate=selection.media.rate)
+    rate = selection.rate
+    origin = selection.media.available_start if selection.media.available_start is not None else 0
+
+    def media_index(frame: int) -> int:
+        seconds = Fraction(frame - origin) / rate if selection.media.available_start is None else (
+            Fraction(frame) / rate - Fraction(origin) / selection.media.rate)
+        return math.floor(seconds * media.rate + Fraction(1, 2))
+
+    first, last = media_index(selection.source_start), media_index(selection.source_end - 1)
+    if first < 0 or last >= media.frame_count or selection.source_duration <= 0:
+        raise JobError("range_outside_media",
+                       f"clip {selection.clip_name!r} uses source frames {selection.source_start}.."
+                       f"{selection.source_end - 1} (media frames {first}..{last}) but {media.path} has "
+                       f"{media.frame_count} frames (0..{media.frame_count - 1}); trim the clip to its media")
+    handles = selection.handles
+    if handles > limits.max_handles:
+        raise JobError("bad_handles", f"handles {handles} exceed the server limit of {limits.max_handles} frames")
+
+    plan = JobPlan(request=request, op=op, selection=selection, media=media, rate=rate,
+                   read_start=selection.source_start, media_indices=[], take_start=selection.source_start,
+                   take_count=selection.source_duration, head_handles=0, tail_handles=0)
+    # Handles are clamped to the media: the backend may use them and the editor can trim into them.
+    plan.head_handles = min(handles, first)
+    plan.tail_handles = min(handles, media.frame_count - 1 - last)
+    if op == "extend":
+        _plan_extend(plan, request.extend, limits)
+    elif op == "refine":
+        strength = request.refine.strength if request.HasField("refine") else 0.5
+        if not 0.0 <= strength <= 1.0:
+            raise JobError("bad_strength", f"refine strength {strength:g} is outside 0..1")
+        plan.strength = strength
+    else:
+        _plan_inpaint(plan, request.inpaint if request.HasField("inpaint") else None, limits)
+    plan.read_start = selection.source_start - plan.head_handles
+    read_end = selection.source_end + plan.tail_handles
+    plan.media_indices = [media_index(f) for f in range(plan.read_start, read_end)]
+    if plan.extend_side == "head":
+        plan.take_start = plan.read_start - plan.extend_frames
+    else:
+        plan.take_start = plan.read_start
+    plan.take_count = plan.read_count + plan.extend_frames
+
+    contract = request.contract
+    max_frames = min(x for x in (limits.max_frames, contract.constraints.max_frames or limits.max_frames,
+                                 contract.budget.max_frames or limits.max_frames))
+    if plan.take_count > max_frames:
+        raise JobError("too_many_frames", f"the take would have {plan.take_count} frames, over the limit of "
+                       f"{max_frames}; select a shorter range")
+    plan.codec = contract.output.codec or pb.PRORES_422_HQ
+    if plan.codec not in CODECS:
+        raise JobError("bad_codec", f"codec {contract.output.codec} is not one of "
+                       f"{', '.join(pb.Codec.Name(c) for c in CODECS)}")
+    if plan.codec == pb.H264_PROXY and (media.width % 2 or media.height % 2):
+        raise JobError("bad_codec", f"H.264 needs even sizes and the media is {media.width}x{media.height}; "
+                       f"choose PRORES_422_HQ or FFV1")
+    take_dir = contract.output.take_dir or str(default_take_dir)
+    plan.take_dir = limits.check_path(take_dir, "take folder")
+    plan.seed = contract.seed if contract.HasField("seed") else (seed if seed is not None else random.randrange(2**31))
+    plan.start_timecode, plan.drop_frame = _take_timecode(plan, origin)
+    return plan
+
+
+def _plan_extend(plan: JobPlan, params: "pb.ExtendParams", limits: Limits) -> None:
+    if params.frames <= 0:
+        raise JobError("bad_frames", f"extend needs frames > 0, not {params.frames}")
+    if params.frames > limits.max_extend_frames:
+        raise JobError("bad_frames", f"extending by {params.frames} frames is over the server limit of "
+                       f"{limits.max_extend_frames}")
+    plan.extend_side = "head" if params.side == pb.HEAD else "tail"
+    plan.extend_frames = params.frames
+    # The extended edge is new material: no handles on that side.
+    if plan.extend_side == "head":
+        plan.head_handles = 0
+    else:
+        plan.tail_handles = 0
+
+
+def _plan_inpaint(plan: JobPlan, params, limits: Limits) -> None:
+    if params is None or not params.mask_url:
+        raise JobError("mask_missing", "inpaint needs a mask (white = regenerate): a movie, image sequence or "
+                       "still image of the clip's size", grpc.StatusCode.INVALID_ARGUMENT)
+    mask_path = resolve_media_url(params.mask_url, limits.cas_dir)
+    if not os.path.exists(mask_path) and not os.path.isdir(os.path.dirname(mask_path) or "."):
+        raise JobError("mask_missing", f"mask {mask_path} not found", grpc.StatusCode.NOT_FOUND)
+    mask_path = str(limits.check_path(mask_path, "mask"))
+    try:
+        mask = probe(mask_path, rate=plan.rate)
+    except MediaError as exc:
+        if exc.code == "media_missing":
+            raise JobError("mask_missing", str(exc), grpc.StatusCode.NOT_FOUND) from None
+        raise
+    if mask.size != plan.media.size:
+        raise JobError("mask_size_mismatch", f"mask {mask_path} is {mask.width}x{mask.height} but clip "
+                       f"{plan.selection.clip_name!r} is {plan.media.width}x{plan.media.height}; "
+                       f"render the mask at the clip's size")
+    still = mask.frame_count == 1 and not mask.is_sequence
+    if not still and mask.frame_count < plan.selection.source_duration:
+        raise JobError("mask_too_short", f"mask {mask_path} has {mask.frame_count} frames but clip "
+                       f"{plan.selection.clip_name!r} is {plan.selection.source_duration} frames; its frame 0 "
+                       f"is the clip's first frame")
+    plan.mask_path, plan.mask_invert, plan.mask_grow = mask_path, params.invert, max(0, params.grow_pixels)
+
+
+def _take_timecode(plan: JobPlan, origin: int) -> tuple[str, bool]:
+    """Timecode of the take's first frame: the media's own timecode numbering when it has one,
+    else the OTIO reference's (timecode-absolute) numbering."""
+    drop = plan.media.drop_frame if plan.media.start_timecode else is_drop_frame_rate(plan.rate)
+    if plan.media.start_timecode:
+        base = from_timecode(plan.media.start_timecode, plan.rate) - origin
+    else:
+        base = 0
+    return to_timecode(base + plan.take_start, plan.rate, drop), drop
+
+
+def resolve_media_url(url: str, cas_dir: Path) -> str:
+    """'cas:<sha256>' (after UploadMedia) -> the stored file's path; other urls unchanged."""
+    if not url.startswith("cas:"):
+        return url
+    digest = url[4:]
+    folder = cas_dir / digest
+    files = sorted(folder.iterdir()) if folder.is_dir() else []
+    if not files:
+        raise JobError("media_missing", f"no uploaded media with sha256 {digest}; upload it first",
+                       grpc.StatusCode.NOT_FOUND)
+    return str(files[0])

@@ -1,0 +1,119 @@
+"""Run one planned job: decode the source range, call the backend, composite, encode the take
+into a staging folder. Readable top to bottom; no gRPC and no database here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+
+from server.backends.base import Backend, Cancelled, Spec
+from server.media import MediaInfo, read_frames, read_mask, write_movie
+from server.plan import CODECS, JobPlan
+
+# Share of the job's progress bar each stage gets.
+STAGE_WEIGHTS = {"decode": 0.1, "generate": 0.75, "encode": 0.15}
+
+# report(stage, step, total, preview)
+Report = Callable[[str, int, int, Optional[np.ndarray]], None]
+
+
+@dataclasses.dataclass
+class RunResult:
+    staged: Path                 # the encoded take, in the staging folder
+    media: MediaInfo
+    timings: dict[str, float]    # seconds per stage
+    generated_size: tuple[int, int]
+    delivered_size: tuple[int, int]
+    fallbacks: list[str]
+
+
+def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
+             cancel: threading.Event) -> RunResult:
+    timings: dict[str, float] = {}
+
+    started = time.monotonic()
+    source = _decode(plan, report)
+    mask = _decode_mask(plan) if plan.op == "inpaint" else None
+    timings["decode"] = time.monotonic() - started
+    _check(cancel)
+
+    started = time.monotonic()
+    spec = Spec(op=plan.op, rate=plan.rate, seed=plan.seed, strength=plan.strength,
+                extend_side=plan.extend_side or "tail", extend_frames=plan.extend_frames, mask=mask,
+                prompt=plan.request.contract.prompt, negative_prompt=plan.request.contract.negative_prompt,
+                model=plan.request.model)
+    generated = backend.run(plan.op, source, spec,
+                            lambda done, total, preview: report("generate", done, total, preview), cancel)
+    timings["generate"] = time.monotonic() - started
+    take_frames = _composite(plan, source, generated, mask)
+    if len(take_frames) != plan.take_count:
+        raise RuntimeError(f"backend {backend.name} returned {len(take_frames)} frames for a take of "
+                           f"{plan.take_count}; this is a bug in the backend")
+    _check(cancel)
+
+    started = time.monotonic()
+    codec, suffix = CODECS[plan.codec]
+    staging.mkdir(parents=True, exist_ok=True)
+    dest = staging / f"{plan.shot}{suffix}"
+    media = write_movie(_frames_reporting(take_frames, report, cancel), dest, codec=codec, rate=plan.rate,
+                        start_timecode=plan.start_timecode, drop_frame=plan.drop_frame)
+    timings["encode"] = time.monotonic() - started
+    size = (source.shape[2], source.shape[1])
+    return RunResult(staged=dest, media=media, timings=timings, generated_size=size, delivered_size=size,
+                     fallbacks=[])
+
+
+def _decode(plan: JobPlan, report: Report) -> np.ndarray:
+    """The frames of the read range; media frames are fetched once even when a rate change
+    maps several take frames onto one media frame."""
+    first, last = min(plan.media_indices), max(plan.media_indices)
+    report("decode", 0, plan.read_count, None)
+    span = read_frames(plan.media.path, first, last - first + 1, rate=plan.media.rate)
+    report("decode", plan.read_count, plan.read_count, None)
+    if plan.media_indices == list(range(first, last + 1)):
+        return span
+    return span[np.asarray(plan.media_indices) - first]
+
+
+def _decode_mask(plan: JobPlan) -> np.ndarray:
+    """One mask per frame read; mask frame 0 is the clip's first frame, handles hold the
+    nearest mask frame."""
+    offsets = [f - plan.selection.source_start for f in range(plan.read_start, plan.read_start + plan.read_count)]
+    size = (plan.media.width, plan.media.height)
+    full = read_mask(plan.mask_path, plan.selection.source_duration, size, rate=plan.rate)
+    masks = full[np.clip(offsets, 0, len(full) - 1)]
+    if plan.mask_invert:
+        masks = ~masks
+    if plan.mask_grow:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * plan.mask_grow + 1,) * 2)
+        masks = np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in masks])
+    return masks
+
+
+def _composite(plan: JobPlan, source: np.ndarray, generated: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Pixels outside an inpaint mask are the source's; an extension is the source range plus
+    the new frames on its side."""
+    if plan.op == "inpaint":
+        return np.where(mask[..., None], generated, source)
+    if plan.op == "extend":
+        parts = (generated, source) if plan.extend_side == "head" else (source, generated)
+        return np.concatenate(parts, axis=0)
+    return generated
+
+
+def _frames_reporting(frames: np.ndarray, report: Report, cancel: threading.Event):
+    for index, frame in enumerate(frames):
+        _check(cancel)
+        yield frame
+        report("encode", index + 1, len(frames), None)
+
+
+def _check(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise Cancelled()

@@ -1,0 +1,183 @@
+"""The take store: versioned takes per shot (<shot>_v001, _v002, ...) with their media and a
+JSON manifest that records how each take was made. A take is complete once its manifest exists.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from bridge.api import pb
+from bridge.timecode import to_pb_rate
+from server.jobstore import JobStore, now_ms
+from server.plan import JobPlan
+from server.runner import RunResult
+
+MANIFEST_SCHEMA = 1
+MANIFEST_SUFFIX = ".manifest.json"
+LIBRARIES = ("takebridge", "opentimelineio", "grpcio", "protobuf", "numpy", "opencv-python-headless", "av",
+             "torch", "diffusers", "transformers")
+
+
+def safe_name(shot: str) -> str:
+    """A shot name usable as a folder and file name on every OS."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", shot).strip("._")
+    return name or "shot"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    try:
+        import av
+        versions["ffmpeg"] = ".".join(str(p) for p in av.library_versions.get("libavcodec", ()))
+        versions["ffmpeg"] = "libavcodec " + versions["ffmpeg"]
+    except Exception:  # informational only
+        pass
+    return versions
+
+
+def sha256_of(path: Path) -> str:
+    """Hash of a file, or of every file of a folder (image sequence) in name order."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def staging_dir(plan: JobPlan, job_id: str) -> Path:
+    return plan.take_dir / safe_name(plan.shot) / ".staging" / job_id
+
+
+class TakeStore:
+    def __init__(self, jobs: JobStore, device: str):
+        self.jobs = jobs
+        self.device = device
+
+    def next_version(self, shot_dir: Path, shot: str) -> int:
+        """The first version not taken in the database nor by a complete take on disk."""
+        used = self.jobs.versions_in_use(shot)
+        prefix = f"{safe_name(shot)}_v"
+        if shot_dir.is_dir():
+            for manifest in shot_dir.glob(f"{prefix}*{MANIFEST_SUFFIX}"):
+                number = manifest.name[len(prefix):-len(MANIFEST_SUFFIX)]
+                if number.isdigit():
+                    used.add(int(number))
+        version = 1
+        while version in used:
+            version += 1
+        return version
+
+    def commit(self, job: "pb.Job", plan: JobPlan, result: RunResult, backend: str, model: str,
+               status: int = pb.OK) -> "pb.Take":
+        """Move the staged media to its versioned name, write the manifest, record the take."""
+        shot_dir = plan.take_dir / safe_name(plan.shot)
+        with self.jobs.changed:  # one commit at a time: versions are allocated here
+            version = self.next_version(shot_dir, plan.shot)
+            take_id = f"{safe_name(plan.shot)}_v{version:03d}"
+            media_path = self._move_media(result.staged, shot_dir, take_id)
+            url = str(media_path)
+            if media_path.is_dir():
+                url = str(media_path / next(p.name for p in sorted(media_path.iterdir()) if p.suffix == ".png"))
+                url = re.sub(r"(\d+)(\.png)$", lambda m: f"%0{len(m.group(1))}d{m.group(2)}", url)
+            info = result.media
+            take = pb.Take(
+                take_id=take_id, job_id=job.job_id, shot=plan.shot, version=version, operation=job.operation,
+                status=status, manifest_url=str(shot_dir / f"{take_id}{MANIFEST_SUFFIX}"),
+                source_range=pb.FrameRange(start_frame=plan.take_start, frame_count=plan.take_count,
+                                           rate=to_pb_rate(plan.rate)),
+                generated_frames=plan.extend_frames, created_unix_ms=now_ms(), seed=plan.seed,
+                backend=backend, model=model, flags=result.fallbacks,
+                extend_side={"head": pb.HEAD, "tail": pb.TAIL}.get(plan.extend_side, pb.EXTEND_SIDE_UNSPECIFIED),
+                media=pb.MediaInfo(url=url, codec=plan.codec, width=info.width, height=info.height,
+                                   rate=to_pb_rate(info.rate), frame_count=info.frame_count,
+                                   start_timecode=info.start_timecode or "", drop_frame=info.drop_frame,
+                                   pixel_format=info.pix_fmt, sha256=sha256_of(media_path)))
+            write_json_atomic(Path(take.manifest_url), self.manifest(job, plan, result, take))
+            self.jobs.add_take(str(plan.take_dir), take)
+        shutil.rmtree(result.staged.parent, ignore_errors=True)
+        return take
+
+    @staticmethod
+    def _move_media(staged: Path, shot_dir: Path, take_id: str) -> Path:
+        dest = shot_dir / f"{take_id}{staged.suffix}"
+        if staged.is_dir():
+            # image sequence: rename the frames to the take id, then the folder
+            for frame in sorted(staged.iterdir()):
+                frame.rename(staged / frame.name.replace(staged.name, take_id, 1))
+            if dest.exists():  # an earlier attempt died before its manifest: incomplete, replace it
+                shutil.rmtree(dest)
+            staged.rename(dest)
+        else:
+            os.replace(staged, dest)
+        return dest
+
+    def manifest(self, job: "pb.Job", plan: JobPlan, result: RunResult, take: "pb.Take") -> dict:
+        request = json_format.MessageToDict(plan.request, preserving_proto_field_name=True)
+        sel = plan.selection
+        return {
+            "takebridge_manifest": MANIFEST_SCHEMA,
+            "take": json_format.MessageToDict(take, preserving_proto_field_name=True),
+            "job": {"job_id": job.job_id, "request_id": job.request_id, "attempts": job.attempts,
+                    "created_unix_ms": job.created_unix_ms, "started_unix_ms": job.started_unix_ms},
+            "request": request,
+            "operation": plan.op,
+            "parameters": {"strength": plan.strength if plan.op == "refine" else None,
+                           "extend_side": plan.extend_side or None, "extend_frames": plan.extend_frames,
+                           "mask": plan.mask_path or None, "mask_invert": plan.mask_invert,
+                           "mask_grow_pixels": plan.mask_grow},
+            "seed": plan.seed,
+            "backend": {"name": take.backend, "model": take.model, "device": self.device},
+            "source": {
+                "clip": sel.clip_name, "shot": sel.shot, "media": str(plan.media.path),
+                "media_sha256": sha256_of(Path(plan.media.path)) if Path(plan.media.path).exists() else None,
+                "media_rate": str(plan.media.rate), "media_frames": plan.media.frame_count,
+                "media_timecode": plan.media.start_timecode,
+                "source_range": {"start_frame": sel.source_start, "frame_count": sel.source_duration,
+                                 "rate": str(sel.rate)},
+                "handles": {"head": plan.head_handles, "tail": plan.tail_handles},
+                "record_start": sel.record_start, "timeline_rate": str(sel.timeline_rate),
+                "media_frames_read": [min(plan.media_indices), max(plan.media_indices)],
+            },
+            "resolution": {
+                "generated": {"width": result.generated_size[0], "height": result.generated_size[1],
+                              "rate": str(plan.rate)},
+                "delivered": {"width": take.media.width, "height": take.media.height, "rate": str(plan.rate)},
+                "upscaled": result.generated_size != result.delivered_size,
+            },
+            "fallbacks": list(result.fallbacks),
+            "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},
+            "versions": library_versions(),
+            "host": {"platform": platform.platform(), "machine": platform.machine(), "python": sys.version.split()[0]},
+        }

@@ -1,0 +1,157 @@
+"""One worker thread per device: claims queued jobs from the store, runs them, and turns what
+happens into job events (progress with ETA, previews, take ready, failed, cancelled).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import threading
+import time
+import traceback
+
+import cv2
+import numpy as np
+
+from bridge.api import pb
+from server.backends.base import Backend, Cancelled
+from server.errors import JobError, from_exception
+from server.jobstore import JobStore
+from server.media import MediaError
+from server.plan import make_plan
+from server.runner import STAGE_WEIGHTS, run_plan
+from server.takestore import TakeStore, staging_dir
+
+log = logging.getLogger("takebridge.worker")
+PROGRESS_INTERVAL_S = 0.25
+PREVIEW_INTERVAL_S = 1.0
+PREVIEW_WIDTH = 256
+
+
+def seed_for(job_id: str) -> int:
+    """The seed of a job that did not ask for one: fixed by the job id, so a job resumed after a
+    restart renders the same pixels."""
+    return int(hashlib.sha256(job_id.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+class Worker(threading.Thread):
+    def __init__(self, runtime, device: str, backends: dict[str, Backend]):
+        super().__init__(name=f"takebridge-worker-{device}", daemon=True)
+        self.runtime = runtime
+        self.device = device
+        self.backends = backends
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.cancels: dict[str, threading.Event] = {}
+
+    @property
+    def store(self) -> JobStore:
+        return self.runtime.store
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        for event in list(self.cancels.values()):
+            event.set()
+
+    def cancel(self, job_id: str) -> bool:
+        event = self.cancels.get(job_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            job_id = self.store.claim_next(self.backends)
+            if job_id is None:
+                self.wake.wait(0.5)
+                self.wake.clear()
+                continue
+            self.run_job(job_id)
+
+    def run_job(self, job_id: str) -> None:
+        cancel = threading.Event()
+        self.cancels[job_id] = cancel
+        if self.store.cancel_requested(job_id):
+            cancel.set()
+        job = self.store.get_job(job_id)
+        backend = self.backends[job.backend]
+        self.store.append_event(job_id, pb.JobEvent(started=pb.Started(
+            backend=backend.name, device=backend.device, attempt=job.attempts)))
+        log.info("job %s started: %s of shot %s on %s (attempt %d)", job_id,
+                 pb.Operation.Name(job.operation).lower(), job.shot, backend.device, job.attempts)
+        plan = None
+        try:
+            request = self.store.request_of(job_id)
+            plan = make_plan(request, self.runtime.limits, self.runtime.take_dir, seed=seed_for(job_id))
+            reporter = _Reporter(self.store, job_id)
+            result = run_plan(plan, backend, staging_dir(plan, job_id), reporter, cancel)
+            if cancel.is_set():
+                raise Cancelled()
+            take = self.runtime.takes.commit(job, plan, result, backend.name, request.model)
+            self.store.finish(job_id, pb.SUCCEEDED, take_id=take.take_id,
+                              event=pb.JobEvent(take_ready=take))
+            log.info("job %s done: take %s (%d frames) at %s", job_id, take.take_id, take.media.frame_count,
+                     take.media.url)
+        except Cancelled:
+            if self.stopping.is_set():
+                log.info("job %s interrupted by shutdown; it resumes at the next start", job_id)
+                return
+            self.store.finish(job_id, pb.CANCELLED, event=pb.JobEvent(cancelled=pb.Cancelled(
+                reason="cancelled by the user")))
+            log.info("job %s cancelled", job_id)
+        except (JobError, MediaError, ValueError) as exc:
+            error = from_exception(exc)
+            self._fail(job_id, error.code, str(error))
+        except Exception as exc:  # a bug: fail the job, keep the server up, log the traceback
+            log.error("job %s crashed:\n%s", job_id, traceback.format_exc())
+            self._fail(job_id, "internal", f"internal error ({type(exc).__name__}: {exc}); the server log "
+                                           f"has the details")
+        finally:
+            self.cancels.pop(job_id, None)
+            if plan is not None:
+                shutil.rmtree(staging_dir(plan, job_id), ignore_errors=True)
+
+    def _fail(self, job_id: str, code: str, message: str) -> None:
+        if self.stopping.is_set():
+            return  # shutting down: leave the job RUNNING so the next start picks it up again
+        self.store.finish(job_id, pb.FAILED, error=message, error_code=code,
+                          event=pb.JobEvent(failed=pb.Failure(code=code, message=message)))
+        log.warning("job %s failed [%s]: %s", job_id, code, message)
+
+
+class _Reporter:
+    """Backend/stage progress -> throttled progress events with ETA, and small previews."""
+
+    def __init__(self, store: JobStore, job_id: str):
+        self.store, self.job_id = store, job_id
+        self.started = time.monotonic()
+        self.last_progress = self.last_preview = 0.0
+        self.done_weight = 0.0
+        self.stage = ""
+
+    def __call__(self, stage: str, step: int, total: int, preview) -> None:
+        if stage != self.stage:
+            if self.stage:
+                self.done_weight += STAGE_WEIGHTS.get(self.stage, 0.0)
+            self.stage = stage
+        now = time.monotonic()
+        fraction = min(1.0, self.done_weight + STAGE_WEIGHTS.get(stage, 0.0) * (step / total if total else 1.0))
+        if now - self.last_progress >= PROGRESS_INTERVAL_S or step in (0, total):
+            self.last_progress = now
+            elapsed = now - self.started
+            eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else -1.0
+            progress = pb.Progress(stage=stage, step=step, total=total, fraction=fraction, eta_seconds=eta)
+            self.store.set_progress(self.job_id, progress)
+            self.store.append_event(self.job_id, pb.JobEvent(progress=progress))
+        if preview is not None and now - self.last_preview >= PREVIEW_INTERVAL_S:
+            self.last_preview = now
+            self.store.append_event(self.job_id, pb.JobEvent(preview=_preview(preview, step)))
+
+
+def _preview(frame: np.ndarray, step: int) -> "pb.Preview":
+    height = max(1, round(frame.shape[0] * PREVIEW_WIDTH / frame.shape[1]))
+    small = cv2.resize(frame, (PREVIEW_WIDTH, height), interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return pb.Preview(frame=max(0, step - 1), jpeg=jpeg.tobytes() if ok else b"", width=PREVIEW_WIDTH, height=height)
