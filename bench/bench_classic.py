@@ -179,7 +179,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 12 frames at 480x270, one repeat; writes JSON only with --json")
     parser.add_argument("--json", type=Path, default=None,
-                        help="where to write the JSON report (default: bench/results/classic_<hostname>.json)")
+                        help="where to write the JSON report "
+                             "(default: bench/results/classic_<hostname>.json)")
     return parser
 
 

@@ -90,9 +90,11 @@ class Runtime:
         self.stopping = False
 
     def start(self) -> list[str]:
-        resumed = self.store.requeue_interrupted()
+        resumed, failed = self.store.requeue_interrupted()
         for job_id in resumed:
             log.info("job %s was running when the server stopped; queued again", job_id)
+        for job_id in failed:
+            log.warning("job %s was running at each of the last server stops; marked failed", job_id)
         for worker in self.workers:
             worker.start()
         return resumed

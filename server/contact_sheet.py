@@ -38,13 +38,8 @@ def contact_sheet(
     if columns < 1 or thumb_width < 16:
         raise ValueError(f"columns={columns} and thumb_width={thumb_width} must be at least 1 and 16")
     bands = [_row_band(label, frames, columns, thumb_width) for label, frames in rows]
-    sheet_width = MARGIN + columns * (thumb_width + MARGIN)
-    sheet = np.full((MARGIN + sum(band.shape[0] for band in bands), sheet_width, 3), BACKGROUND, np.uint8)
-    top = MARGIN
-    for band in bands:
-        sheet[top : top + band.shape[0], : band.shape[1]] = band
-        top += band.shape[0]
-    _write_png_atomically(sheet, dest)
+    top_margin = np.full((MARGIN, bands[0].shape[1], 3), BACKGROUND, np.uint8)
+    _write_png_atomically(np.vstack([top_margin, *bands]), dest)
     return dest
 
 

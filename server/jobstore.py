@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS reviews (
 """
 
 TERMINAL = (pb.SUCCEEDED, pb.FAILED, pb.CANCELLED)
+MAX_ATTEMPTS = 3
 
 
 def now_ms() -> int:
@@ -177,14 +178,25 @@ class JobStore:
                              (pb.RUNNING, now_ms(), row[0]))
             return row[0]
 
-    def requeue_interrupted(self) -> list[str]:
-        """Jobs left RUNNING by a server that died go back to the queue (called at start)."""
+    def requeue_interrupted(self, max_attempts: int = MAX_ATTEMPTS) -> tuple[list[str], list[str]]:
+        """Jobs left RUNNING by a server that died go back to the queue (called at start);
+        a job that was running during `max_attempts` deaths fails instead of looping forever.
+        Returns (requeued, failed)."""
+        requeued, failed = [], []
         with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT job_id FROM jobs WHERE state=?", (pb.RUNNING,))]
-            for job_id in ids:
+            rows = self._db.execute("SELECT job_id, attempts FROM jobs WHERE state=?", (pb.RUNNING,)).fetchall()
+            for job_id, attempts in rows:
+                if attempts >= max_attempts:
+                    message = (f"the server stopped {attempts} times while running this job; it may be what "
+                               f"crashes it. Check the server log, then submit it again")
+                    self.finish(job_id, pb.FAILED, error=message, error_code="interrupted_too_often",
+                                event=pb.JobEvent(failed=pb.Failure(code="interrupted_too_often", message=message)))
+                    failed.append(job_id)
+                    continue
                 self._db.execute("UPDATE jobs SET state=? WHERE job_id=?", (pb.QUEUED, job_id))
                 self.append_event(job_id, pb.JobEvent(queued=pb.Queued(position=self.queue_position(job_id))))
-            return ids
+                requeued.append(job_id)
+        return requeued, failed
 
     def set_progress(self, job_id: str, progress: "pb.Progress") -> None:
         with self._lock:

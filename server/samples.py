@@ -85,12 +85,12 @@ def demo_scene(n: int, h: int = 720, w: int = 1280, seed: int = 0) -> tuple[np.n
     """(frames, masks): the demo shot — a slow push-in pan with a disc to remove crossing it."""
     dx, dy = 0.004 * w, 0.001 * h
     canvas, origin = _set_for(h, w, dx, dy, seed)
+    centre = np.array([w / 2.0, h / 2.0])
     cameras = []
     for i in range(n):
         zoom = 1.0 + 0.002 * i
         camera = _camera(origin, i * dx, i * dy)
         # Scale about the frame centre, so the push-in does not drift the framing.
-        centre = np.array([w / 2.0, h / 2.0])
         camera[:, :2] *= zoom
         camera[:, 2] = zoom * camera[:, 2] + (1.0 - zoom) * centre
         cameras.append(camera)
@@ -126,14 +126,20 @@ def _film(canvas: np.ndarray, cameras: list[np.ndarray], h: int, w: int) -> np.n
 
 
 def _disc_sprite(radius: int, seed: int) -> np.ndarray:
-    """(2r+5, 2r+5, 4) float32 RGBA: a striped, shaded disc with an anti-aliased edge."""
+    """(2r+5, 2r+5, 4) float32 RGBA: a shaded, blotchy disc with a bright band and a soft edge.
+
+    Its texture has no period, as a real prop's would not, so motion can be measured on it.
+    """
     rng = np.random.default_rng([seed, 2])
     size = 2 * radius + 5
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) - size // 2
-    base = rng.uniform(60, 230, 3).astype(np.float32)
-    stripes = 40.0 * np.sin((xx + 0.5 * yy) * (2.5 / max(radius, 1) * np.pi))
+    base = rng.uniform(60, 200, 3).astype(np.float32)
+    cells = max(2, radius // 4)
+    blotches = cv2.resize(rng.uniform(-45, 45, (cells, cells, 3)).astype(np.float32), (size, size),
+                          interpolation=cv2.INTER_CUBIC)
+    band = 50.0 * np.exp(-0.5 * ((xx - 0.6 * yy) / (0.15 * max(radius, 1))) ** 2)
     shade = 1.0 - 0.35 * (xx + yy) / (2.0 * max(radius, 1))
-    rgb = np.clip(base * shade[..., None] + stripes[..., None], 0, 255)
+    rgb = np.clip(base * shade[..., None] + blotches + band[..., None], 0, 255)
     alpha = np.zeros((size, size), np.uint8)
     cv2.circle(alpha, (size // 2, size // 2), radius, 255, -1, cv2.LINE_AA)
     return np.dstack([rgb, alpha.astype(np.float32) / 255.0]).astype(np.float32)

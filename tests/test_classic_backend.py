@@ -11,6 +11,7 @@ import pytest
 from server import samples
 from server.backends.base import BackendError, Cancelled, Spec
 from server.backends.classic import ClassicBackend
+from server.backends.classic.extend import LOCAL_FADE
 
 RATE = Fraction(24000, 1001)
 H, W = 120, 208
@@ -87,11 +88,40 @@ def test_extending_a_pan_continues_the_camera_move(side):
     repeat = np.repeat(held[None], k, axis=0)
     inside = np.s_[:, margin:-margin, margin:-margin]
     ours, hold = mean_abs_error(take, truth), mean_abs_error(repeat, truth)
-    ours_in, hold_in = mean_abs_error(take[inside], truth[inside]), mean_abs_error(repeat[inside], truth[inside])
+    ours_in = mean_abs_error(take[inside], truth[inside])
+    hold_in = mean_abs_error(repeat[inside], truth[inside])
     print(f"extend {side}: MAE {ours:.2f} vs repeat {hold:.2f}; interior {ours_in:.2f} vs {hold_in:.2f}")
     assert take.shape == (k, H, W, 3)
     assert ours < 0.5 * hold
     assert ours_in < 0.2 * hold_in
+
+
+def test_extending_a_locked_off_shot_carries_the_crossing_disc_on_and_leaves_the_set_alone():
+    # Large enough for dense flow to follow a disc moving ~10 px a frame.
+    frames, masks, _ = samples.moving_object_clip(24, 180, 320, seed=8)
+    last, around_disc = frames[-1], cv2.dilate(masks[-1].astype(np.uint8), np.ones((41, 41))) > 0
+
+    take = run("extend", frames, extend_side="tail", extend_frames=4)
+
+    on_set = mean_abs_error(take[:, ~around_disc], np.repeat(last[None], 4, axis=0)[:, ~around_disc])
+    # Where the disc went: find the last frame's disc in the first new frame.
+    ys, xs = np.nonzero(masks[-1])
+    box = np.s_[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    disc = cv2.erode(masks[-1][box].astype(np.uint8), np.ones((7, 7)))   # the disc, not the set
+    scores = cv2.matchTemplate(take[0], last[box], cv2.TM_SQDIFF, mask=np.dstack([disc] * 3))
+    found = np.array(np.unravel_index(np.argmin(scores), scores.shape))[::-1]
+    moved = found - np.array([xs.min(), ys.min()])
+    previous_step = np.array(_centroid(masks[-1])) - np.array(_centroid(masks[-2]))
+    expected = LOCAL_FADE * previous_step
+    print(f"extend with a moving disc: set changed by {on_set:.2f}; disc moved {moved} px, "
+          f"expected about {np.round(expected, 1)}")
+    assert on_set < 0.5
+    assert np.linalg.norm(moved - expected) < 0.3 * np.linalg.norm(expected)
+
+
+def _centroid(mask: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.nonzero(mask)
+    return float(xs.mean()), float(ys.mean())
 
 
 def test_extending_a_shot_with_no_trackable_motion_holds_its_last_frame():
@@ -187,3 +217,9 @@ def test_a_mask_that_does_not_fit_the_shot_is_refused_with_what_to_do():
         run("inpaint", frames, mask=np.zeros((4, H, W + 2), bool))
     assert refused.value.code == "mask_size_mismatch"
     assert str((4, H, W)) in str(refused.value)
+
+
+def test_a_longer_synthetic_pan_is_the_true_continuation_of_a_shorter_one():
+    shot = samples.pan_clip(10, H, W, 2.6, -0.8, seed=9)
+    longer = samples.pan_clip(14, H, W, 2.6, -0.8, seed=9)
+    assert np.array_equal(longer[:10], shot)

@@ -50,7 +50,7 @@ MOVIE_CODECS = {
     "ffv1": MovieCodec("ffv1", "matroska", (".mkv",), "bgr0", {"level": "3"}),
     # Light proxy for review; faststart so players can begin before the whole file arrives.
     "h264": MovieCodec(
-        "libx264", "mp4", (".mp4", ".mov"), "yuv420p", {"crf": "18", "preset": "medium"}, {"movflags": "+faststart"}
+        "libx264", "mp4", (".mp4",), "yuv420p", {"crf": "18", "preset": "medium"}, {"movflags": "+faststart"}
     ),
 }
 CODECS = (*MOVIE_CODECS, "png")
@@ -78,17 +78,27 @@ def write_movie(
     dest = Path(dest)
     rate = _checked_rate(rate)
     start_timecode = _checked_timecode(start_timecode, rate, drop_frame)
-    if codec not in CODECS:
-        raise MediaError("unsupported_codec", f"codec {codec!r} is not one of {', '.join(CODECS)}")
+    movie = _checked_codec(codec, dest)
     total = len(frames) if hasattr(frames, "__len__") else None
-    checked = _checked_frames(frames, codec)
+    size, checked = _checked_frames(frames, codec)
+
+    def report(done: int) -> None:
+        if progress is not None:
+            progress(done, total)
+
+    def write(temp: Path) -> None:
+        try:
+            if movie is None:
+                _write_png_sequence(checked, temp, dest.name, rate, start_timecode, report)
+            else:
+                _write_movie_file(checked, temp, movie, size, rate, start_timecode, report)
+        except (av.FFmpegError, OSError) as error:
+            raise MediaError(
+                "encode_failed", f"writing {dest} as {codec} failed ({error}); check free space and permissions"
+            ) from error
+
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if codec == "png":
-        _write_atomically(dest, lambda temp: _write_png_sequence(checked, temp, dest.name, rate, start_timecode, progress, total))
-    else:
-        movie = MOVIE_CODECS[codec]
-        _check_destination(dest, codec, movie)
-        _write_atomically(dest, lambda temp: _write_movie_file(checked, temp, movie, rate, start_timecode, progress, total))
+    _write_atomically(dest, write)
     return probe(dest)
 
 
@@ -118,7 +128,15 @@ def _checked_timecode(timecode: str | None, rate: Fraction, drop_frame: bool | N
     return timecode.strip()
 
 
-def _check_destination(dest: Path, codec: str, movie: MovieCodec) -> None:
+def _checked_codec(codec: str, dest: Path) -> MovieCodec | None:
+    """The movie codec for `codec`, or None for a PNG sequence, once `dest` suits it."""
+    if codec not in CODECS:
+        raise MediaError("unsupported_codec", f"codec {codec!r} is not one of {', '.join(CODECS)}")
+    if codec == "png":
+        if dest.is_file():
+            raise MediaError("bad_destination", f"destination {dest} is a file; a PNG sequence needs a folder name")
+        return None
+    movie = MOVIE_CODECS[codec]
     if dest.suffix.lower() not in movie.suffixes:
         raise MediaError(
             "bad_destination",
@@ -126,10 +144,13 @@ def _check_destination(dest: Path, codec: str, movie: MovieCodec) -> None:
         )
     if dest.is_dir():
         raise MediaError("bad_destination", f"destination {dest} is a folder; name a {movie.suffixes[0]} file")
+    return movie
 
 
-def _checked_frames(frames: np.ndarray | Iterable[np.ndarray], codec: str) -> Iterator[np.ndarray]:
-    """The frames one at a time, each checked against the shape of the first."""
+def _checked_frames(
+    frames: np.ndarray | Iterable[np.ndarray], codec: str
+) -> tuple[tuple[int, int], Iterator[np.ndarray]]:
+    """(width, height) of the first frame, and all frames one at a time, checked against it."""
     iterator = iter(frames)
     first = next(iterator, None)
     if first is None:
@@ -147,7 +168,7 @@ def _checked_frames(frames: np.ndarray | Iterable[np.ndarray], codec: str) -> It
             f"H.264 (yuv420p) needs even width and height, frames are {width}x{height}; crop or pad "
             f"to {width + width % 2}x{height + height % 2}, or write prores/ffv1/png",
         )
-    return _same_shape(first, iterator)
+    return (width, height), _same_shape(first, iterator)
 
 
 def _same_shape(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -192,37 +213,32 @@ def _write_movie_file(
     frames: Iterator[np.ndarray],
     temp: Path,
     movie: MovieCodec,
+    size: tuple[int, int],
     rate: Fraction,
     start_timecode: str | None,
-    progress: Progress | None,
-    total: int | None,
+    report: Callable[[int], None],
 ) -> None:
-    try:
-        with av.open(str(temp), "w", format=movie.container, options=movie.container_options) as container:
-            if start_timecode is not None:
-                # MOV/MP4 turn this into a tmcd track, Matroska into a TIMECODE tag; probe reads both.
-                container.metadata["timecode"] = start_timecode
-            stream = None
-            for index, array in enumerate(frames):
-                if stream is None:
-                    stream = _add_video_stream(container, movie, rate, array.shape[1], array.shape[0])
-                picture = _to_picture(array, movie.pix_fmt)
-                picture.pts = index
-                for packet in stream.encode(picture):
-                    container.mux(packet)
-                if progress is not None:
-                    progress(index + 1, total)
-            for packet in stream.encode():
+    with av.open(str(temp), "w", format=movie.container, options=movie.container_options) as container:
+        if start_timecode is not None:
+            # MOV/MP4 turn this into a tmcd track, Matroska into a TIMECODE tag; probe reads both.
+            container.metadata["timecode"] = start_timecode
+        stream = _add_video_stream(container, movie, size, rate)
+        for index, array in enumerate(frames):
+            picture = _to_picture(array, movie.pix_fmt)
+            picture.pts = index
+            for packet in stream.encode(picture):
                 container.mux(packet)
-    except av.FFmpegError as error:
-        raise MediaError("encode_failed", f"FFmpeg failed writing {movie.encoder} to {temp} ({error})") from error
+            report(index + 1)
+        for packet in stream.encode():
+            container.mux(packet)
 
 
-def _add_video_stream(container, movie: MovieCodec, rate: Fraction, width: int, height: int) -> av.VideoStream:
+def _add_video_stream(
+    container: av.container.OutputContainer, movie: MovieCodec, size: tuple[int, int], rate: Fraction
+) -> av.VideoStream:
     # rate= sets the codec time base to exactly 1/rate (1001/24000), which MOV keeps as 1/24000.
     stream = container.add_stream(movie.encoder, rate=rate, options=dict(movie.options))
-    stream.width = width
-    stream.height = height
+    stream.width, stream.height = size
     stream.pix_fmt = movie.pix_fmt
     stream.thread_type = "AUTO"
     if not av.VideoFormat(movie.pix_fmt).is_rgb:
@@ -248,17 +264,15 @@ def _write_png_sequence(
     name: str,
     rate: Fraction,
     start_timecode: str | None,
-    progress: Progress | None,
-    total: int | None,
+    report: Callable[[int], None],
 ) -> None:
     temp.mkdir()
     pattern = f"{name}.%0{SEQUENCE_PADDING}d.png"
     for index, array in enumerate(frames):
         image = temp / (pattern % (SEQUENCE_FIRST_NUMBER + index))
         if not cv2.imwrite(str(image), cv2.cvtColor(array, cv2.COLOR_RGB2BGR)):
-            raise MediaError("encode_failed", f"could not write PNG {image}; check free space and permissions")
-        if progress is not None:
-            progress(index + 1, total)
+            raise OSError(f"OpenCV could not write frame {index} as PNG")
+        report(index + 1)
     sidecar = {
         "schema_version": 1,
         "pattern": pattern,

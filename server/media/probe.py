@@ -108,8 +108,6 @@ def probe(path: str | Path, *, rate: Fraction | int | None = None) -> MediaInfo:
     sequence = find_sequence(path) if path.is_dir() or "%" in path.name else None
     if sequence is not None:
         return _probe_sequence(sequence, rate)
-    if not path.exists():
-        raise MediaError("media_missing", f"media file {path} does not exist; relink or re-render it")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return _probe_still(path, rate)
     return _probe_movie(path)
@@ -165,7 +163,12 @@ def _probe_movie(path: Path) -> MediaInfo:
         frame_count = _frame_count(container, stream, rate)
         timecode = _timecode(container)
         context = stream.codec_context
-        pix_fmt = context.format.name if context.format else "unknown"
+        if context.format is None:
+            raise MediaError(
+                "media_unreadable",
+                f"{path} is {context.name} video that this FFmpeg cannot decode; transcode it to "
+                "ProRes or H.264 first",
+            )
         return MediaInfo(
             path=path,
             width=context.width,
@@ -175,9 +178,9 @@ def _probe_movie(path: Path) -> MediaInfo:
             start_timecode=timecode,
             drop_frame=timecode is not None and ";" in timecode,
             codec=context.name,
-            pix_fmt=pix_fmt,
+            pix_fmt=context.format.name,
             is_sequence=False,
-            bit_depth=bit_depth(pix_fmt) if context.format else 8,
+            bit_depth=bit_depth(context.format.name),
         )
 
 

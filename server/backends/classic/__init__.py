@@ -11,9 +11,7 @@ import cv2
 import numpy as np
 
 from ..base import BackendError, Cancelled, ProgressFn, Spec
-from .extend import extend
-from .inpaint import inpaint
-from .refine import refine
+from . import extend, inpaint, refine
 
 PREVIEW_EVERY = 8       # frames between previews sent with progress
 
@@ -35,13 +33,15 @@ class ClassicBackend:
         # Nothing here draws random numbers today; seeding keeps it so if something ever does.
         cv2.setRNGSeed(spec.seed)
         if op == "refine":
-            made, total = refine(frames, spec.strength), len(frames)
+            made, total = refine.refined_frames(frames, spec.strength), len(frames)
         elif op == "extend":
             _check_extend(spec)
-            made, total = extend(frames, spec.extend_frames, spec.extend_side), spec.extend_frames
+            made = extend.new_frames(frames, spec.extend_frames, spec.extend_side)
+            total = spec.extend_frames
         elif op == "inpaint":
             _check_mask(spec.mask, frames.shape)
-            made, total = inpaint(frames, spec.mask.astype(bool, copy=False)), len(frames)
+            made = inpaint.filled_frames(frames, spec.mask.astype(bool, copy=False))
+            total = len(frames)
         else:
             raise BackendError("unsupported_operation",
                                f"the classic backend has no operation {op!r}; "

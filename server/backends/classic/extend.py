@@ -15,6 +15,7 @@ from . import motion
 HISTORY = 5             # frame steps the camera move is averaged over
 LOCAL_FADE = 0.85       # per new frame, how much of the subject's own motion carries on
 _STILL_PX = 0.25        # local motion below this is measurement noise, not movement
+_MATCH_TOLERANCE = 2    # grey levels by which following the flow must match better to count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,16 +23,18 @@ class Continuation:
     """What the last frame does next: its per-frame camera step and its subjects' velocity.
 
     `step` maps the last frame's pixels one frame on; `velocity` (H, W, 2) is the motion left
-    over after the camera's, in px per frame at the last frame's pixels; `trust` (0..1) is how
-    much of the measured motion survived the reliability damping.
+    over after the camera's, in px per frame at the last frame's pixels, and `moving` (H, W)
+    where it is not zero; `trust` (0..1) is how much of the measured motion survived the
+    reliability damping.
     """
 
     step: np.ndarray
     velocity: np.ndarray
+    moving: np.ndarray
     trust: float
 
 
-def extend(frames: np.ndarray, count: int, side: str) -> Iterator[np.ndarray]:
+def new_frames(frames: np.ndarray, count: int, side: str) -> Iterator[np.ndarray]:
     """Yield `count` new frames in timeline order, after the shot ("tail") or before it ("head").
 
     A head extension is a tail extension of the shot played backwards; since every new frame
@@ -53,20 +56,59 @@ def continuation(shot: np.ndarray) -> Continuation:
     """
     h, w = shot.shape[1:3]
     if len(shot) < 2:
-        return Continuation(np.eye(3), np.zeros((h, w, 2), np.float32), 0.0)
+        return Continuation(np.eye(3), np.zeros((h, w, 2), np.float32), np.zeros((h, w), bool), 0.0)
     recent = shot[-(HISTORY + 1):]
     steps = [motion.camera_motion(a, b) for a, b in zip(recent[:-1], recent[1:])]
     step = np.median(np.stack([s.homography for s in steps]), axis=0)
-    fit = float(np.median([s.inlier_ratio for s in steps]))
-    misfit = float(np.median([s.residual_px for s in steps]))
-    trust = float(np.clip((fit - 0.3) / 0.4, 0.0, 1.0) * np.clip((2.0 - misfit) / 1.5, 0.0, 1.0))
+    trust = _trust(steps, w)
     step = motion.toward_identity(step, trust, (h, w))
 
     # Subjects' own motion: what the last pair still disagrees on once the camera is undone.
     previous = motion.warp(shot[-2], steps[-1].homography, border=cv2.BORDER_REPLICATE)
-    velocity = -motion.dense_flow(shot[-1], previous) * np.float32(trust)
-    velocity[np.linalg.norm(velocity, axis=2) < _STILL_PX] = 0.0
-    return Continuation(step, velocity, trust)
+    velocity = subject_velocity(shot[-1], previous) * np.float32(trust)
+    return Continuation(step, velocity, velocity.any(axis=2), trust)
+
+
+def subject_velocity(last: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """(H, W, 2) px per frame of what moved on its own from `previous` (camera undone) to `last`.
+
+    Dense flow bleeds from a moving subject into the still set around it, which would bend
+    the set's lines; flow is kept only where following it explains `last` clearly better
+    than standing still does, and the kept pixels are then grown into whole regions.
+    """
+    flow = motion.dense_flow(last, previous)      # last(x) ≈ previous(x + flow(x))
+    followed = motion.disagreement(last, motion.pull_along_flow(previous, flow)).astype(np.int16)
+    still = motion.disagreement(last, previous).astype(np.int16)
+    kept = (followed + _MATCH_TOLERANCE < still) & (np.linalg.norm(flow, axis=2) >= _STILL_PX)
+    return _as_regions(-flow, kept)
+
+
+def _as_regions(velocity: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The kept velocities as whole moving regions: specks dropped, pinholes filled, smoothed.
+
+    Subjects move as pieces; a torn velocity field would tear them apart when extrapolated.
+    Gaps take the mean of the kept velocities around them (a normalised box filter).
+    """
+    size = max(3, velocity.shape[1] // 100) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    kept8 = kept.astype(np.uint8)
+    region = cv2.morphologyEx(cv2.morphologyEx(kept8, cv2.MORPH_OPEN, kernel), cv2.MORPH_CLOSE, kernel)
+    share = cv2.blur(kept8.astype(np.float32), (2 * size + 1,) * 2)
+    mean = cv2.blur(np.where(kept[..., None], velocity, 0.0).astype(np.float32), (2 * size + 1,) * 2)
+    smooth = mean / np.maximum(share, 1e-3)[..., None]
+    return np.where(region[..., None] > 0, smooth, 0.0).astype(np.float32)
+
+
+def _trust(steps: list[motion.CameraMotion], width: int) -> float:
+    """0..1: full when most tracked points fit the camera model tightly, none when few do.
+
+    Ramps: the share of points explained, from 30% (none) to 70% (full); their median
+    misfit, from 0.8 (full) to 3 (none) thousandths of the frame width, so the same shot
+    is trusted alike at any resolution.
+    """
+    explained = float(np.median([s.inlier_ratio for s in steps]))
+    misfit = 1000.0 * float(np.median([s.residual_px for s in steps])) / width
+    return float(np.clip((explained - 0.3) / 0.4, 0.0, 1.0) * np.clip((3.0 - misfit) / 2.2, 0.0, 1.0))
 
 
 def continue_frame(last: np.ndarray, plan: Continuation, k: int) -> np.ndarray:
@@ -80,9 +122,38 @@ def continue_frame(last: np.ndarray, plan: Continuation, k: int) -> np.ndarray:
     back = np.linalg.inv(np.linalg.matrix_power(plan.step, k))
     source = cv2.perspectiveTransform(motion.pixel_grid((h, w)).reshape(1, -1, 2), back)
     source = source.reshape(h, w, 2)
-    if plan.velocity.any():
+    if plan.moving.any():
         travelled = LOCAL_FADE * (1.0 - LOCAL_FADE ** k) / (1.0 - LOCAL_FADE)
-        velocity = cv2.remap(plan.velocity, source, None, cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REPLICATE)
+        # Nearest, so a subject's edge moves whole rather than half as far as its interior.
+        velocity = cv2.remap(arrivals(plan.velocity, plan.moving, travelled), source, None,
+                             cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
         source -= np.float32(travelled) * velocity
     return cv2.remap(last, source, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def arrivals(velocity: np.ndarray, moving: np.ndarray, travelled: float) -> np.ndarray:
+    """Velocity field indexed by where things end up after moving `travelled` frames' worth.
+
+    Drawing a frame looks up, for each pixel, where its content came from, so it needs the
+    velocity of whatever arrives there, not of what was there before. Moving pixels are
+    splatted (3x3, no cracks) to their destination. A pixel a subject left with nothing
+    arriving shows the set from behind the subject: its own velocity, lengthened until the
+    look-up falls off the moving region (a stretched trail, not a second copy of the subject).
+    """
+    h, w = velocity.shape[:2]
+    ys, xs = np.nonzero(moving)
+    carried = velocity[ys, xs]
+    to_x = np.rint(xs + travelled * carried[:, 0]).astype(np.int64)
+    to_y = np.rint(ys + travelled * carried[:, 1]).astype(np.int64)
+    arrived = velocity.copy()
+    for reach in (4.0, 3.0, 2.0, 1.0):     # the shortest reach that clears the subject wins
+        from_x = np.clip(np.rint(xs - reach * travelled * carried[:, 0]).astype(np.int64), 0, w - 1)
+        from_y = np.clip(np.rint(ys - reach * travelled * carried[:, 1]).astype(np.int64), 0, h - 1)
+        clear = ~moving[from_y, from_x]
+        arrived[ys[clear], xs[clear]] = reach * carried[clear]
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            x, y = to_x + dx, to_y + dy
+            inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+            arrived[y[inside], x[inside]] = carried[inside]
+    return arrived

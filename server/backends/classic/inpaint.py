@@ -15,14 +15,14 @@ FRINGE_PX = 3          # also distrust this much around a donor's mask: roto edg
 _SPATIAL_RADIUS = 5    # cv2.inpaint neighbourhood for pixels no frame ever saw
 
 
-def inpaint(frames: np.ndarray, masks: np.ndarray) -> Iterator[np.ndarray]:
+def filled_frames(frames: np.ndarray, masks: np.ndarray) -> Iterator[np.ndarray]:
     """Yield each frame with its masked pixels (True) replaced; unmasked pixels are untouched.
 
     For a frame t, the other frames are tried nearest first; a donor s gives the pixels of the
     hole that its camera-compensated view shows inside its own frame and outside its own mask.
     Whatever is left after all donors is filled spatially (Telea).
     """
-    n, h, w = masks.shape
+    n = len(masks)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * FRINGE_PX + 1,) * 2)
     distrusted = np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in masks])
     to_first = _to_first_frame(frames, distrusted)

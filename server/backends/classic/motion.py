@@ -94,6 +94,16 @@ def pull_along_flow(image: np.ndarray, flow: np.ndarray,
                      borderMode=border)
 
 
+def disagreement(a: np.ndarray, b: np.ndarray, blur_px: int = 5) -> np.ndarray:
+    """(H, W) uint8: per pixel, the worst channel's absolute difference, box-blurred.
+
+    The worst channel, so a grey subject over a colourful set of equal brightness still reads
+    as different; blurred, so isolated noise spikes do not read as a mismatch.
+    """
+    red, green, blue = cv2.split(cv2.absdiff(a, b))
+    return cv2.blur(cv2.max(cv2.max(red, green), blue), (blur_px, blur_px))
+
+
 def warp(image: np.ndarray, homography: np.ndarray, interpolation: int = cv2.INTER_LINEAR,
          border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
     """Move image's pixels to where `homography` sends them, on a canvas of the same size."""

@@ -21,7 +21,7 @@ def radius_for(strength: float) -> int:
     return 1 + int(round(2.0 * float(np.clip(strength, 0.0, 1.0))))
 
 
-def refine(frames: np.ndarray, strength: float) -> Iterator[np.ndarray]:
+def refined_frames(frames: np.ndarray, strength: float) -> Iterator[np.ndarray]:
     """Yield each frame refined; strength 0 yields the frames unchanged.
 
     For frame t, each neighbour within `radius_for(strength)` is pulled onto t along the
@@ -39,9 +39,7 @@ def refine(frames: np.ndarray, strength: float) -> Iterator[np.ndarray]:
         neighbours = [s for s in range(t - radius, t + radius + 1) if s != t and 0 <= s < len(frames)]
         aligned = [motion.pull_along_flow(frames[s], motion.dense_flow(reference, frames[s]))
                    for s in neighbours]
-        # The worst channel, so a grey object over a colourful set of equal brightness still
-        # reads as different; blurred so isolated noise spikes do not veto a good match.
-        differences = [cv2.blur(_worst_channel(cv2.absdiff(a, reference)), (5, 5)) for a in aligned]
+        differences = [motion.disagreement(a, reference) for a in aligned]
         agreement = _agreement_table(min((float(np.median(d[::4, ::4])) for d in differences),
                                          default=0.0))
 
@@ -54,11 +52,6 @@ def refine(frames: np.ndarray, strength: float) -> Iterator[np.ndarray]:
         blended = reference + strength * (total / weight_sum - reference)
         detail = blended - cv2.GaussianBlur(blended, (0, 0), DETAIL_SIGMA)
         yield np.clip(np.rint(blended + strength * DETAIL_GAIN * detail), 0, 255).astype(np.uint8)
-
-
-def _worst_channel(image: np.ndarray) -> np.ndarray:
-    red, green, blue = cv2.split(image)
-    return cv2.max(cv2.max(red, green), blue)
 
 
 def _agreement_table(typical: float) -> np.ndarray:

@@ -1,0 +1,79 @@
+"""Shared fixtures: media the tests make themselves, timelines around it, and a real server on
+loopback (in-process, real gRPC) with its own store."""
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import opentimelineio as otio
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bridge.client import GenerationClient  # noqa: E402
+from bridge.selection import export_selection  # noqa: E402
+from bridge.api import pb  # noqa: E402
+from server.app import ServerConfig, build_server, shutdown  # noqa: E402
+from server.media import write_movie  # noqa: E402
+
+
+def rt(frames: int, rate) -> otio.opentime.RationalTime:
+    return otio.opentime.RationalTime(frames, float(Fraction(rate)))
+
+
+def make_timeline(media: Path, *, rate, media_start: int, media_frames: int, clip_in: int, clip_frames: int,
+                  name: str = "A", gap_after: int = 0, next_clip: int = 0) -> otio.schema.Timeline:
+    """A one-track timeline: clip `name` using frames clip_in.. of `media` (timecode-absolute
+    numbering from media_start), then an optional gap and an optional neighbour clip."""
+    timeline = otio.schema.Timeline("story", global_start_time=rt(media_start, rate))
+    track = otio.schema.Track("V1")
+    ref = otio.schema.ExternalReference(str(media), otio.opentime.TimeRange(rt(media_start, rate),
+                                                                             rt(media_frames, rate)))
+    track.append(otio.schema.Clip(name, ref, otio.opentime.TimeRange(rt(media_start + clip_in, rate),
+                                                                      rt(clip_frames, rate))))
+    if gap_after:
+        track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=rt(gap_after, rate))))
+    if next_clip:
+        ref2 = otio.schema.ExternalReference(str(media), otio.opentime.TimeRange(rt(media_start, rate),
+                                                                                  rt(media_frames, rate)))
+        track.append(otio.schema.Clip("B", ref2, otio.opentime.TimeRange(rt(media_start, rate), rt(next_clip, rate))))
+    timeline.tracks.append(track)
+    return timeline
+
+
+def submit_request(timeline, clip: str, op: str, *, codec=pb.FFV1, seed: int = 7, **params) -> "pb.SubmitJobRequest":
+    request = pb.SubmitJobRequest(operation=getattr(pb, op.upper()),
+                                  selection_otio=otio.adapters.write_to_string(
+                                      export_selection(timeline, clip, handles=params.pop("handles", 0)),
+                                      "otio_json"))
+    if op == "extend":
+        request.extend.side = pb.HEAD if params.get("side") == "head" else pb.TAIL
+        request.extend.frames = params["frames"]
+    elif op == "inpaint":
+        request.inpaint.mask_url = str(params["mask"])
+    else:
+        request.refine.strength = params.get("strength", 0.5)
+    request.contract.output.codec = codec
+    request.contract.seed = seed
+    return request
+
+
+@pytest.fixture
+def write_media(tmp_path):
+    def write(name: str, frames: np.ndarray, *, rate=Fraction(24), timecode="01:00:00:00", codec="ffv1"):
+        suffix = {"ffv1": ".mkv", "prores": ".mov", "h264": ".mp4", "png": ""}[codec]
+        return write_movie(frames, tmp_path / f"{name}{suffix}", codec=codec, rate=Fraction(rate),
+                           start_timecode=timecode).path
+    return write
+
+
+@pytest.fixture
+def server(tmp_path):
+    """(client, runtime) of a real gRPC server on 127.0.0.1, port picked by the OS."""
+    grpc_server, runtime, port = build_server(ServerConfig(port=0, store=tmp_path / "store"))
+    client = GenerationClient(f"127.0.0.1:{port}")
+    yield client, runtime
+    client.close()
+    shutdown(grpc_server, runtime, grace=0.5)
