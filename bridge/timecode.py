@@ -4,6 +4,7 @@ OTIO stores rates as floats; they are snapped back to the exact rational here, o
 """
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 
 import opentimelineio as otio
@@ -17,6 +18,7 @@ KNOWN_RATES = tuple(Fraction(r) for r in (
     "120000/1001", "120", "12", "15", "16"))
 DROP_FRAME_RATES = (Fraction(30000, 1001), Fraction(60000, 1001))
 DAY_SECONDS = 24 * 3600
+_TIMECODE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})([:;])(\d{2})$")
 
 
 class RateError(ValueError):
@@ -60,11 +62,13 @@ def is_drop_frame_rate(rate) -> bool:
     return exact_rate(rate) in DROP_FRAME_RATES
 
 
-def frames_per_day(rate) -> int:
+def frames_per_day(rate, drop_frame: bool | None = None) -> int:
     """Frames in 24 h of timecode (nominal rate for 1001 rates, as timecode counts them)."""
     r = exact_rate(rate)
     nominal = round(r)
-    if is_drop_frame_rate(r):
+    if drop_frame is None:
+        drop_frame = is_drop_frame_rate(r)
+    if drop_frame:
         # drop frame skips 2 (or 4) labels per minute except every tenth minute
         per_10min = nominal * 600 - (nominal // 30) * 2 * 9
         return per_10min * 6 * 24
@@ -78,20 +82,44 @@ def to_timecode(frame: int, rate, drop_frame: bool | None = None) -> str:
         drop_frame = is_drop_frame_rate(r)
     if drop_frame and not is_drop_frame_rate(r):
         raise RateError(f"drop-frame timecode needs 30000/1001 or 60000/1001, not {rate_text(r)}")
-    frame %= frames_per_day(r)
+    frame %= frames_per_day(r, drop_frame)
     return otio.opentime.to_timecode(otio.opentime.RationalTime(frame, float(r)), float(r), drop_frame)
 
 
 def from_timecode(timecode: str, rate) -> int:
-    """Absolute frame number of a timecode ("01:00:00:00", drop frame "00:59:59;28")."""
+    """Absolute frame number of a timecode ("01:00:00:00", drop frame "00:59:59;28").
+
+    Refuses labels that do not exist: fields out of range, ';' at a rate without drop frame,
+    and the labels drop-frame counting skips (00:01:00;00), which OTIO would quietly move.
+    """
     r = exact_rate(rate)
-    text = timecode.strip()
-    parts = text.replace(";", ":").replace(".", ":").split(":")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+    text = timecode.strip() if isinstance(timecode, str) else ""
+    match = _TIMECODE.match(text)
+    if match is None:
         raise RateError(f"timecode {timecode!r} is not HH:MM:SS:FF (or HH:MM:SS;FF for drop frame)")
-    if int(parts[3]) >= round(r):
-        raise RateError(f"timecode {timecode!r} has frame {parts[3]}, beyond {round(r) - 1} at {rate_text(r)} fps")
-    return otio.opentime.from_timecode(text, float(r)).to_frames()
+    hours, minutes, seconds, separator, frames = match.groups()
+    fps = round(r)
+    if int(hours) > 23 or int(minutes) > 59 or int(seconds) > 59 or int(frames) >= fps:
+        raise RateError(f"timecode {timecode!r} has a field out of range at {rate_text(r)} fps "
+                        f"(hours < 24, minutes and seconds < 60, frames < {fps})")
+    drop = separator == ";"
+    if drop and not is_drop_frame_rate(r):
+        raise RateError(f"timecode {timecode!r} is drop frame (';') but {rate_text(r)} fps has no drop-frame "
+                        f"counting; write it with ':'")
+    frame = otio.opentime.from_timecode(text, float(r)).to_frames()
+    if to_timecode(frame, r, drop) != text:
+        raise RateError(f"timecode {timecode!r} does not exist in drop-frame counting at {rate_text(r)} fps, "
+                        f"which skips labels 00 to {fps // 15 - 1:02d} at the start of every minute not "
+                        f"divisible by 10")
+    return frame
+
+
+def shift_timecode(timecode: str, frames: int, rate, drop_frame: bool | None = None) -> str:
+    """`timecode` moved by `frames` (negative moves earlier), wrapping around midnight;
+    drop_frame=None keeps the counting the label already uses."""
+    if drop_frame is None:
+        drop_frame = ";" in timecode
+    return to_timecode(from_timecode(timecode, rate) + frames, rate, drop_frame)
 
 
 def rational_time(frame: int, rate) -> otio.opentime.RationalTime:
