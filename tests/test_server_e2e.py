@@ -237,3 +237,16 @@ def test_capabilities_describe_the_cpu_backend_honestly(server):
     assert set(backends["classic"].operations) == {pb.REFINE, pb.EXTEND, pb.INPAINT}
     assert not backends["diffusers"].available and backends["diffusers"].unavailable_reason
     assert caps.default_backend == "classic" and pb.PRORES_422_HQ in caps.codecs
+
+
+def test_a_job_that_was_running_at_three_server_deaths_fails_instead_of_looping(tmp_path):
+    from server.jobstore import JobStore
+
+    store = JobStore(str(tmp_path / "jobs.sqlite"))
+    job, _ = store.create_job(pb.SubmitJobRequest(request_id="poison", operation=pb.REFINE), "A", "classic")
+    for death in range(1, 4):
+        assert store.claim_next(["classic"]) == job.job_id
+        requeued, failed = store.requeue_interrupted()
+        assert (requeued, failed) == (([job.job_id], []) if death < 3 else ([], [job.job_id]))
+    final = store.get_job(job.job_id)
+    assert final.state == pb.FAILED and final.error_code == "interrupted_too_often" and final.attempts == 3
