@@ -7,7 +7,6 @@ import dataclasses
 import ipaddress
 import logging
 import os
-import socket
 import tempfile
 from concurrent import futures
 from pathlib import Path

@@ -4,9 +4,9 @@ serves reviews and content-addressed media. Every refusal says what was wrong an
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from bridge.api import pb, pb_grpc
 from server.errors import JobError
 from server.jobstore import TERMINAL
 from server.plan import make_plan
-from server.takestore import MANIFEST_SUFFIX, write_json_atomic
+from server.takestore import write_json_atomic
 
 log = logging.getLogger("takebridge.service")
 CHUNK = 1 << 20
@@ -105,7 +105,6 @@ class GenerationService(pb_grpc.GenerationServicer):
         self.rt.store.update_take(take)
         manifest = Path(take.manifest_url)
         if manifest.exists():
-            import json
             data = json.loads(manifest.read_text())
             data.setdefault("reviews", []).append({"approve": request.approve, "note": request.note,
                                                    "reviewer": request.reviewer})

@@ -178,6 +178,7 @@ class TakeStore:
             },
             "fallbacks": list(result.fallbacks),
             "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},
+            "queue_wait_seconds": round(max(0, job.started_unix_ms - job.created_unix_ms) / 1000, 3),
             "versions": library_versions(),
             "host": {"platform": platform.platform(), "machine": platform.machine(), "python": sys.version.split()[0]},
         }

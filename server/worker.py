@@ -20,7 +20,7 @@ from server.jobstore import JobStore
 from server.media import MediaError
 from server.plan import make_plan
 from server.runner import STAGE_WEIGHTS, run_plan
-from server.takestore import TakeStore, staging_dir
+from server.takestore import staging_dir
 
 log = logging.getLogger("takebridge.worker")
 PROGRESS_INTERVAL_S = 0.25

@@ -9,7 +9,6 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from bridge.api import pb
 from bridge.client import ClientError
 from server.app import ConfigError, ServerConfig, check_security
 from server.media import write_movie

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 from bridge.api import pb
 from bridge.client import GenerationClient
 from server.media import probe, read_frames
-from server.samples import moving_object_clip, noisy_clip, pan_clip
+from server.samples import moving_object_clip, noisy_clip
 
 from conftest import make_timeline, submit_request
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-import opentimelineio as otio
 import pytest
 
 from bridge.api import pb
