@@ -175,6 +175,10 @@ class TakeStore:
                               "rate": str(plan.rate)},
                 "delivered": {"width": take.media.width, "height": take.media.height, "rate": str(plan.rate)},
                 "upscaled": result.generated_size != result.delivered_size,
+                # backends work on 8-bit RGB today; a 10-bit source is honest about losing depth here
+                "processing_bit_depth": 8,
+                "source_bit_depth": plan.media.bit_depth,
+                "delivered_bit_depth": result.media.bit_depth,
             },
             "fallbacks": list(result.fallbacks),
             "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},

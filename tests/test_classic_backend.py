@@ -32,6 +32,11 @@ def mean_abs_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
+def centroid(mask: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.nonzero(mask)
+    return float(xs.mean()), float(ys.mean())
+
+
 def spatial_only(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.stack([cv2.inpaint(f, m.astype(np.uint8), 5, cv2.INPAINT_TELEA)
                      for f, m in zip(frames, masks)])
@@ -111,7 +116,7 @@ def test_extending_a_locked_off_shot_carries_the_crossing_disc_on_and_leaves_the
     scores = cv2.matchTemplate(take[0], last[box], cv2.TM_SQDIFF, mask=np.dstack([disc] * 3))
     found = np.array(np.unravel_index(np.argmin(scores), scores.shape))[::-1]
     moved = found - np.array([xs.min(), ys.min()])
-    previous_step = np.array(_centroid(masks[-1])) - np.array(_centroid(masks[-2]))
+    previous_step = np.array(centroid(masks[-1])) - np.array(centroid(masks[-2]))
     expected = LOCAL_FADE * previous_step
     print(f"extend with a moving disc: set changed by {on_set:.2f}; disc moved {moved} px, "
           f"expected about {np.round(expected, 1)}")
@@ -119,18 +124,12 @@ def test_extending_a_locked_off_shot_carries_the_crossing_disc_on_and_leaves_the
     assert np.linalg.norm(moved - expected) < 0.3 * np.linalg.norm(expected)
 
 
-def _centroid(mask: np.ndarray) -> tuple[float, float]:
-    ys, xs = np.nonzero(mask)
-    return float(xs.mean()), float(ys.mean())
-
-
 def test_extending_a_shot_with_no_trackable_motion_holds_its_last_frame():
-    rng = np.random.default_rng(0)
-    static_noise = rng.integers(0, 256, (8, H, W, 3), dtype=np.uint8)
+    snow = np.random.default_rng(0).integers(0, 256, (8, H, W, 3), dtype=np.uint8)
 
-    take = run("extend", static_noise, extend_side="tail", extend_frames=4)
+    take = run("extend", snow, extend_side="tail", extend_frames=4)
 
-    assert mean_abs_error(take, np.repeat(static_noise[-1:], 4, axis=0)) < 1.0
+    assert mean_abs_error(take, np.repeat(snow[-1:], 4, axis=0)) < 1.0
 
 
 def test_extending_by_zero_frames_makes_an_empty_take():
