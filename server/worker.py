@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from bridge.api import pb
-from server.backends.base import Backend, Cancelled
+from server.backends.base import Backend, BackendError, Cancelled
 from server.errors import JobError, from_exception
 from server.jobstore import JobStore
 from server.media import MediaError
@@ -101,7 +101,7 @@ class Worker(threading.Thread):
             self.store.finish(job_id, pb.CANCELLED, event=pb.JobEvent(cancelled=pb.Cancelled(
                 reason="cancelled by the user")))
             log.info("job %s cancelled", job_id)
-        except (JobError, MediaError, ValueError) as exc:
+        except (JobError, MediaError, BackendError, ValueError) as exc:
             error = from_exception(exc)
             self._fail(job_id, error.code, str(error))
         except Exception as exc:  # a bug: fail the job, keep the server up, log the traceback
