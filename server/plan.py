@@ -19,7 +19,6 @@ from server.errors import JobError, from_exception
 from server.media import MediaError, MediaInfo, probe
 
 OP_NAMES = {pb.REFINE: "refine", pb.EXTEND: "extend", pb.INPAINT: "inpaint"}
-PARAMS_OF_OP = {pb.REFINE: "refine", pb.EXTEND: "extend", pb.INPAINT: "inpaint"}
 CODECS = {  # codec -> (media.encode name, file suffix; "" = a folder)
     pb.PRORES_422_HQ: ("prores", ".mov"),
     pb.FFV1: ("ffv1", ".mkv"),
@@ -98,9 +97,9 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
     if request.operation not in OP_NAMES:
         raise JobError("bad_operation", f"operation {request.operation} is not one of REFINE, EXTEND, INPAINT")
     op = OP_NAMES[request.operation]
-    params = request.WhichOneof("params")
-    if params not in (None, PARAMS_OF_OP[request.operation]):
-        raise JobError("bad_params", f"a {op} job takes {PARAMS_OF_OP[request.operation]} parameters, not {params}")
+    params = request.WhichOneof("params")  # the oneof's field names are the operation names
+    if params not in (None, op):
+        raise JobError("bad_params", f"a {op} job takes {op} parameters, not {params}")
     if not request.selection_otio:
         raise JobError("malformed_otio", "the request has no selection_otio; export the selection with "
                        "bridge.selection.export_selection")
