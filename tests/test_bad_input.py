@@ -9,6 +9,7 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
+from bridge.api import pb
 from bridge.client import ClientError
 from server.app import ConfigError, ServerConfig, check_security
 from server.media import write_movie
@@ -124,3 +125,11 @@ def test_a_non_loopback_bind_needs_tls_and_a_token(host):
         check_security(ServerConfig(host=host))
     check_security(ServerConfig(host="127.0.0.1"))
     check_security(ServerConfig(host="::1"))
+
+
+def test_parameters_of_another_operation_are_refused(server, timeline):
+    client, _ = server
+    request = submit_request(timeline, "A", "refine")
+    request.operation = pb.INPAINT  # with refine parameters
+    err = refused(client, request)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT and "takes inpaint parameters, not refine" in str(err)
