@@ -66,13 +66,20 @@ def _room(clip, track, side: str, frames: int):
         available = frames_of(neighbour.duration(), rate)
         if available >= frames:
             return neighbour
-        blocker = track[neighbour_index + (1 if side == "tail" else -1)] if 0 <= neighbour_index + (
-            1 if side == "tail" else -1) < len(track) else None
-        blocker_name = repr(blocker.name) if blocker is not None else "the track edge"
+        step = 1 if side == "tail" else -1
+        beyond = neighbour_index + step
+        if not 0 <= beyond < len(track):
+            if side == "tail":
+                return neighbour  # a trailing gap: consume it, the track gets longer
+            raise PlacementError(
+                "no_room", f"a head extension of {frames} frames needs {frames - available} more frames "
+                f"before {clip.name!r} than the gap that starts the track has ({available}); "
+                f"lengthen that gap first")
+        blocker = repr(track[beyond].name)
         raise PlacementError(
             "no_room", f"extending {clip.name!r} by {frames} frames at the {side} would overwrite "
-            f"{blocker_name}: the gap there is only {available} frames. Extend by at most "
-            f"{available} frames, or move {blocker_name} by {frames - available} frames first")
+            f"{blocker}: the gap there is only {available} frames. Extend by at most "
+            f"{available} frames, or move {blocker} by {frames - available} frames first")
     what = "transition" if isinstance(neighbour, otio.schema.Transition) else "clip"
     raise PlacementError(
         "no_room", f"extending {clip.name!r} by {frames} frames at the {side} would overwrite the "

@@ -134,3 +134,12 @@ def test_float_rates_from_otio_snap_to_the_exact_rational():
     assert exact_rate(23.976023976023978) == exact_rate("24000/1001")
     assert exact_rate(29.97) == exact_rate("30000/1001")
     assert exact_rate(pb.Rate(num=25, den=1)) == 25
+
+
+def test_a_tail_extension_past_a_short_trailing_gap_lengthens_the_track(tmp_path):
+    timeline = make_timeline(tmp_path / "p.mov", rate=24, media_start=0, media_frames=48, clip_in=0,
+                             clip_frames=12, gap_after=3)
+    place_take(timeline, "A", take(op=pb.EXTEND, start=0, count=20, generated=8, side=pb.TAIL))
+    track = timeline.tracks[0]
+    assert [type(i).__name__ for i in track] == ["Clip"]
+    assert track.duration().value == 20
