@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS takes (
     created_ms INTEGER NOT NULL,
     UNIQUE (shot, version)
 );
+CREATE TABLE IF NOT EXISTS media_hashes (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS reviews (
     take_id TEXT NOT NULL,
     approve INTEGER NOT NULL,
@@ -275,6 +281,17 @@ class JobStore:
     def update_take(self, take: "pb.Take") -> None:
         with self._lock:
             self._db.execute("UPDATE takes SET take=? WHERE take_id=?", (take.SerializeToString(), take.take_id))
+
+    def cached_hash(self, path: str, size: int, mtime_ns: int) -> Optional[str]:
+        with self._lock:
+            row = self._db.execute("SELECT sha256 FROM media_hashes WHERE path=? AND size=? AND mtime_ns=?",
+                                   (path, size, mtime_ns)).fetchone()
+        return row[0] if row else None
+
+    def remember_hash(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO media_hashes (path, size, mtime_ns, sha256) VALUES (?,?,?,?)",
+                             (path, size, mtime_ns, sha256))
 
     def add_review(self, take_id: str, approve: bool, note: str, reviewer: str) -> None:
         with self._lock:

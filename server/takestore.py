@@ -11,6 +11,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from google.protobuf import json_format
 from bridge.api import pb
 from bridge.timecode import to_pb_rate
 from server.jobstore import JobStore, now_ms
+from server.media.probe import find_sequence
 from server.plan import JobPlan
 from server.runner import RunResult
 
@@ -84,6 +86,27 @@ class TakeStore:
     def __init__(self, jobs: JobStore, device: str):
         self.jobs = jobs
         self.device = device
+        self._commit_lock = threading.Lock()  # versions are allocated under it
+
+    def source_hash(self, path: Path) -> str | None:
+        """sha256 of a source movie, read once per (path, size, mtime) rather than once per
+        take; for an image sequence (a printf pattern) the hash of its frames in order."""
+        if "%" in path.name:
+            sequence = find_sequence(path)
+            if sequence is None:
+                return None
+            digest = hashlib.sha256()
+            for index in range(sequence.frame_count):
+                digest.update(sequence.frame_path(index).read_bytes())
+            return digest.hexdigest()
+        if not path.is_file():
+            return None
+        stat = path.stat()
+        cached = self.jobs.cached_hash(str(path), stat.st_size, stat.st_mtime_ns)
+        if cached is None:
+            cached = sha256_of(path)
+            self.jobs.remember_hash(str(path), stat.st_size, stat.st_mtime_ns, cached)
+        return cached
 
     def next_version(self, shot_dir: Path, shot: str) -> int:
         """The first version not taken in the database nor by a complete take on disk."""
@@ -103,7 +126,7 @@ class TakeStore:
                status: int = pb.OK) -> "pb.Take":
         """Move the staged media to its versioned name, write the manifest, record the take."""
         shot_dir = plan.take_dir / safe_name(plan.shot)
-        with self.jobs.changed:  # one commit at a time: versions are allocated here
+        with self._commit_lock:
             version = self.next_version(shot_dir, plan.shot)
             take_id = f"{safe_name(plan.shot)}_v{version:03d}"
             media_path = self._move_media(result.staged, shot_dir, take_id)
@@ -161,7 +184,7 @@ class TakeStore:
             "backend": {"name": take.backend, "model": take.model, "device": self.device},
             "source": {
                 "clip": sel.clip_name, "shot": sel.shot, "media": str(plan.media.path),
-                "media_sha256": sha256_of(Path(plan.media.path)) if Path(plan.media.path).exists() else None,
+                "media_sha256": self.source_hash(Path(plan.media.path)),
                 "media_rate": str(plan.media.rate), "media_frames": plan.media.frame_count,
                 "media_timecode": plan.media.start_timecode,
                 "source_range": {"start_frame": sel.source_start, "frame_count": sel.source_duration,

@@ -134,6 +134,10 @@ def test_each_job_on_a_shot_makes_the_next_version_with_a_complete_manifest(serv
     assert manifest["source"]["source_range"] == {"start_frame": 0, "frame_count": 8, "rate": "24"}
     assert set(manifest["timings_seconds"]) == {"decode", "generate", "encode"}
     assert "opentimelineio" in manifest["versions"]
+    import hashlib
+    assert manifest["source"]["media_sha256"] == hashlib.sha256(media.read_bytes()).hexdigest()
+    assert json.loads(Path(first.take.manifest_url).read_text())["source"]["media_sha256"] == \
+        manifest["source"]["media_sha256"]
 
     place_take(timeline, "A", first.take)
     place_take(timeline, "A", second.take)
