@@ -94,15 +94,13 @@ class GenerationClient:
         while True:
             request = pb.WatchJobRequest(job_id=job_id, after_seq=last, include_previews=include_previews)
             try:
-                for event in self.stub.WatchJob(request, metadata=self._metadata, wait_for_ready=True,
-                                                timeout=None if down_since is None else reconnect_timeout):
+                # no wait_for_ready: a server that is down answers UNAVAILABLE at once and the
+                # loop below decides how long to keep trying
+                for event in self.stub.WatchJob(request, metadata=self._metadata):
                     down_since = None
                     last = event.seq
                     yield event
-                    if event.state in TERMINAL_STATES and event.WhichOneof("kind") in (
-                            "take_ready", "failed", "cancelled"):
-                        return
-                return  # the server ended the stream: the job is over
+                return  # the server ends the stream once the job is over
             except grpc.RpcError as err:
                 if err.code() not in RETRYABLE:
                     raise ClientError(_describe(err, self.address), err.code()) from None

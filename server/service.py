@@ -73,7 +73,8 @@ class GenerationService(pb_grpc.GenerationServicer):
                 if store.last_seq(job.job_id) <= last:
                     store.changed.wait(timeout=1.0)
             if self.rt.stopping:
-                return
+                # not a normal end: the job resumes at the next start, so the client retries
+                context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; watch again to resume")
 
     def CancelJob(self, request, context):
         job = self._job(request.job_id, context)
