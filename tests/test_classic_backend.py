@@ -222,3 +222,13 @@ def test_a_longer_synthetic_pan_is_the_true_continuation_of_a_shorter_one():
     shot = samples.pan_clip(10, H, W, 2.6, -0.8, seed=9)
     longer = samples.pan_clip(14, H, W, 2.6, -0.8, seed=9)
     assert np.array_equal(longer[:10], shot)
+
+
+def test_inpaint_honours_cancel_during_its_motion_pass():
+    from server.backends.classic.inpaint import filled_frames
+
+    frames, masks, _ = samples.moving_object_clip(6, 48, 64, seed=1)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        next(filled_frames(frames, masks, cancel))

@@ -40,7 +40,7 @@ class ClassicBackend:
             total = spec.extend_frames
         elif op == "inpaint":
             _check_mask(spec.mask, frames.shape)
-            made = inpaint.filled_frames(frames, spec.mask.astype(bool, copy=False))
+            made = inpaint.filled_frames(frames, spec.mask.astype(bool, copy=False), cancel)
             total = len(frames)
         else:
             raise BackendError("unsupported_operation",

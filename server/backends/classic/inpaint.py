@@ -4,18 +4,21 @@ Camera motion is compensated so a panning shot can borrow from far frames; what 
 """
 from __future__ import annotations
 
+import threading
 from typing import Iterator
 
 import cv2
 import numpy as np
 
+from ..base import Cancelled
 from . import motion
 
 FRINGE_PX = 3          # also distrust this much around a donor's mask: roto edges miss soft fringes
 _SPATIAL_RADIUS = 5    # cv2.inpaint neighbourhood for pixels no frame ever saw
 
 
-def filled_frames(frames: np.ndarray, masks: np.ndarray) -> Iterator[np.ndarray]:
+def filled_frames(frames: np.ndarray, masks: np.ndarray,
+                  cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
     """Yield each frame with its masked pixels (True) replaced; unmasked pixels are untouched.
 
     For a frame t, the other frames are tried nearest first; a donor s gives the pixels of the
@@ -25,7 +28,7 @@ def filled_frames(frames: np.ndarray, masks: np.ndarray) -> Iterator[np.ndarray]
     n = len(masks)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * FRINGE_PX + 1,) * 2)
     distrusted = np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in masks])
-    to_first = _to_first_frame(frames, distrusted)
+    to_first = _to_first_frame(frames, distrusted, cancel)
     nearest_first = sorted(range(1 - n, n), key=lambda offset: (abs(offset), offset))[1:]
 
     for t in range(n):
@@ -60,13 +63,17 @@ def filled_frames(frames: np.ndarray, masks: np.ndarray) -> Iterator[np.ndarray]
         yield filled
 
 
-def _to_first_frame(frames: np.ndarray, distrusted: np.ndarray) -> list[np.ndarray]:
+def _to_first_frame(frames: np.ndarray, distrusted: np.ndarray,
+                    cancel: threading.Event | None) -> list[np.ndarray]:
     """Homographies taking each frame's pixels to frame 0, chained from neighbouring pairs.
 
     Only consecutive frames are matched (they overlap most); masked regions do not vote.
     """
     chain = [np.eye(3)]
     for i in range(1, len(frames)):
+        # this pass runs before the first frame is yielded: honour cancel here too
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
         step = motion.camera_motion(frames[i - 1], frames[i], distrusted[i - 1], distrusted[i])
         chain.append(chain[-1] @ np.linalg.inv(step.homography))
     return chain
