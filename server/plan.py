@@ -114,8 +114,8 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
     origin = selection.media.available_start if selection.media.available_start is not None else 0
 
     def media_index(frame: int) -> int:
-        seconds = Fraction(frame - origin) / rate if selection.media.available_start is None else (
-            Fraction(frame) / rate - Fraction(origin) / selection.media.rate)
+        """Nearest media frame of a clip source frame (exact when the rates agree)."""
+        seconds = Fraction(frame) / rate - Fraction(origin) / selection.media.rate
         return math.floor(seconds * media.rate + Fraction(1, 2))
 
     first, last = media_index(selection.source_start), media_index(selection.source_end - 1)
@@ -153,8 +153,8 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
     plan.take_count = plan.read_count + plan.extend_frames
 
     contract = request.contract
-    max_frames = min(x for x in (limits.max_frames, contract.constraints.max_frames or limits.max_frames,
-                                 contract.budget.max_frames or limits.max_frames))
+    max_frames = min(limits.max_frames, contract.constraints.max_frames or limits.max_frames,
+                     contract.budget.max_frames or limits.max_frames)
     if plan.take_count > max_frames:
         raise JobError("too_many_frames", f"the take would have {plan.take_count} frames, over the limit of "
                        f"{max_frames}; select a shorter range")
