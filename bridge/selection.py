@@ -6,7 +6,6 @@ reference's available range is), so a take lines up with the clip however it is 
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 import urllib.parse
@@ -48,9 +47,11 @@ class Selection:
     source_start: int              # clip.source_range start, in `rate` frames
     source_duration: int
     rate: Fraction                 # the clip's source range rate
-    handles: int
+    handles: int                   # the most asked for on either side
     record_start: int              # clip's first frame on the track (timeline-local)
     timeline_rate: Fraction
+    head_handles: int = -1         # per side when the selection states them (-1: `handles`)
+    tail_handles: int = -1
 
     @property
     def source_end(self) -> int:
@@ -69,49 +70,45 @@ def parse_timeline(text: str, where: str = "the request") -> otio.schema.Timelin
     return obj
 
 
-def find_clip(timeline: otio.schema.Timeline, name: str) -> tuple[otio.schema.Clip, otio.schema.Track]:
-    """The one video clip called `name`, with its track; a clear error when not exactly one."""
+def find_clip(timeline: otio.schema.Timeline, name: str, *, track_number: int | None = None,
+              take_id: str | None = None) -> tuple[otio.schema.Clip, otio.schema.Track]:
+    """The one video clip called `name` (on video track `track_number`, counted from 1, and
+    holding take `take_id`, when given), with its track; a clear error when not exactly one."""
     found = []
-    for track in timeline.video_tracks():
+    tracks = list(timeline.video_tracks())
+    for number, track in enumerate(tracks, start=1):
+        if track_number is not None and number != track_number:
+            continue
         for item in track:
             if isinstance(item, otio.schema.Clip) and item.name == name:
-                found.append((item, track))
+                if take_id is None or take_id in item.media_references():
+                    found.append((item, track))
     if not found:
-        names = sorted({c.name for t in timeline.video_tracks() for c in t if isinstance(c, otio.schema.Clip)})
+        if take_id is not None and any(isinstance(i, otio.schema.Clip) and i.name == name
+                                       for t in tracks for i in t):
+            raise SelectionError("unknown_take", f"clip {name!r} has no take {take_id!r}; list its takes with "
+                                                 f"`takebridge timeline takes`")
+        names = sorted({c.name for t in tracks for c in t if isinstance(c, otio.schema.Clip)})
         shown = ", ".join(repr(n) for n in names[:20]) or "none"
-        raise SelectionError("unknown_clip", f"no video clip named {name!r} on the timeline; clips: {shown}")
+        where = f" on V{track_number}" if track_number is not None else ""
+        raise SelectionError("unknown_clip", f"no video clip named {name!r}{where} on the timeline; clips: {shown}")
     if len(found) > 1:
         raise SelectionError("ambiguous_clip",
-                             f"{len(found)} video clips are named {name!r}; rename them so the selection is unambiguous")
+                             f"{len(found)} video clips are named {name!r}; name the track (--track N) or the "
+                             f"take, or rename them so the selection is unambiguous")
     return found[0]
 
 
-def export_selection(timeline: otio.schema.Timeline, clip_name: str, *, handles: int = 0) -> otio.schema.Timeline:
-    """The sub-timeline sent to the server: one track holding a copy of the selected clip.
+def export_selection(timeline: otio.schema.Timeline, clip_name: str, *, handles: int = 0,
+                     track_number: int | None = None) -> otio.schema.Timeline:
+    """The sub-timeline sent to the server for one whole clip: one track holding a copy of it.
 
     The selection's place on the original timeline goes in the `takebridge` metadata so the
-    server and the manifest know where the take belongs.
+    server and the manifest know where the take belongs. Ranges: bridge.timeline.export_range.
     """
-    if handles < 0:
-        raise SelectionError("bad_handles", f"handles must be >= 0 frames, not {handles}")
-    clip, track = find_clip(timeline, clip_name)
-    timeline_rate = _timeline_rate(timeline, clip)
-    record = clip.range_in_parent()
-    sub = otio.schema.Timeline(name=f"{timeline.name} — {clip_name}".strip(" —"))
-    sub.global_start_time = copy.deepcopy(timeline.global_start_time)
-    sub_track = otio.schema.Track(name=track.name, kind=otio.schema.TrackKind.Video)
-    sub_track.append(clip.deepcopy())
-    sub.tracks.append(sub_track)
-    metadata.write(sub, {"selection": {
-        "clip": clip_name,
-        "track": track.name,
-        "track_index": list(timeline.video_tracks()).index(track),
-        "record_start": frames_of(record.start_time, timeline_rate),
-        "record_duration": frames_of(record.duration, timeline_rate),
-        "timeline_rate": str(timeline_rate),
-        "handles": handles,
-    }})
-    return sub
+    from bridge.timeline import job_timeline, select_clip
+
+    return job_timeline(timeline, select_clip(timeline, clip_name, handles=handles, track_number=track_number))
 
 
 def read_selection(timeline: otio.schema.Timeline, clip_name: str = "") -> Selection:
@@ -143,6 +140,8 @@ def read_selection(timeline: otio.schema.Timeline, clip_name: str = "") -> Selec
         handles=int(info.get("handles", 0)),
         record_start=int(record_start),
         timeline_rate=timeline_rate,
+        head_handles=int(info.get("head_handles", info.get("handles", 0))),
+        tail_handles=int(info.get("tail_handles", info.get("handles", 0))),
     )
 
 

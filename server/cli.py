@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -68,7 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""), help="bearer token")
     submit.add_argument("--op", required=True, choices=["refine", "extend", "inpaint"], help="what to generate")
     submit.add_argument("--timeline", required=True, type=Path, help="input timeline (.otio)")
-    submit.add_argument("--clip", required=True, help="name of the clip to work on")
+    submit.add_argument("--clip", help="name of the clip to work on (or give --track, --in and --out)")
+    submit.add_argument("--track", type=int, help="video track number (V1 = 1): with --in/--out, a range; with "
+                                                   "--clip, which clip of that name")
+    submit.add_argument("--in", dest="in_point", help="range start: timeline timecode or frame (one job per clip)")
+    submit.add_argument("--out-point", dest="out_point", help="range end, exclusive: timeline timecode or frame")
+    submit.add_argument("--placement", choices=["gap", "ripple", "ripple-sync", "new-track"], default="gap",
+                        help="extend: where the new frames go: consume the neighbouring gap (default, refuses "
+                             "rather than overwrite), ripple the track, ripple every track in sync, or put the "
+                             "extended take on a new track above")
     side = submit.add_mutually_exclusive_group()
     side.add_argument("--tail-frames", type=int, help="extend: frames to add after the clip's last frame")
     side.add_argument("--head-frames", type=int, help="extend: frames to add before the clip's first frame")
@@ -107,6 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("--server", default=os.environ.get("TAKEBRIDGE_SERVER", DEFAULT_ADDRESS))
     cancel.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""))
     cancel.add_argument("--json", action="store_true")
+
+    from server import cli_timeline
+
+    cli_timeline.add_parser(sub)
 
     demo = sub.add_parser("demo", help="make sample footage and run refine, extend and inpaint end to end",
                           description="Generate a textured sample clip with camera motion and an object to "
@@ -170,34 +181,45 @@ def cmd_submit(args) -> int:
 
     from bridge.api import pb
     from bridge.client import ClientError, GenerationClient, new_request_id
-    from bridge.selection import SelectionError, absolutize_media, export_selection
-    from bridge.takes import check_extension_room, place_take
-    from server.progress_bar import ProgressBar
+    from bridge.selection import SelectionError, absolutize_media
+    from bridge.takes import check_extension_room
+    from bridge.timeline import job_timeline, select_clip, select_range
 
     if args.out and not args.wait:
         raise CliError("--out needs --wait: the take can only be placed once the job is done")
     timeline = read_timeline(args.timeline)
     absolutize_media(timeline, str(args.timeline.resolve().parent))
-    request = pb.SubmitJobRequest(request_id=new_request_id(), operation=getattr(pb, args.op.upper()),
-                                  backend=args.backend, client="takebridge-cli")
+    placement, sync = _placement(args.placement)
+    template = pb.SubmitJobRequest(operation=getattr(pb, args.op.upper()), backend=args.backend,
+                                   client="takebridge-cli")
     try:
+        if args.clip:
+            segments = [select_clip(timeline, args.clip, handles=args.handles, track_number=args.track)]
+        elif args.track and args.in_point and args.out_point:
+            segments = select_range(timeline, args.track, args.in_point, args.out_point, handles=args.handles)
+            if not segments:
+                raise CliError(f"the range {args.in_point}..{args.out_point} on V{args.track} holds only gaps; "
+                               f"there is nothing to generate")
+        else:
+            raise CliError("say what to work on: --clip NAME, or --track N --in TC --out-point TC")
         if args.op == "extend":
             frames = args.tail_frames if args.tail_frames is not None else args.head_frames
             if frames is None:
                 raise CliError("extend needs --tail-frames N or --head-frames N")
             side = "tail" if args.tail_frames is not None else "head"
-            check_extension_room(timeline, args.clip, side, frames)  # refuse before spending compute
-            request.extend.CopyFrom(pb.ExtendParams(side=pb.TAIL if side == "tail" else pb.HEAD, frames=frames))
+            for segment in segments:  # refuse before spending compute
+                check_extension_room(timeline, segment.clip, side, frames, placement=placement, sync=sync)
+            template.extend.CopyFrom(pb.ExtendParams(side=pb.TAIL if side == "tail" else pb.HEAD, frames=frames))
         elif args.op == "inpaint":
             if args.mask is None:
                 raise CliError("inpaint needs --mask (movie, image sequence or still; white = regenerate)")
-            request.inpaint.mask_url = str(args.mask.resolve())
+            template.inpaint.mask_url = str(args.mask.resolve())
         else:
-            request.refine.strength = args.strength
-        selection = export_selection(timeline, args.clip, handles=args.handles)
+            template.refine.strength = args.strength
+        selections = [job_timeline(timeline, segment) for segment in segments]
     except SelectionError as err:
         raise CliError(str(err))
-    contract = request.contract
+    contract = template.contract
     contract.prompt, contract.negative_prompt = args.prompt, args.negative_prompt
     if args.seed is not None:
         contract.seed = args.seed
@@ -205,56 +227,95 @@ def cmd_submit(args) -> int:
     contract.output.take_dir = str((args.take_dir or args.timeline.resolve().parent / "takes").resolve())
 
     with GenerationClient(args.server, token=args.token) as client:
+        jobs = []
         try:
-            if args.upload:
-                _upload_media(client, selection, request)
-            request.selection_otio = otio.adapters.write_to_string(selection, "otio_json")
-            job = client.submit(request)
+            for segment, selection in zip(segments, selections):
+                request = pb.SubmitJobRequest()
+                request.CopyFrom(template)
+                request.request_id = new_request_id()
+                if args.upload:
+                    _upload_media(client, selection, request)
+                request.selection_otio = otio.adapters.write_to_string(selection, "otio_json")
+                jobs.append((segment, client.submit(request)))
         except ClientError as err:
             raise CliError(str(err), EXIT_NO_SERVER if "cannot reach" in str(err) else EXIT_BAD_INPUT)
         if not args.wait:
-            _emit(args, {"job_id": job.job_id, "status": pb.JobState.Name(job.state).lower()},
-                  f"queued job {job.job_id}; follow it with `takebridge jobs --server {args.server}`")
+            ids = [job.job_id for _, job in jobs]
+            _emit(args, {"job_id": ids[0], "job_ids": ids, "status": "queued"},
+                  f"queued job(s) {', '.join(ids)}; follow them with `takebridge jobs --server {args.server}`")
             return EXIT_OK
-        bar = ProgressBar(f"{args.op} {args.clip}", enabled=None if not args.json else False)
+        results, failed = [], False
+        for segment, job in jobs:
+            result = _follow(client, args, job, f"{args.op} {segment.clip}")
+            failed = failed or result["status"] != "succeeded"
+            if result["status"] == "succeeded" and args.out:
+                _place(timeline, segment, result.pop("_take"), placement, sync)
+            result.pop("_take", None)
+            results.append(result)
+    if args.out and not failed:
+        write_timeline(timeline, args.out)
+    elif args.out:
+        results.append({"status": "not_written", "error": f"{args.out} was not written: a job did not succeed"})
+    payload = results[0] if len(results) == 1 else {"status": "failed" if failed else "succeeded", "jobs": results}
+    if args.out:
+        payload = {**payload, "out": str(args.out) if not failed else None}
+    lines = [f"take {r['take_id']}: {r['frames']} frames from {r['start_timecode']} at {r['media']}"
+             if r.get("take_id") else f"job {r.get('job_id', '')} {r['status']}: {r.get('error') or 'no take made'}"
+             for r in results]
+    if args.out and not failed:
+        lines.append(f"timeline with the take(s): {args.out}")
+    _emit(args, payload, "\n".join(lines))
+    return EXIT_JOB_FAILED if failed else EXIT_OK
 
-        def on_event(event):
-            kind = event.WhichOneof("kind")
-            if kind == "progress":
-                p = event.progress
-                bar.update(p.fraction, f"{p.stage} {p.step}/{p.total}", p.eta_seconds)
-            elif kind == "queued":
-                bar.update(0.0, f"queued (position {event.queued.position})")
-        try:
-            job = client.wait(job.job_id, on_event=on_event)
-        except KeyboardInterrupt:
-            client.cancel(job.job_id)
-            bar.close("interrupted")
-            raise CliError(f"interrupted; job {job.job_id} was cancelled", EXIT_JOB_FAILED)
-        except ClientError as err:
-            raise CliError(str(err), EXIT_NO_SERVER)
-        state = pb.JobState.Name(job.state).lower()
-        bar.close(state)
-        if job.state != pb.SUCCEEDED:
-            result = {"job_id": job.job_id, "status": state, "error": job.error, "error_code": job.error_code}
-            _emit(args, result, f"job {job.job_id} {state}: {job.error or 'no take made'}")
-            return EXIT_JOB_FAILED
-        take = job.take
-        if args.out:
-            try:
-                place_take(timeline, args.clip, take)
-            except SelectionError as err:
-                raise CliError(f"the take {take.take_id} was made ({take.media.url}) but cannot be placed: {err}")
-            write_timeline(timeline, args.out)
-        result = {"job_id": job.job_id, "take_id": take.take_id, "status": state,
-                  "take_status": pb.TakeStatus.Name(take.status).lower(), "media": take.media.url,
-                  "manifest": take.manifest_url, "frames": take.media.frame_count,
-                  "start_timecode": take.media.start_timecode, "seed": take.seed,
-                  "out": str(args.out) if args.out else None}
-        _emit(args, result, f"take {take.take_id}: {take.media.frame_count} frames from "
-                            f"{take.media.start_timecode} at {take.media.url}"
-                            + (f"\ntimeline with the take: {args.out}" if args.out else ""))
-        return EXIT_OK
+
+def _placement(choice: str) -> tuple[str, bool]:
+    return {"gap": ("gap", False), "ripple": ("ripple", False), "ripple-sync": ("ripple", True),
+            "new-track": ("new_track", False)}[choice]
+
+
+def _follow(client, args, job, label: str) -> dict:
+    """Follow one job to its end with a progress bar; its outcome as a dict (`_take` inside)."""
+    from bridge.api import pb
+    from bridge.client import ClientError
+    from server.progress_bar import ProgressBar
+
+    bar = ProgressBar(label, enabled=None if not args.json else False)
+
+    def on_event(event):
+        kind = event.WhichOneof("kind")
+        if kind == "progress":
+            p = event.progress
+            bar.update(p.fraction, f"{p.stage} {p.step}/{p.total}", p.eta_seconds)
+        elif kind == "queued":
+            bar.update(0.0, f"queued (position {event.queued.position})")
+    try:
+        job = client.wait(job.job_id, on_event=on_event)
+    except KeyboardInterrupt:
+        client.cancel(job.job_id)
+        bar.close("interrupted")
+        raise CliError(f"interrupted; job {job.job_id} was cancelled", EXIT_JOB_FAILED)
+    except ClientError as err:
+        raise CliError(str(err), EXIT_NO_SERVER)
+    state = pb.JobState.Name(job.state).lower()
+    bar.close(state)
+    if job.state != pb.SUCCEEDED:
+        return {"job_id": job.job_id, "status": state, "error": job.error, "error_code": job.error_code}
+    take = job.take
+    return {"job_id": job.job_id, "take_id": take.take_id, "status": state,
+            "take_status": pb.TakeStatus.Name(take.status).lower(), "media": take.media.url,
+            "manifest": take.manifest_url, "frames": take.media.frame_count,
+            "start_timecode": take.media.start_timecode, "seed": take.seed, "_take": take}
+
+
+def _place(timeline, segment, take, placement: str, sync: bool) -> None:
+    from bridge.selection import SelectionError
+    from bridge.takes import place_take
+
+    try:
+        place_take(timeline, segment.clip, take, placement=placement, sync=sync,
+                   track_number=segment.track_index + 1, segment=segment)
+    except SelectionError as err:
+        raise CliError(f"the take {take.take_id} was made ({take.media.url}) but cannot be placed: {err}")
 
 
 def _upload_media(client, selection, request) -> None:
@@ -322,6 +383,12 @@ def cmd_cancel(args) -> int:
     return EXIT_OK
 
 
+def cmd_timeline(args) -> int:
+    from server import cli_timeline
+
+    return cli_timeline.run(args)
+
+
 def cmd_demo(args) -> int:
     from server.demo import run_demo
 
@@ -329,36 +396,29 @@ def cmd_demo(args) -> int:
 
 
 def read_timeline(path: Path):
-    import opentimelineio as otio
-
-    from bridge.selection import SelectionError, parse_timeline
+    """Any supported timeline format (takes restored from a sidecar), or a clear CliError."""
+    from bridge.interchange import InterchangeError
+    from bridge.interchange import read_timeline as read_any
+    from bridge.selection import SelectionError
 
     if not path.exists():
         raise CliError(f"timeline {path} not found")
-    if path.suffix not in (".otio", ".json"):
-        try:
-            return otio.adapters.read_from_file(str(path))
-        except Exception as exc:
-            raise CliError(f"cannot read timeline {path}: {exc}")
     try:
-        return parse_timeline(path.read_text(), str(path))
-    except SelectionError as err:
+        return read_any(path)
+    except (InterchangeError, SelectionError) as err:
         raise CliError(str(err))
 
 
 def write_timeline(timeline, path: Path) -> None:
-    """Write atomically: a crash never leaves a half-written timeline under the real name."""
-    import opentimelineio as otio
+    """Write in the format of the extension, atomically: a crash never leaves a half-written
+    timeline under the real name."""
+    from bridge.interchange import InterchangeError
+    from bridge.interchange import write_timeline as write_any
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
     try:
-        otio.adapters.write_to_file(timeline, tmp, adapter_name="otio_json")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        write_any(timeline, path)
+    except InterchangeError as err:
+        raise CliError(str(err))
 
 
 def _emit(args, data: dict, text: str) -> None:
@@ -369,7 +429,7 @@ def _emit(args, data: dict, text: str) -> None:
 
 
 COMMANDS = {"serve": cmd_serve, "submit": cmd_submit, "takes": cmd_takes, "jobs": cmd_jobs,
-            "cancel": cmd_cancel, "demo": cmd_demo}
+            "cancel": cmd_cancel, "demo": cmd_demo, "timeline": cmd_timeline}
 
 if __name__ == "__main__":
     sys.exit(main())

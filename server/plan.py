@@ -80,6 +80,16 @@ class JobPlan:
         return len(self.media_indices)
 
     @property
+    def selected_start(self) -> int:
+        """First frame the selection asked for (an extension's new head frames included)."""
+        start = self.selection.source_start
+        return start - self.extend_frames if self.extend_side == "head" else start
+
+    @property
+    def selected_count(self) -> int:
+        return self.selection.source_duration + self.extend_frames
+
+    @property
     def shot(self) -> str:
         return self.selection.shot
 
@@ -132,8 +142,10 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
                    read_start=selection.source_start, media_indices=[], take_start=selection.source_start,
                    take_count=selection.source_duration, head_handles=0, tail_handles=0)
     # Handles are clamped to the media: the backend may use them and the editor can trim into them.
-    plan.head_handles = min(handles, first)
-    plan.tail_handles = min(handles, media.frame_count - 1 - last)
+    head = selection.head_handles if selection.head_handles >= 0 else handles
+    tail = selection.tail_handles if selection.tail_handles >= 0 else handles
+    plan.head_handles = min(head, first)
+    plan.tail_handles = min(tail, media.frame_count - 1 - last)
     if op == "extend":
         _plan_extend(plan, request.extend, limits)
     elif op == "refine":

@@ -140,6 +140,8 @@ class TakeStore:
                 status=status, manifest_url=str(shot_dir / f"{take_id}{MANIFEST_SUFFIX}"),
                 source_range=pb.FrameRange(start_frame=plan.take_start, frame_count=plan.take_count,
                                            rate=to_pb_rate(plan.rate)),
+                selected_range=pb.FrameRange(start_frame=plan.selected_start, frame_count=plan.selected_count,
+                                             rate=to_pb_rate(plan.rate)),
                 generated_frames=plan.extend_frames, created_unix_ms=now_ms(), seed=plan.seed,
                 backend=backend, model=model, flags=result.fallbacks,
                 extend_side={"head": pb.HEAD, "tail": pb.TAIL}.get(plan.extend_side, pb.EXTEND_SIDE_UNSPECIFIED),

@@ -8,7 +8,7 @@ import pytest
 from bridge import metadata
 from bridge.api import pb
 from bridge.selection import SelectionError, export_selection, parse_timeline, read_selection
-from bridge.takes import ORIGINAL, PlacementError, check_extension_room, list_takes, place_take
+from bridge.takes import ORIGINAL, activate, PlacementError, check_extension_room, list_takes, place_take
 from bridge.timecode import exact_rate, from_timecode, to_timecode
 
 from conftest import make_timeline
@@ -48,7 +48,9 @@ def test_extending_the_tail_into_the_gap_keeps_the_next_clip_where_it_was(timeli
     assert track[0].source_range.duration.value == 18
     assert track[1].source_range.duration.value == 4
     assert track.range_of_child_at_index(2).start_time == next_start
-    assert metadata.read(track[0])["original_source_range"] == {"start_frame": 86404, "frame_count": 12, "rate": "24"}
+    activate(timeline, "A", "original")
+    assert track[0].source_range.duration.value == 12 and track[1].source_range.duration.value == 10
+    assert track.range_of_child_at_index(2).start_time == next_start
 
 
 def test_an_extension_that_fills_the_gap_exactly_removes_it(timeline):

@@ -328,7 +328,7 @@ class MediaInfo(_message.Message):
     def __init__(self, url: _Optional[str] = ..., codec: _Optional[_Union[Codec, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., rate: _Optional[_Union[Rate, _Mapping]] = ..., frame_count: _Optional[int] = ..., start_timecode: _Optional[str] = ..., drop_frame: _Optional[bool] = ..., pixel_format: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class Take(_message.Message):
-    __slots__ = ("take_id", "job_id", "shot", "version", "operation", "status", "media", "manifest_url", "source_range", "generated_frames", "flags", "review_note", "reviewer", "created_unix_ms", "seed", "backend", "model", "extend_side")
+    __slots__ = ("take_id", "job_id", "shot", "version", "operation", "status", "media", "manifest_url", "source_range", "generated_frames", "flags", "review_note", "reviewer", "created_unix_ms", "seed", "backend", "model", "extend_side", "selected_range")
     TAKE_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SHOT_FIELD_NUMBER: _ClassVar[int]
@@ -347,6 +347,7 @@ class Take(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EXTEND_SIDE_FIELD_NUMBER: _ClassVar[int]
+    SELECTED_RANGE_FIELD_NUMBER: _ClassVar[int]
     take_id: str
     job_id: str
     shot: str
@@ -365,7 +366,8 @@ class Take(_message.Message):
     backend: str
     model: str
     extend_side: ExtendSide
-    def __init__(self, take_id: _Optional[str] = ..., job_id: _Optional[str] = ..., shot: _Optional[str] = ..., version: _Optional[int] = ..., operation: _Optional[_Union[Operation, str]] = ..., status: _Optional[_Union[TakeStatus, str]] = ..., media: _Optional[_Union[MediaInfo, _Mapping]] = ..., manifest_url: _Optional[str] = ..., source_range: _Optional[_Union[FrameRange, _Mapping]] = ..., generated_frames: _Optional[int] = ..., flags: _Optional[_Iterable[str]] = ..., review_note: _Optional[str] = ..., reviewer: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., seed: _Optional[int] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., extend_side: _Optional[_Union[ExtendSide, str]] = ...) -> None: ...
+    selected_range: FrameRange
+    def __init__(self, take_id: _Optional[str] = ..., job_id: _Optional[str] = ..., shot: _Optional[str] = ..., version: _Optional[int] = ..., operation: _Optional[_Union[Operation, str]] = ..., status: _Optional[_Union[TakeStatus, str]] = ..., media: _Optional[_Union[MediaInfo, _Mapping]] = ..., manifest_url: _Optional[str] = ..., source_range: _Optional[_Union[FrameRange, _Mapping]] = ..., generated_frames: _Optional[int] = ..., flags: _Optional[_Iterable[str]] = ..., review_note: _Optional[str] = ..., reviewer: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., seed: _Optional[int] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., extend_side: _Optional[_Union[ExtendSide, str]] = ..., selected_range: _Optional[_Union[FrameRange, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "request_id", "operation", "state", "shot", "progress", "error", "error_code", "take", "last_event_seq", "backend", "attempts", "created_unix_ms", "started_unix_ms", "finished_unix_ms")

@@ -1,0 +1,506 @@
+"""Timelines in and out of editing formats, takes kept.
+
+OTIO (.otio) holds takes natively (Clip.2 media references). `.otioz` bundles the timeline
+with its media, takes included. EDL, FCP 7 XML, FCPXML and AAF hold one piece of media per
+clip: they get the active take, and a sidecar ``<file>.takebridge.json`` keeps every clip's
+references, active take, source range and TakeBridge metadata; reading the file back with
+its sidecar beside it restores them, matching clips by track and record range.
+
+`resolve_shape()` writes OTIO the way DaVinci Resolve's importer accepts it: Clip.2 with
+DEFAULT_MEDIA, `available_range` on every reference, bare paths, a global start time and
+`Resolve_OTIO` metadata, source ranges in the media's timecode-absolute frames.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import opentimelineio as otio
+
+from bridge import metadata
+from bridge.selection import url_to_path
+from bridge.timecode import exact_rate, frames_of, rate_text
+
+SIDECAR_SUFFIX = ".takebridge.json"
+SIDECAR_SCHEMA = 1
+ADAPTERS = {".otio": "otio_json", ".json": "otio_json", ".otioz": "otioz", ".edl": "cmx_3600",
+            ".xml": "fcp_xml", ".fcpxml": "fcpx_xml", ".aaf": "AAF"}
+SINGLE_REFERENCE = {"cmx_3600", "fcp_xml", "fcpx_xml", "AAF"}
+ORIGINAL = otio.schema.Clip.DEFAULT_MEDIA_KEY
+
+# probe(path) -> (first frame number from the media's start timecode, frame count, rate)
+Probe = Callable[[str], tuple]
+
+
+class InterchangeError(ValueError):
+    """A timeline that cannot be read or written in the asked format, and what to do."""
+
+
+def adapter_for(path: Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in ADAPTERS:
+        raise InterchangeError(f"{path}: unknown timeline format {suffix or '(no extension)'!r}; use one of "
+                               f"{', '.join(sorted(ADAPTERS))}")
+    return ADAPTERS[suffix]
+
+
+def sidecar_path(path: Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+# ------------------------------------------------------------------------------- reading
+
+def read_timeline(path: Path, *, rate=None) -> otio.schema.Timeline:
+    """Read any supported format; restores takes from a sidecar beside single-media formats.
+
+    `rate` is needed for EDL, which does not state one (default: the sidecar's, else 24).
+    """
+    path = Path(path)
+    adapter = adapter_for(path)
+    sidecar = _load_sidecar(path) if adapter in SINGLE_REFERENCE else None
+    options = {}
+    if adapter == "cmx_3600":
+        chosen = rate or (sidecar or {}).get("timeline_rate") or 24
+        options["rate"] = float(exact_rate(chosen))
+    if adapter == "otio_json":
+        from bridge.selection import parse_timeline
+
+        return parse_timeline(path.read_text(), str(path))
+    try:
+        if adapter == "otioz":
+            timeline = _read_otioz(path)
+        elif adapter == "fcpx_xml":
+            timeline = otio.adapters.read_from_string(_fcpx_exact_times(path.read_text()), "fcpx_xml")
+        else:
+            timeline = otio.adapters.read_from_file(str(path), adapter_name=adapter, **options)
+    except InterchangeError:
+        raise
+    except Exception as exc:  # adapters raise their own exception types
+        raise InterchangeError(f"cannot read {path} as {adapter}: {exc}") from None
+    if isinstance(timeline, otio.schema.SerializableCollection):
+        timelines = [t for t in timeline.find_children(descended_from_type=otio.schema.Timeline)] or list(timeline)
+        if not timelines or not isinstance(timelines[0], otio.schema.Timeline):
+            raise InterchangeError(f"{path} holds no timeline")
+        timeline = timelines[0]
+    if adapter == "cmx_3600":
+        _normalise_edl(timeline, sidecar)
+    if sidecar is not None:
+        restore_from_sidecar(timeline, sidecar)
+    return timeline
+
+
+def _fcpx_exact_times(text: str) -> str:
+    """OTIO's FCPXML reader turns duration="29/25s" into int(29 / 25 * 25) = 28 frames (float
+    truncation). Nudging durations and offsets up by a millionth of their unit makes the
+    truncation land on the frame the file means (it reads whole frames only)."""
+    def nudge(m):
+        return f' {m[1]}="{int(m[2]) * 1_000_000 + 1}/{int(m[3]) * 1_000_000}s"'
+    return re.sub(r' (duration|offset)="(\d+)/(\d+)s"', nudge, text)
+
+
+def _read_otioz(path: Path) -> otio.schema.Timeline:
+    """Extract the bundle beside itself (<name>.media/) and point the references there."""
+    target = path.with_name(path.stem + ".otioz.d")
+    with zipfile.ZipFile(path) as bundle:
+        names = bundle.namelist()
+        if "content.otio" not in names:
+            raise InterchangeError(f"{path} is not an OTIO bundle (no content.otio inside)")
+        for name in names:
+            dest = (target / name).resolve()
+            if not str(dest).startswith(str(target.resolve()) + os.sep):
+                raise InterchangeError(f"{path}: refusing bundle entry {name!r} outside the bundle folder")
+        bundle.extractall(target)
+    timeline = otio.adapters.read_from_file(str(target / "content.otio"), adapter_name="otio_json")
+    for clip in timeline.find_clips():
+        references = clip.media_references()
+        for ref in references.values():
+            if isinstance(ref, otio.schema.ExternalReference) and ref.target_url.startswith("media/"):
+                ref.target_url = str(target / ref.target_url)
+            elif isinstance(ref, otio.schema.ImageSequenceReference) and ref.target_url_base.startswith("media/"):
+                ref.target_url_base = str(target / ref.target_url_base) + "/"
+        clip.set_media_references(references, clip.active_media_reference_key)
+    return timeline
+
+
+def _normalise_edl(timeline: otio.schema.Timeline, sidecar: dict | None) -> None:
+    """The EDL reader puts the first event's record timecode in the track's source range as a
+    negative offset. Make it the timeline's global start (the sidecar's, when there is one;
+    the difference is a leading gap) as every other format does."""
+    for track in timeline.tracks:
+        if track.source_range is None or track.source_range.start_time.value >= 0:
+            continue
+        first = -track.source_range.start_time
+        track.source_range = None
+        start = first
+        if sidecar and sidecar.get("global_start") is not None:
+            start = otio.opentime.RationalTime(sidecar["global_start"], first.rate)
+        if timeline.global_start_time is None:
+            timeline.global_start_time = start
+        lead = first - timeline.global_start_time
+        if lead.value > 0:
+            track.insert(0, otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=lead)))
+
+
+# ------------------------------------------------------------------------------- writing
+
+def write_timeline(timeline: otio.schema.Timeline, path: Path, *, resolve: bool = False,
+                   probe: Probe | None = None) -> dict:
+    """Write `timeline` in the format of `path`'s extension, atomically; returns a report
+    {format, path, sidecar, takes_in_sidecar, warnings}."""
+    path = Path(path)
+    adapter = adapter_for(path)
+    warnings: list[str] = []
+    report = {"format": adapter, "path": str(path), "sidecar": None, "takes_in_sidecar": 0, "warnings": warnings}
+    out = timeline.deepcopy()
+    if resolve:
+        if adapter != "otio_json":
+            raise InterchangeError("--resolve shapes .otio files only; write OUT.otio")
+        out = resolve_shape(out, probe=probe, warnings=warnings)
+        report["format"] = "otio_json (Resolve)"
+    if adapter in SINGLE_REFERENCE:
+        sidecar = make_sidecar(timeline)
+        report["takes_in_sidecar"] = sum(len(c["references"]) - 1 for c in sidecar["clips"])
+        out = flatten(out, adapter, probe=probe, warnings=warnings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {}
+    if adapter == "cmx_3600":
+        rate = _timeline_rate(out)
+        options = {"rate": float(rate), "reelname_len": None}
+        if out.global_start_time is not None:  # the writer counts record timecode from 0 otherwise
+            for track in out.video_tracks():
+                track.source_range = otio.opentime.TimeRange(-out.global_start_time, track.duration())
+    elif adapter == "AAF":
+        options = {"use_empty_mob_ids": True}
+    if adapter == "otioz":
+        _write_otioz(out, path, warnings)
+    else:
+        _atomic(path, lambda tmp: otio.adapters.write_to_file(out, tmp, adapter_name=adapter, **options))
+    if adapter in SINGLE_REFERENCE:
+        side = sidecar_path(path)
+        _atomic(side, lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=1)))
+        report["sidecar"] = str(side)
+    return report
+
+
+def _atomic(path: Path, write: Callable[[str], object]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except InterchangeError:
+        raise
+    except Exception as exc:  # adapters raise their own exception types
+        raise InterchangeError(f"cannot write {path}: {exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_otioz(timeline: otio.schema.Timeline, path: Path, warnings: list[str]) -> None:
+    """A zip with content.otio and every referenced file (all takes, not just the active one)
+    under media/, the references rewritten to those relative paths."""
+    files: dict[str, str] = {}
+    for clip in timeline.find_clips():
+        references = clip.media_references()
+        for ref in references.values():
+            for source in _reference_files(ref):
+                if not os.path.isfile(source):
+                    warnings.append(f"{clip.name}: {source} is missing; the bundle references it without the file")
+                    continue
+                name = files.setdefault(source, _bundle_name(source, files))
+                if isinstance(ref, otio.schema.ExternalReference):
+                    ref.target_url = name
+            if isinstance(ref, otio.schema.ImageSequenceReference) and _reference_files(ref):
+                folder = files.get(_reference_files(ref)[0], "")
+                ref.target_url_base = os.path.dirname(folder) + "/" if folder else ref.target_url_base
+        clip.set_media_references(references, clip.active_media_reference_key)
+
+    def write(tmp: str) -> None:
+        with zipfile.ZipFile(tmp, "w") as bundle:
+            bundle.writestr("version.txt", "1.0.0")
+            bundle.writestr("content.otio", otio.adapters.write_to_string(timeline, "otio_json"),
+                            compress_type=zipfile.ZIP_DEFLATED)
+            for source, name in files.items():
+                bundle.write(source, name, compress_type=zipfile.ZIP_STORED)
+    _atomic(path, write)
+
+
+def _reference_files(ref) -> list[str]:
+    if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
+        return [url_to_path(ref.target_url)]
+    if isinstance(ref, otio.schema.ImageSequenceReference):
+        folder = url_to_path(ref.target_url_base.rstrip("/"))
+        return [os.path.join(folder, f"{ref.name_prefix}{ref.start_frame + i * ref.frame_step:0{ref.frame_zero_padding}d}"
+                             f"{ref.name_suffix}") for i in range(ref.number_of_images_in_sequence())]
+    return []
+
+
+def _bundle_name(source: str, taken: dict) -> str:
+    """media/<basename>, as OTIO's own bundles lay it out (an image sequence keeps its folder);
+    a clashing name gets a numbered folder."""
+    used = set(taken.values())
+    base = os.path.basename(source)
+    if any(os.path.dirname(k) == os.path.dirname(source) and k != source for k in taken) and \
+            not source.lower().endswith((".mov", ".mp4", ".mkv", ".mxf")):
+        base = os.path.basename(os.path.dirname(source)) + "/" + base
+    name, counter = f"media/{base}", 1
+    while name in used:
+        counter += 1
+        name = f"media/{counter}/{base}"
+    return name
+
+
+# --------------------------------------------------------------------- single-media formats
+
+def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None = None,
+            warnings: list[str] | None = None) -> otio.schema.Timeline:
+    """A copy for formats with one reference per clip: the active reference only, bare paths,
+    no TakeBridge metadata (the sidecar has it), an available range on every reference."""
+    warnings = warnings if warnings is not None else []
+    rate = _timeline_rate(timeline)
+    video = list(timeline.video_tracks())
+    if adapter == "cmx_3600" and len(video) > 1:
+        raise InterchangeError(f"a CMX 3600 EDL holds one video track and this timeline has {len(video)}; "
+                               f"write .xml, .fcpxml, .aaf or .otio, or convert one track at a time")
+    if adapter == "fcpx_xml" and rate.denominator != 1:
+        raise InterchangeError(f"the FCPXML adapter cannot write {rate_text(rate)} fps (it rounds NTSC rates to whole "
+                               f"numbers and loses frames); write .xml (FCP 7 XML), .aaf or .otio instead")
+    if adapter == "fcpx_xml":
+        # OTIO's FCPXML writer drops transitions and miscounts the clip after one; write cuts
+        for track in timeline.video_tracks():
+            for transition in [i for i in track if isinstance(i, otio.schema.Transition)]:
+                track.remove(transition)
+                warnings.append("FCPXML as written by OpenTimelineIO cannot hold transitions: written as cuts; "
+                                "the sidecar restores them on re-import")
+    if adapter == "AAF":
+        for transition in timeline.find_children(descended_from_type=otio.schema.Transition):
+            transition.metadata["AAF"] = _aaf_dissolve(transition)
+    for clip in timeline.find_clips():
+        ref = clip.media_reference
+        if adapter in ("fcpx_xml", "cmx_3600") and clip.source_range is not None \
+                and exact_rate(clip.source_range.start_time.rate) != rate:
+            warnings.append(f"clip {clip.name!r} runs at {rate_text(clip.source_range.start_time.rate)} fps on a "
+                            f"{rate_text(rate)} fps timeline; {adapter} rounds its source frames, the sidecar "
+                            f"restores them exactly")
+        if adapter == "AAF" and clip.source_range is not None and exact_rate(clip.source_range.start_time.rate) != rate:
+            raise InterchangeError(
+                f"clip {clip.name!r} runs at {rate_text(clip.source_range.start_time.rate)} fps on a "
+                f"{rate_text(rate)} fps timeline; AAF needs every clip at the timeline rate: conform it, or write "
+                f".xml, .fcpxml or .otio")
+        if isinstance(ref, otio.schema.ImageSequenceReference) and adapter != "otio_json":
+            warnings.append(f"clip {clip.name!r}: its active take is an image sequence, which "
+                            f"{adapter} cannot reference; the first image is written")
+            ref = otio.schema.ExternalReference(_reference_files(ref)[0] if ref.number_of_images_in_sequence()
+                                                else "", ref.available_range)
+        if isinstance(ref, otio.schema.ExternalReference):
+            ref = ref.deepcopy()
+            ref.target_url = url_to_path(ref.target_url)
+            _ensure_available_range(clip, ref, probe, warnings)
+        clip.set_media_references({ORIGINAL: ref}, ORIGINAL)
+        clip.metadata.pop(metadata.KEY, None)
+        ref.metadata.pop(metadata.KEY, None)
+    return timeline
+
+
+def _aaf_dissolve(transition) -> dict:
+    """What the AAF writer needs to write a transition: a video dissolve operation."""
+    return {"PointList": [{"Value": 0.0, "Time": 0.0}, {"Value": 1.0, "Time": 1.0}],
+            "CutPoint": int(round(transition.in_offset.value)),
+            "OperationGroup": {"Operation": {
+                "Identification": "0c3bea40-fc05-11d2-8a29-0050040ef7d2", "Name": "Video Dissolve",
+                "Description": "Video Dissolve", "IsTimeWarp": False, "Bypass": 1, "NumberInputs": 2,
+                "OperationCategory": "OperationCategory_Effect", "DataDefinition": {"Name": "Picture"}}}}
+
+
+def _ensure_available_range(clip, ref, probe, warnings) -> None:
+    if ref.available_range is not None:
+        return
+    if probe is not None and ref.target_url and os.path.exists(ref.target_url):
+        start, count, media_rate = probe(ref.target_url)
+        ref.available_range = otio.opentime.TimeRange(otio.opentime.RationalTime(start, float(media_rate)),
+                                                      otio.opentime.RationalTime(count, float(media_rate)))
+        return
+    if clip.source_range is not None:
+        ref.available_range = clip.source_range
+        warnings.append(f"clip {clip.name!r}: {ref.target_url or 'its media'} has no available range and could not "
+                        f"be probed; its source range stands in")
+
+
+def make_sidecar(timeline: otio.schema.Timeline) -> dict:
+    """Everything a single-media format loses: per clip, keyed by track and record range."""
+    rate = _timeline_rate(timeline)
+    clips, transitions, tracks = [], [], []
+    for number, track in enumerate(timeline.video_tracks(), start=1):
+        tracks.append({"track": number, "name": track.name})
+        clip_count = 0
+        for index, item in enumerate(track):
+            if isinstance(item, otio.schema.Transition):
+                transitions.append({"track": number, "after_clip": clip_count - 1, "name": item.name,
+                                    "type": item.transition_type, "in": frames_of(item.in_offset, rate),
+                                    "out": frames_of(item.out_offset, rate)})
+            if not isinstance(item, otio.schema.Clip):
+                continue
+            clip_count += 1
+            rec = track.range_of_child_at_index(index)
+            clips.append({
+                "track": number, "name": item.name,
+                "record_start": frames_of(rec.start_time, rate), "record_duration": frames_of(rec.duration, rate),
+                "references": sorted(item.media_references()), "active": item.active_media_reference_key,
+                "clip": json.loads(otio.adapters.write_to_string(item, "otio_json")),
+            })
+    start = timeline.global_start_time
+    return {"schema": SIDECAR_SCHEMA, "kind": "takebridge-sidecar", "timeline": timeline.name,
+            "timeline_rate": rate_text(rate), "global_start": frames_of(start, rate) if start is not None else None,
+            "tracks": tracks, "clips": clips, "transitions": transitions}
+
+
+def _load_sidecar(path: Path) -> dict | None:
+    side = sidecar_path(path)
+    if not side.exists():
+        return None
+    try:
+        data = json.loads(side.read_text())
+    except (OSError, ValueError) as exc:
+        raise InterchangeError(f"sidecar {side} is unreadable ({exc}); move it away to read {path.name} "
+                               f"without its takes") from None
+    if data.get("kind") != "takebridge-sidecar" or not isinstance(data.get("clips"), list):
+        raise InterchangeError(f"{side} is not a TakeBridge sidecar")
+    if data.get("schema", 0) > SIDECAR_SCHEMA:
+        raise InterchangeError(f"sidecar {side} has schema {data['schema']}, newer than this TakeBridge reads "
+                               f"({SIDECAR_SCHEMA}); update TakeBridge")
+    return data
+
+
+def restore_from_sidecar(timeline: otio.schema.Timeline, sidecar: dict) -> dict:
+    """Put back what a single-media format lost: every clip's references, active take, source
+    range and metadata, the transitions, track names and the start timecode.
+
+    Clips match by video track and record range; where a format moved cuts (an EDL writes a
+    dissolve as a cut point move) the clips of a track match in order when the names agree.
+    Returns {restored, unmatched, missing}.
+    """
+    rate = exact_rate(sidecar.get("timeline_rate") or _timeline_rate(timeline))
+    if timeline.global_start_time is None and sidecar.get("global_start") is not None:
+        timeline.global_start_time = otio.opentime.RationalTime(sidecar["global_start"], float(rate))
+    video = list(timeline.video_tracks())
+    for entry in sidecar.get("tracks", []):
+        if entry["track"] <= len(video):
+            video[entry["track"] - 1].name = entry["name"]
+    by_place = {(c["track"], c["record_start"], c["record_duration"]): c for c in sidecar["clips"]}
+    pairs, unmatched = [], []
+    for number, track in enumerate(video, start=1):
+        clips = [(i, item) for i, item in enumerate(track) if isinstance(item, otio.schema.Clip)]
+        stored_clips = [c for c in sidecar["clips"] if c["track"] == number]
+        placed = []
+        for index, item in clips:
+            rec = track.range_of_child_at_index(index)
+            placed.append(by_place.get((number, frames_of(rec.start_time, rate), frames_of(rec.duration, rate))))
+        if any(p is None for p in placed) and len(stored_clips) == len(clips) and \
+                all(c["name"] == item.name for c, (_, item) in zip(stored_clips, clips)):
+            placed = stored_clips  # same clips in the same order: the format moved a cut
+        for (index, item), entry in zip(clips, placed):
+            if entry is None:
+                unmatched.append(item.name)
+            else:
+                pairs.append((item, entry))
+    for item, entry in pairs:
+        by_place.pop((entry["track"], entry["record_start"], entry["record_duration"]), None)
+        stored = otio.adapters.read_from_string(json.dumps(entry["clip"]), "otio_json")
+        item.name = stored.name
+        item.source_range = stored.source_range
+        item.set_media_references(stored.media_references(), stored.active_media_reference_key)
+        for name, value in stored.metadata.items():
+            item.metadata[name] = value
+    _restore_transitions(video, sidecar.get("transitions", []), rate)
+    return {"restored": len(pairs), "unmatched": unmatched, "missing": [c["name"] for c in by_place.values()]}
+
+
+def _restore_transitions(video, transitions, rate) -> None:
+    for entry in transitions:
+        if entry["track"] > len(video) or entry["after_clip"] < 0:
+            continue
+        track = video[entry["track"] - 1]
+        clips = [i for i, item in enumerate(track) if isinstance(item, otio.schema.Clip)]
+        if entry["after_clip"] + 1 >= len(clips):
+            continue
+        left, right = clips[entry["after_clip"]], clips[entry["after_clip"] + 1]
+        if right != left + 1 and not (right == left + 2 and isinstance(track[left + 1], otio.schema.Transition)):
+            continue  # something else sits between them now: leave the cut as it is
+        in_offset = otio.opentime.RationalTime(entry["in"], float(rate))
+        out_offset = otio.opentime.RationalTime(entry["out"], float(rate))
+        if right == left + 2:
+            transition = track[left + 1]
+            transition.in_offset, transition.out_offset = in_offset, out_offset
+            transition.transition_type = entry["type"] or transition.transition_type
+        else:
+            track.insert(right, otio.schema.Transition(name=entry["name"], transition_type=entry["type"],
+                                                       in_offset=in_offset, out_offset=out_offset))
+
+
+# ---------------------------------------------------------------------------- Resolve shape
+
+def resolve_shape(timeline: otio.schema.Timeline, *, probe: Probe | None = None,
+                  warnings: list[str] | None = None) -> otio.schema.Timeline:
+    """A copy shaped for Resolve's OTIO importer (see the module text). Media whose available
+    range starts at 0 but carries a start timecode is moved to timecode-absolute frames when
+    `probe` can read it."""
+    warnings = warnings if warnings is not None else []
+    out = timeline.deepcopy()
+    rate = _timeline_rate(out)
+    if out.global_start_time is None:
+        out.global_start_time = otio.opentime.RationalTime(0, float(rate))
+    out.metadata["Resolve_OTIO"] = {"Resolve OTIO Meta Version": "1.0"}
+    for track in out.tracks:
+        if track.kind == otio.schema.TrackKind.Audio:
+            track.metadata["Resolve_OTIO"] = {"Audio Type": "Stereo", "Locked": False, "SoloOn": False}
+        else:
+            track.metadata["Resolve_OTIO"] = {"Locked": False}
+    for clip in out.find_clips():
+        references = clip.media_references()
+        shift = 0
+        for key, ref in references.items():
+            if isinstance(ref, otio.schema.ImageSequenceReference):
+                warnings.append(f"clip {clip.name!r}: reference {key!r} is an image sequence, which Resolve's OTIO "
+                                f"import is reported to ignore; deliver that take as a movie")
+                continue
+            if not isinstance(ref, otio.schema.ExternalReference):
+                warnings.append(f"clip {clip.name!r}: reference {key!r} has no media; Resolve shows it offline")
+                continue
+            ref.target_url = url_to_path(ref.target_url)
+            had_range = ref.available_range is not None
+            _ensure_available_range(clip, ref, probe, warnings)
+            if key == ORIGINAL and had_range and probe is not None and os.path.exists(ref.target_url):
+                start, _count, media_rate = probe(ref.target_url)
+                current = frames_of(ref.available_range.start_time, media_rate)
+                if current == 0 and start:
+                    shift = start
+                    ref.available_range = otio.opentime.TimeRange(
+                        otio.opentime.RationalTime(start, ref.available_range.start_time.rate),
+                        ref.available_range.duration)
+        if shift and clip.source_range is not None:
+            src = clip.source_range
+            clip.source_range = otio.opentime.TimeRange(
+                otio.opentime.RationalTime(src.start_time.value + shift, src.start_time.rate), src.duration)
+            for key, ref in references.items():
+                if key != ORIGINAL and ref.available_range is not None:
+                    avail = ref.available_range
+                    ref.available_range = otio.opentime.TimeRange(
+                        otio.opentime.RationalTime(avail.start_time.value + shift, avail.start_time.rate),
+                        avail.duration)
+        clip.set_media_references(references, clip.active_media_reference_key)
+        clip.enabled = True
+        clip.metadata.setdefault("Resolve_OTIO", {})
+    return out
+
+
+def _timeline_rate(timeline: otio.schema.Timeline):
+    from bridge.timeline import timeline_rate
+
+    return timeline_rate(timeline)

@@ -1,0 +1,213 @@
+"""`takebridge timeline ...`: ranges, takes and format conversion on timeline files, no server.
+
+Every command reads a timeline file and, when it changes anything, writes a new one (-o),
+atomically; the input is never modified unless -o names it.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+FORMAT_HELP = (".otio (OpenTimelineIO, takes included), .otioz (OTIO bundle with its media), .edl (CMX 3600), "
+               ".xml (FCP 7 XML), .fcpxml (Final Cut Pro X), .aaf (Avid AAF); EDL, XML, FCPXML and AAF hold "
+               "only the active take and get a .takebridge.json sidecar that brings the others back")
+
+
+def add_parser(sub) -> None:
+    timeline = sub.add_parser(
+        "timeline", help="select ranges, switch and finalize takes, convert between editing formats",
+        description="Work on timeline files without a server: export a range as jobs, list, activate, review, "
+                    "delete and finalize takes, and convert between OTIO, EDL, FCP XML, FCPXML and AAF with the "
+                    "takes kept. Formats: " + FORMAT_HELP + ".")
+    tsub = timeline.add_subparsers(dest="timeline_command", required=True, metavar="ACTION")
+
+    export = tsub.add_parser(
+        "export-range", help="write the part of a track between in and out as RANGE.otio (one job per clip)",
+        description="Trim video track N to [in, out) and write it with one job selection per clip segment. "
+                    "In and out are timeline timecode (01:00:10:00, drop frame 00:59:59;28) or absolute frame "
+                    "numbers, and include the timeline's start timecode; out is exclusive, as in an EDL.")
+    export.add_argument("timeline", type=Path, help="input timeline (any format above)")
+    export.add_argument("--track", type=int, required=True, help="video track number, V1 = 1")
+    export.add_argument("--in", dest="in_point", required=True, help="first frame (timecode or frame number)")
+    export.add_argument("--out", dest="out_point", required=True, help="frame after the last one (exclusive)")
+    export.add_argument("--handles", type=int, default=0,
+                        help="extra source frames each side of every segment, clamped to the media (default 0)")
+    export.add_argument("-o", "--output", type=Path, required=True, help="RANGE.otio to write")
+    _common(export)
+
+    takes = tsub.add_parser("takes", help="list every clip's original and takes",
+                            description="List clips with their takes: id, operation, review status, which one is "
+                                        "active, and whether it still covers the frames the clip uses.")
+    takes.add_argument("timeline", type=Path)
+    _common(takes)
+
+    for name, text in (("activate", "make a take (or 'original') the clip's active media"),
+                       ("finalize", "make a take the clip's own media, original kept as 'original'"),
+                       ("delete", "remove a take from the clip (its files stay on disk)"),
+                       ("status", "set a take's review status")):
+        action = tsub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        action.add_argument("timeline", type=Path)
+        action.add_argument("--clip", required=True, help="clip name")
+        action.add_argument("--take", required=True, help="take id (e.g. sh010_v002), or 'original'")
+        action.add_argument("--track", type=int, help="video track number, when several clips share the name")
+        if name == "finalize":
+            action.add_argument("--drop-others", action="store_true", help="remove the other takes from the clip")
+        if name == "status":
+            action.add_argument("--set", dest="status", required=True,
+                                choices=["draft", "needs_review", "ok", "approved", "rejected"])
+            action.add_argument("--note", default="", help="reviewer's note")
+            action.add_argument("--reviewer", default="", help="who reviewed it")
+        action.add_argument("-o", "--output", type=Path, required=True, help="timeline to write")
+        _common(action)
+
+    convert = tsub.add_parser("convert", help="convert a timeline between formats, takes kept",
+                              description="Convert IN to OUT; formats come from the extensions: " + FORMAT_HELP
+                                          + ". Reading such a file back restores the takes from its sidecar.")
+    convert.add_argument("input", type=Path)
+    convert.add_argument("output", type=Path)
+    convert.add_argument("--resolve", action="store_true",
+                         help="write .otio in the shape DaVinci Resolve's importer accepts (bare paths, available "
+                              "range on every reference, timecode-absolute source ranges)")
+    _common(convert)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rate", help="frame rate for formats that do not state one (EDL), e.g. 24000/1001")
+    parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+
+
+def run(args) -> int:
+    from server.cli import CliError
+
+    from bridge.interchange import InterchangeError
+    from bridge.selection import SelectionError
+
+    try:
+        return ACTIONS[args.timeline_command](args)
+    except (SelectionError, InterchangeError) as err:
+        raise CliError(str(err))
+
+
+def _read(args, path: Path):
+    from server.cli import CliError
+
+    from bridge.interchange import read_timeline
+
+    if not path.exists():
+        raise CliError(f"timeline {path} not found")
+    return read_timeline(path, rate=args.rate)
+
+
+def _write(args, timeline, path: Path, **options) -> dict:
+    from bridge.interchange import write_timeline
+
+    return write_timeline(timeline, path, probe=_probe, **options)
+
+
+def _probe(path: str):
+    """Media facts for the Resolve shape: (first frame from the start timecode, frames, rate)."""
+    from bridge.timecode import from_timecode
+    from server.media import probe
+
+    info = probe(path)
+    start = from_timecode(info.start_timecode, info.rate) if info.start_timecode else 0
+    return start, info.frame_count, info.rate
+
+
+def cmd_export_range(args) -> int:
+    from bridge.timeline import export_range, range_jobs
+
+    timeline = _read(args, args.timeline)
+    result = export_range(timeline, args.track, args.in_point, args.out_point, handles=args.handles)
+    _write(args, result, args.output)
+    from bridge import metadata
+
+    info = metadata.read(result)["range"]
+    jobs = range_jobs(result)
+    _emit(args, {"output": str(args.output), "track": args.track, "in": info["in_timecode"],
+                 "out": info["out_timecode"], "frames": info["out"] - info["in"],
+                 "segments": info["segments"], "jobs": len(jobs)},
+          "\n".join([f"{args.output}: V{args.track} {info['in_timecode']}..{info['out_timecode']} "
+                     f"({info['out'] - info['in']} frames), {len(jobs)} job(s)"]
+                    + [f"  {s['clip']:<20} record +{s['record_start']} ({s['record_duration']} frames)  source "
+                       f"{s['source_start']}..{s['source_start'] + s['source_duration'] - 1} @ {s['rate']}  "
+                       f"handles {s['head_handles']}/{s['tail_handles']}" for s in info["segments"]]))
+    return 0
+
+
+def cmd_takes(args) -> int:
+    from bridge.takes import list_takes
+
+    rows = list_takes(_read(args, args.timeline))
+    if args.json:
+        print(json.dumps({"timeline": str(args.timeline), "takes": [dataclasses.asdict(r) for r in rows]}, indent=2))
+        return 0
+    print(f"{'track':<6}{'clip':<18} {'take':<22} {'op':<9} {'status':<13} active  covers  media")
+    for r in rows:
+        print(f"V{r.track:<5}{r.clip:<18} {(r.take_id or r.key if r.key != 'DEFAULT_MEDIA' else r.take_id or 'original'):<22} "
+              f"{r.operation:<9} {r.status:<13} {'  *' if r.active else '':<7} {'yes' if r.covers else 'NO':<7} "
+              f"{r.media}")
+    return 0
+
+
+def _take_action(args, verb: str, change) -> int:
+    timeline = _read(args, args.timeline)
+    clip = change(timeline)
+    _write(args, timeline, args.output)
+    _emit(args, {"output": str(args.output), "clip": clip.name, "take": args.take, "action": verb,
+                 "active": clip.active_media_reference_key},
+          f"{verb} {args.take} on {clip.name}; active: {clip.active_media_reference_key}; wrote {args.output}")
+    return 0
+
+
+def cmd_activate(args) -> int:
+    from bridge.takes import activate
+
+    return _take_action(args, "activated", lambda tl: activate(tl, args.clip, args.take, track_number=args.track))
+
+
+def cmd_finalize(args) -> int:
+    from bridge.takes import finalize
+
+    return _take_action(args, "finalized", lambda tl: finalize(tl, args.clip, args.take, drop_others=args.drop_others,
+                                                                 track_number=args.track))
+
+
+def cmd_delete(args) -> int:
+    from bridge.takes import delete_take
+
+    return _take_action(args, "deleted", lambda tl: delete_take(tl, args.clip, args.take, track_number=args.track))
+
+
+def cmd_status(args) -> int:
+    from bridge.selection import find_clip
+    from bridge.takes import set_status
+
+    def change(tl):
+        set_status(tl, args.clip, args.take, args.status, note=args.note, reviewer=args.reviewer,
+                   track_number=args.track)
+        return find_clip(tl, args.clip, track_number=args.track, take_id=args.take)[0]
+
+    return _take_action(args, f"marked {args.status}:", change)
+
+
+def cmd_convert(args) -> int:
+    timeline = _read(args, args.input)
+    report = _write(args, timeline, args.output, resolve=args.resolve)
+    text = f"wrote {args.output} ({report['format']})"
+    if report.get("sidecar"):
+        text += f" and {report['sidecar']} ({report['takes_in_sidecar']} take(s) the format cannot hold)"
+    for warning in report.get("warnings", []):
+        text += f"\nwarning: {warning}"
+    _emit(args, {"input": str(args.input), **report}, text)
+    return 0
+
+
+def _emit(args, data: dict, text: str) -> None:
+    print(json.dumps(data) if args.json else text)
+
+
+ACTIONS = {"export-range": cmd_export_range, "takes": cmd_takes, "activate": cmd_activate,
+           "finalize": cmd_finalize, "delete": cmd_delete, "status": cmd_status, "convert": cmd_convert}
