@@ -289,6 +289,9 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
             warnings.append(f"clip {clip.name!r} runs at {rate_text(clip.source_range.start_time.rate)} fps on a "
                             f"{rate_text(rate)} fps timeline; {adapter} rounds its source frames, the sidecar "
                             f"restores them exactly")
+            if adapter == "cmx_3600":  # an EDL event's source and record durations must agree
+                _conform_to(clip, rate)
+                ref = clip.media_reference
         if adapter == "AAF" and clip.source_range is not None and exact_rate(clip.source_range.start_time.rate) != rate:
             raise InterchangeError(
                 f"clip {clip.name!r} runs at {rate_text(clip.source_range.start_time.rate)} fps on a "
@@ -307,6 +310,22 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
         clip.metadata.pop(metadata.KEY, None)
         ref.metadata.pop(metadata.KEY, None)
     return timeline
+
+
+def _conform_to(clip, rate) -> None:
+    """Express a clip (and its active reference's range) in timeline frames, as an EDL event."""
+    src = clip.source_range
+    start = int(src.start_time.value_rescaled_to(float(rate)))
+    duration = round(src.duration.value_rescaled_to(float(rate)))
+    clip.source_range = otio.opentime.TimeRange(otio.opentime.RationalTime(start, float(rate)),
+                                                otio.opentime.RationalTime(duration, float(rate)))
+    ref = clip.media_reference
+    if ref is not None and ref.available_range is not None:
+        avail = ref.available_range
+        a_start = int(avail.start_time.value_rescaled_to(float(rate)))
+        a_end = max(round(avail.end_time_exclusive().value_rescaled_to(float(rate))), start + duration)
+        ref.available_range = otio.opentime.TimeRange(otio.opentime.RationalTime(a_start, float(rate)),
+                                                      otio.opentime.RationalTime(a_end - a_start, float(rate)))
 
 
 def _aaf_dissolve(transition) -> dict:

@@ -208,3 +208,21 @@ def test_resolve_shape(tmp_path):
         for ref in c["media_references"].values():
             assert ref["available_range"] is not None and not ref["target_url"].startswith("file:")
     assert warnings == []
+
+
+@pytest.mark.parametrize("suffix", [".xml", ".edl", ".otio"])
+def test_a_clip_at_another_rate_comes_back_exactly_with_the_sidecar(tmp_path, suffix):
+    rate = Fraction(24000, 1001)
+    timeline = cut_with_takes(tmp_path, rate, tracks=1, dissolve=False)
+    c = next(c for c in timeline.find_clips() if c.name == "C")
+    c.source_range = tr(1050, 50, 25)  # 2 s of 25 fps media on a 23.976 timeline
+    refs = c.media_references()
+    refs[ORIGINAL].available_range = tr(1000, 200, 25)
+    c.set_media_references(refs, ORIGINAL)
+    expected = summary(timeline)
+    path = tmp_path / f"mixed{suffix}"
+    write_timeline(timeline, path)
+    back = read_timeline(path)
+    assert summary(back) == expected
+    back_c = next(c for c in back.find_clips() if c.name == "C")
+    assert back_c.source_range.start_time.rate == 25 and back_c.source_range.duration.value == 50
