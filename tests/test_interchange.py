@@ -4,11 +4,15 @@ in OTIO and .otioz, through the sidecar elsewhere)."""
 from __future__ import annotations
 
 import json
+import tempfile
 import zipfile
 from fractions import Fraction
+from pathlib import Path
 
 import opentimelineio as otio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bridge.api import pb
 from bridge.interchange import InterchangeError, read_timeline, resolve_shape, sidecar_path, write_timeline
@@ -16,7 +20,7 @@ from bridge.takes import ORIGINAL, place_take
 from bridge.timecode import from_timecode
 from bridge.timeline import select_clip, select_range, timeline_rate
 
-from timeline_strategies import fake_take, rt, tr
+from timeline_strategies import fake_take, rt, timelines, tr
 
 
 def cut_with_takes(tmp_path, rate, *, tracks=2, dissolve=True) -> otio.schema.Timeline:
@@ -226,3 +230,28 @@ def test_a_clip_at_another_rate_comes_back_exactly_with_the_sidecar(tmp_path, su
     assert summary(back) == expected
     back_c = next(c for c in back.find_clips() if c.name == "C")
     assert back_c.source_range.start_time.rate == 25 and back_c.source_range.duration.value == 50
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(timeline=timelines(mixed=False), suffix=st.sampled_from([".xml", ".aaf", ".otioz", ".edl"]))
+def test_generated_timelines_round_trip_frame_exactly(timeline, suffix):
+    """Several tracks (one for EDL), gaps, dissolves, start timecodes at every rate; every clip
+    with a take."""
+    if suffix == ".edl":
+        while len(timeline.tracks) > 1:
+            timeline.tracks.pop()
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        for number, clip in enumerate(timeline.find_clips()):
+            refs = clip.media_references()
+            for key, ref in list(refs.items()):
+                ref.target_url = str(folder / f"{number}_{key}.mov")
+                Path(ref.target_url).write_bytes(b"m")
+            take = otio.schema.ExternalReference(str(folder / f"{number}_take.mov"), clip.source_range)
+            Path(take.target_url).write_bytes(b"t")
+            refs["take"] = take
+            clip.set_media_references(refs, "take")
+        expected = summary(timeline)
+        write_timeline(timeline, folder / f"cut{suffix}")
+        back = read_timeline(folder / f"cut{suffix}")
+        assert summary(back) == expected

@@ -18,7 +18,7 @@ from bridge.timeline import global_start, select_clip, select_range
 
 from timeline_strategies import fake_take, frame_map, rate_of, timelines, track_frames
 
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _json(obj) -> str:
