@@ -154,10 +154,11 @@ def _sync_plan(timeline, own_track, at, frames: int) -> list:
     return plan
 
 
-def _apply_sync(plan, at, frames: int) -> None:
+def _apply_sync(plan, at, frames: int, rate) -> None:
+    """Room of `frames` frames at `rate` (the extended clip's source rate) at record time `at`."""
     for track, index, kind in plan:
         item = track[index]
-        duration = otio.opentime.RationalTime(frames, at.rate)
+        duration = otio.opentime.RationalTime(frames, rate)
         if isinstance(item, otio.schema.Gap):  # a gap there (or starting there) just gets longer
             item.source_range = otio.opentime.TimeRange(item.source_range.start_time,
                                                         item.source_range.duration + duration)
@@ -240,7 +241,8 @@ def place_take(timeline: otio.schema.Timeline, clip_name: str, take: "pb.Take", 
         clip = _isolate_selected(clip, track, take, segment)
     _check_covers(clip, take_reference(take), take.take_id, extension=take if extending else None)
     if extending and placement == "ripple" and sync:
-        _apply_sync(sync_plan, _insert_point(clip, track, side), take.generated_frames)
+        _apply_sync(sync_plan, _insert_point(clip, track, side), take.generated_frames,
+                    clip.source_range.start_time.rate)
     references = clip.media_references()
     references[take.take_id] = take_reference(take)
     clip_meta = metadata.read(clip)
