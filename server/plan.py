@@ -16,6 +16,7 @@ from bridge.api import pb
 from bridge.selection import Selection, parse_timeline, read_selection
 from bridge.timecode import from_timecode, is_drop_frame_rate, to_timecode
 from server.errors import JobError, from_exception
+from server.gates import thresholds_from
 from server.media import MediaError, MediaInfo, probe
 
 OP_NAMES = {pb.REFINE: "refine", pb.EXTEND: "extend", pb.INPAINT: "inpaint"}
@@ -164,6 +165,10 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
         plan.take_start = plan.read_start
     plan.take_count = plan.read_count + plan.extend_frames
 
+    try:
+        thresholds_from(request.contract.review.thresholds)
+    except ValueError as err:
+        raise JobError("bad_threshold", str(err)) from None
     contract = request.contract
     max_frames = min(limits.max_frames, contract.constraints.max_frames or limits.max_frames,
                      contract.budget.max_frames or limits.max_frames)

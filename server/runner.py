@@ -12,12 +12,13 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from server import gates
 from server.backends.base import Backend, Cancelled, Spec
 from server.media import MediaInfo, read_frames, read_mask, write_movie
 from server.plan import CODECS, JobPlan
 
 # Share of the job's progress bar each stage gets.
-STAGE_WEIGHTS = {"decode": 0.1, "generate": 0.75, "encode": 0.15}
+STAGE_WEIGHTS = {"decode": 0.1, "generate": 0.72, "encode": 0.15, "gates": 0.03}
 
 # report(stage, step, total, preview)
 Report = Callable[[str, int, int, Optional[np.ndarray]], None]
@@ -31,6 +32,7 @@ class RunResult:
     generated_size: tuple[int, int]
     delivered_size: tuple[int, int]
     fallbacks: list[str]
+    gates: list = dataclasses.field(default_factory=list)   # server.gates.Gate, in order
 
 
 def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
@@ -65,8 +67,26 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
                         start_timecode=plan.start_timecode, drop_frame=plan.drop_frame)
     timings["encode"] = time.monotonic() - started
     size = (source.shape[2], source.shape[1])
-    return RunResult(staged=dest, media=media, timings=timings, generated_size=size, delivered_size=size,
-                     fallbacks=[])
+    result = RunResult(staged=dest, media=media, timings=timings, generated_size=size, delivered_size=size,
+                       fallbacks=[])
+
+    started = time.monotonic()
+    result.gates = run_gates(plan, source, take_frames, mask, result)
+    timings["gates"] = time.monotonic() - started
+    return result
+
+
+def run_gates(plan: JobPlan, source: np.ndarray, take_frames: np.ndarray, mask: np.ndarray | None,
+              result: RunResult) -> list:
+    """The quality gates of a take, on the frames in memory and the media as written."""
+    expected = gates.Expected(frames=plan.take_count, rate=plan.rate, size=(plan.media.width, plan.media.height),
+                              timecode=plan.start_timecode)
+    actual = gates.Actual(frames=result.media.frame_count, rate=result.media.rate,
+                          size=(result.media.width, result.media.height), timecode=result.media.start_timecode)
+    return gates.evaluate(plan.op, source, take_frames, mask=mask, extend_side=plan.extend_side or "tail",
+                          extend_frames=plan.extend_frames, expected=expected, actual=actual,
+                          generated_size=result.generated_size, fallbacks=result.fallbacks,
+                          thresholds=plan.request.contract.review.thresholds)
 
 
 def _decode(plan: JobPlan, report: Report) -> np.ndarray:

@@ -19,6 +19,7 @@ from google.protobuf import json_format
 
 from bridge.api import pb
 from bridge.timecode import to_pb_rate
+from server.gates import status_and_flags
 from server.jobstore import JobStore, now_ms
 from server.media.probe import find_sequence
 from server.plan import JobPlan
@@ -122,9 +123,13 @@ class TakeStore:
             version += 1
         return version
 
-    def commit(self, job: "pb.Job", plan: JobPlan, result: RunResult, backend: str, model: str,
-               status: int = pb.OK) -> "pb.Take":
-        """Move the staged media to its versioned name, write the manifest, record the take."""
+    def commit(self, job: "pb.Job", plan: JobPlan, result: RunResult, backend: str, model: str) -> "pb.Take":
+        """Move the staged media to its versioned name, write the manifest, record the take.
+
+        Its status is NEEDS_REVIEW with the reasons when a quality gate flagged it, else OK;
+        approval is left to a person (ReviewTake)."""
+        verdict, reasons = status_and_flags(result.gates)
+        status = pb.NEEDS_REVIEW if verdict == "needs_review" else pb.OK
         shot_dir = plan.take_dir / safe_name(plan.shot)
         with self._commit_lock:
             version = self.next_version(shot_dir, plan.shot)
@@ -143,7 +148,7 @@ class TakeStore:
                 selected_range=pb.FrameRange(start_frame=plan.selected_start, frame_count=plan.selected_count,
                                              rate=to_pb_rate(plan.rate)),
                 generated_frames=plan.extend_frames, created_unix_ms=now_ms(), seed=plan.seed,
-                backend=backend, model=model, flags=result.fallbacks,
+                backend=backend, model=model, flags=reasons,
                 extend_side={"head": pb.HEAD, "tail": pb.TAIL}.get(plan.extend_side, pb.EXTEND_SIDE_UNSPECIFIED),
                 media=pb.MediaInfo(url=url, codec=plan.codec, width=info.width, height=info.height,
                                    rate=to_pb_rate(info.rate), frame_count=info.frame_count,
@@ -206,6 +211,7 @@ class TakeStore:
                 "delivered_bit_depth": result.media.bit_depth,
             },
             "fallbacks": list(result.fallbacks),
+            "gates": [g.as_dict() for g in result.gates],
             "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},
             "queue_wait_seconds": round(max(0, job.started_unix_ms - job.created_unix_ms) / 1000, 3),
             "versions": library_versions(),

@@ -1,0 +1,315 @@
+"""Quality gates: numbers that say whether a take needs a human look before anyone uses it.
+
+Every take gets every gate that applies to its operation; each gives a value, the threshold
+it was held to and a verdict ("pass", "flag", or "n/a"). A take with any flag is
+NEEDS_REVIEW with the reasons; otherwise it is OK. Nothing is ever approved automatically.
+
+| gate | measures | value | flags when | default |
+|---|---|---|---|---|
+| seam (extend) | the jump from the last source frame to the first new one | jump / the source's own typical frame-to-frame change | value > threshold | 3.0 |
+| mask_outside (inpaint) | pixels outside the mask that changed | share of outside pixels changed by more than 12 levels (8-bit), worst frame | value > threshold | 0.002 |
+| mask_boundary (inpaint) | how visible the mask's edge is in the take | edge-ring gradient / gradient of the band just outside | value > threshold | 1.8 |
+| flicker | temporal flicker of what was generated | block-luminance 2nd temporal difference of the new frames / the source's (inpaint: inside the mask / the untouched background) | value > threshold | 2.0 |
+| conformance | frame count, rate, size, timecode as asked | number of mismatches | value > 0 | 0 |
+| real_resolution | detail the take really has | high-band / mid-band spectral energy, take / source | value < threshold (or the take was generated smaller and upscaled) | 0.35 |
+| fallback | the server did something other than asked | number of fallbacks | value > 0 | 0 |
+
+Thresholds come from the shot contract (`review.thresholds`, by gate name) or these defaults.
+The measures are deliberately simple, documented and cheap (a few ms per frame on a CPU).
+"""
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+
+import cv2
+import numpy as np
+
+DEFAULTS = {"seam": 3.0, "mask_outside": 0.002, "mask_boundary": 1.8, "flicker": 2.0, "conformance": 0.0,
+            "real_resolution": 0.35, "fallback": 0.0}
+HIGHER_IS_WORSE = {"seam", "mask_outside", "mask_boundary", "flicker", "conformance", "fallback"}
+CHANGED_LEVELS = 12       # an outside pixel "changed" beyond codec noise
+MOTION_FLOOR = 1.0        # levels: a static shot's frame-to-frame change is at least this
+FLICKER_FLOOR = 0.25
+BLOCKS = 8                # flicker: luminance of an 8x8 grid of blocks
+
+
+@dataclasses.dataclass
+class Gate:
+    name: str
+    value: float | None
+    threshold: float | None
+    verdict: str              # "pass" | "flag" | "n/a"
+    detail: str = ""
+
+    @property
+    def flagged(self) -> bool:
+        return self.verdict == "flag"
+
+    def reason(self) -> str:
+        return f"{self.name}: {self.detail}" if self.detail else self.name
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "value": None if self.value is None else round(float(self.value), 6),
+                "threshold": self.threshold, "verdict": self.verdict, "detail": self.detail}
+
+
+@dataclasses.dataclass
+class Expected:
+    """What the take was asked to be."""
+    frames: int
+    rate: Fraction
+    size: tuple[int, int]
+    timecode: str | None
+
+
+@dataclasses.dataclass
+class Actual:
+    frames: int
+    rate: Fraction
+    size: tuple[int, int]
+    timecode: str | None
+
+
+def thresholds_from(contract_thresholds) -> dict[str, float]:
+    """Defaults overridden by the shot contract's review thresholds (unknown names refused)."""
+    merged = dict(DEFAULTS)
+    for name, value in dict(contract_thresholds or {}).items():
+        if name not in DEFAULTS:
+            raise ValueError(f"review threshold {name!r} is not a gate; gates: {', '.join(DEFAULTS)}")
+        merged[name] = float(value)
+    return merged
+
+
+def evaluate(op: str, source: np.ndarray, take: np.ndarray, *, mask: np.ndarray | None = None,
+             extend_side: str = "tail", extend_frames: int = 0, expected: Expected | None = None,
+             actual: Actual | None = None, generated_size: tuple[int, int] | None = None,
+             fallbacks: list[str] | None = None, thresholds: dict | None = None) -> list[Gate]:
+    """Every gate for one take. `source` is the source range as read (handles included) and
+    `take` the take's frames: for refine and inpaint frame i of one is frame i of the other;
+    for an extension the take is the source plus `extend_frames` new frames at `extend_side`.
+    `mask` (inpaint) is one boolean mask per source frame."""
+    limits = thresholds_from(thresholds)
+    gates = []
+    if op == "extend":
+        gates.append(seam(source, take, extend_side, extend_frames, limits["seam"]))
+    if op == "inpaint" and mask is not None:
+        gates.append(mask_outside(source, take, mask, limits["mask_outside"]))
+        gates.append(mask_boundary(take, mask, limits["mask_boundary"]))
+    gates.append(flicker(op, source, take, mask=mask, extend_side=extend_side, extend_frames=extend_frames,
+                         threshold=limits["flicker"]))
+    if expected is not None and actual is not None:
+        gates.append(conformance(expected, actual))
+    gates.append(real_resolution(op, source, take, extend_side=extend_side, extend_frames=extend_frames,
+                                 generated_size=generated_size, threshold=limits["real_resolution"]))
+    if fallbacks is not None:
+        gates.append(Gate("fallback", float(len(fallbacks)), 0.0, "flag" if fallbacks else "pass",
+                          "; ".join(fallbacks)))
+    return gates
+
+
+def _gray(frames: np.ndarray) -> np.ndarray:
+    """(n, h, w) uint8 luma of (n, h, w, 3) RGB."""
+    return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in frames])
+
+
+def _mad(a: np.ndarray, b: np.ndarray) -> float:
+    return float(cv2.absdiff(a, b).mean())
+
+
+def _split_extension(take: np.ndarray, side: str, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(generated frames, the take's source part)."""
+    if side == "head":
+        return take[:frames], take[frames:]
+    return take[len(take) - frames:], take[:len(take) - frames]
+
+
+def seam(source: np.ndarray, take: np.ndarray, side: str, frames: int, threshold: float) -> Gate:
+    if frames <= 0 or len(take) <= frames or len(source) < 2:
+        return Gate("seam", None, threshold, "n/a", "no new frames or too little source to compare")
+    generated, _ = _split_extension(take, side, frames)
+    if side == "head":
+        edge, new = source[0], generated[-1]
+        window = source[:9]
+    else:
+        edge, new = source[-1], generated[0]
+        window = source[-9:]
+    typical = float(np.median([_mad(window[i + 1], window[i]) for i in range(len(window) - 1)]))
+    jump = _mad(new, edge)
+    value = jump / max(typical, MOTION_FLOOR)
+    verdict = "flag" if value > threshold else "pass"
+    return Gate("seam", value, threshold, verdict,
+                f"jump {jump:.1f} levels at the join vs {typical:.1f} between source frames "
+                f"({value:.2f}x{' > ' if verdict == 'flag' else ' <= '}{threshold:g}x)")
+
+
+def mask_outside(source: np.ndarray, take: np.ndarray, mask: np.ndarray, threshold: float) -> Gate:
+    n = min(len(source), len(take), len(mask))
+    worst, worst_frame, mean_diff = 0.0, 0, 0.0
+    for i in range(n):
+        outside = np.where(mask[i], 0, 255).astype(np.uint8)
+        count = cv2.countNonZero(outside)
+        if not count:
+            continue
+        d = cv2.absdiff(take[i], source[i])
+        d = cv2.max(cv2.max(d[..., 0], d[..., 1]), d[..., 2])
+        changed = cv2.compare(d, CHANGED_LEVELS, cv2.CMP_GT)
+        share = cv2.countNonZero(cv2.bitwise_and(changed, outside)) / count
+        mean_diff += cv2.mean(d, mask=outside)[0] / n
+        if share > worst:
+            worst, worst_frame = share, i
+    verdict = "flag" if worst > threshold else "pass"
+    return Gate("mask_outside", worst, threshold, verdict,
+                f"{worst * 100:.2f}% of the pixels outside the mask changed by more than {CHANGED_LEVELS} levels "
+                f"(frame {worst_frame}; mean change outside {mean_diff:.2f} levels)")
+
+
+def mask_boundary(take: np.ndarray, mask: np.ndarray, threshold: float) -> Gate:
+    n = min(len(take), len(mask))
+    ratios = []
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    for i in range(n):
+        ys, xs = np.nonzero(mask[i])
+        if not len(ys) or len(ys) == mask[i].size:
+            continue
+        pad = 16  # the measuring bands reach 10 px past the mask
+        y0, y1 = max(0, ys.min() - pad), min(mask.shape[1], ys.max() + pad + 1)
+        x0, x1 = max(0, xs.min() - pad), min(mask.shape[2], xs.max() + pad + 1)
+        m = mask[i, y0:y1, x0:x1].astype(np.uint8)
+        ring = (cv2.dilate(m, kernel) > 0) & ~(cv2.erode(m, kernel) > 0)
+        outer = (cv2.dilate(m, kernel, iterations=4) > 0) & ~(cv2.dilate(m, kernel, iterations=2) > 0)
+        if not ring.any() or not outer.any():
+            continue
+        gray = _gray(take[i:i + 1, y0:y1, x0:x1])[0]
+        grad = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+        ratios.append(float(grad[ring].mean()) / max(float(grad[outer].mean()), 1.0))
+    if not ratios:
+        return Gate("mask_boundary", None, threshold, "n/a", "the mask has no edge inside the frame")
+    value = float(np.median(ratios))
+    verdict = "flag" if value > threshold else "pass"
+    return Gate("mask_boundary", value, threshold, verdict,
+                f"edge of the mask {value:.2f}x as sharp as its surroundings (median over {len(ratios)} frames)")
+
+
+def _blocks(frames: np.ndarray, grid: int = BLOCKS) -> np.ndarray:
+    """(n, grid, grid) float32 block means of (n, h, w) frames."""
+    return np.stack([cv2.resize(f.astype(np.float32), (grid, grid), interpolation=cv2.INTER_AREA)
+                     for f in frames])
+
+
+def _second_difference(frames: np.ndarray) -> np.ndarray:
+    blocks = _blocks(_gray(frames))
+    return np.abs(blocks[2:] - 2 * blocks[1:-1] + blocks[:-2])
+
+
+def _block_flicker(frames: np.ndarray) -> float:
+    """Mean |2nd temporal difference| of block luminance: smooth motion and steady light give
+    little, frame-to-frame wobble a lot."""
+    if len(frames) < 3:
+        return float("nan")
+    return float(_second_difference(frames).mean())
+
+
+def _inpaint_flicker(take: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """(wobble where the mask covered the block in all three frames, wobble where it covered
+    none of them): the fill should breathe like the untouched background around it."""
+    if len(take) < 3:
+        return float("nan"), float("nan")
+    second = _second_difference(take)
+    share = _blocks(mask.astype(np.float32))
+    covered = (share[2:] >= 0.5) & (share[1:-1] >= 0.5) & (share[:-2] >= 0.5)
+    clear = (share[2:] == 0) & (share[1:-1] == 0) & (share[:-2] == 0)
+    if not covered.any() or not clear.any():
+        return float("nan"), float("nan")
+    return float(second[covered].mean()), float(second[clear].mean())
+
+
+def flicker(op: str, source: np.ndarray, take: np.ndarray, *, mask=None, extend_side="tail", extend_frames=0,
+            threshold: float = DEFAULTS["flicker"]) -> Gate:
+    if op == "inpaint" and mask is not None:
+        mine, theirs = _inpaint_flicker(take[:len(mask)], mask[:len(take)])
+        against = "the untouched background"
+    else:
+        if op == "extend":
+            generated, _ = _split_extension(take, extend_side, extend_frames)
+            count = max(3, min(len(source), extend_frames))
+            reference = source[-count:] if extend_side == "tail" else source[:count]
+            # the join is the seam gate's business; flicker is measured inside the new frames
+            # (with the source frame they continue from, so two new frames are enough)
+            edge = source[-1:] if extend_side == "tail" else source[:1]
+            generated = (np.concatenate([edge, generated]) if extend_side == "tail"
+                         else np.concatenate([generated, edge]))
+        else:
+            generated, reference = take, source
+        mine, theirs = _block_flicker(generated), _block_flicker(reference)
+        against = "the source"
+    if np.isnan(mine) or np.isnan(theirs):
+        return Gate("flicker", None, threshold, "n/a", "too few frames (or no steadily masked area) to compare")
+    value = mine / max(theirs, FLICKER_FLOOR)
+    verdict = "flag" if value > threshold else "pass"
+    return Gate("flicker", value, threshold, verdict,
+                f"block luminance wobbles {mine:.2f} levels/frame² vs {theirs:.2f} in {against} ({value:.2f}x)")
+
+
+def conformance(expected: Expected, actual: Actual) -> Gate:
+    problems = []
+    if actual.frames != expected.frames:
+        problems.append(f"{actual.frames} frames, asked {expected.frames}")
+    if Fraction(actual.rate) != Fraction(expected.rate):
+        problems.append(f"{actual.rate} fps, asked {expected.rate}")
+    if tuple(actual.size) != tuple(expected.size):
+        problems.append(f"{actual.size[0]}x{actual.size[1]}, asked {expected.size[0]}x{expected.size[1]}")
+    if expected.timecode and actual.timecode != expected.timecode:
+        problems.append(f"starts at {actual.timecode or 'no timecode'}, asked {expected.timecode}")
+    return Gate("conformance", float(len(problems)), 0.0, "flag" if problems else "pass",
+                "; ".join(problems) if problems else
+                f"{actual.frames} frames at {actual.rate} fps, {actual.size[0]}x{actual.size[1]}"
+                + (f", from {actual.timecode}" if actual.timecode else ""))
+
+
+def _band_ratio(frames: np.ndarray) -> float:
+    """High-band (0.55..0.95 Nyquist) over mid-band (0.15..0.45) spectral energy of luma, on a
+    central crop of at most 512 x 512 of up to 4 frames."""
+    picks = frames[np.linspace(0, len(frames) - 1, min(4, len(frames))).astype(int)]
+    h, w = picks.shape[1:3]
+    ch, cw = min(h, 512), min(w, 512)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    gray = _gray(picks[:, top:top + ch, left:left + cw]).astype(np.float32)
+    fy = np.fft.fftfreq(ch)[:, None] * 2
+    fx = np.fft.rfftfreq(cw)[None, :] * 2
+    radius = np.sqrt(fx ** 2 + fy ** 2)
+    high = (radius >= 0.55) & (radius <= 0.95)
+    mid = (radius >= 0.15) & (radius <= 0.45)
+    window = np.outer(np.hanning(ch), np.hanning(cw)).astype(np.float32)
+    ratios = []
+    for g in gray:
+        power = np.abs(np.fft.rfft2((g - g.mean()) * window)) ** 2
+        ratios.append(float(power[high].mean()) / max(float(power[mid].mean()), 1e-9))
+    return float(np.mean(ratios))
+
+
+def real_resolution(op: str, source: np.ndarray, take: np.ndarray, *, extend_side="tail", extend_frames=0,
+                    generated_size=None, threshold: float = DEFAULTS["real_resolution"]) -> Gate:
+    delivered = (take.shape[2], take.shape[1])
+    if generated_size is not None and tuple(generated_size) != delivered:
+        g = tuple(generated_size)
+        return Gate("real_resolution", (g[0] * g[1]) / (delivered[0] * delivered[1]), threshold, "flag",
+                    f"generated at {g[0]}x{g[1]} and upscaled to {delivered[0]}x{delivered[1]}")
+    if op == "extend":
+        generated, _ = _split_extension(take, extend_side, extend_frames)
+    else:
+        generated = take
+    if min(delivered) < 16 or not len(generated):
+        return Gate("real_resolution", None, threshold, "n/a", "frames too small to measure")
+    mine, theirs = _band_ratio(generated), _band_ratio(source)
+    value = mine / max(theirs, 1e-9)
+    verdict = "flag" if value < threshold else "pass"
+    return Gate("real_resolution", value, threshold, verdict,
+                f"fine detail {value:.2f}x the source's at {delivered[0]}x{delivered[1]}"
+                + (" — looks upscaled from a smaller picture" if verdict == "flag" else ""))
+
+
+def status_and_flags(gates: list[Gate]) -> tuple[str, list[str]]:
+    """("needs_review", reasons) when any gate flags, else ("ok", [])."""
+    reasons = [g.reason() for g in gates if g.flagged]
+    return ("needs_review" if reasons else "ok"), reasons
