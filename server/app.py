@@ -19,7 +19,7 @@ import bridge
 from bridge.api import pb, pb_grpc
 from server.backends.base import OPERATIONS
 from server.backends.classic import ClassicBackend
-from server.jobstore import JobStore
+from server.jobstore import DB_NAME, JobStore
 from server.plan import CODECS, Limits
 from server.service import GenerationService
 from server.takestore import TakeStore, library_versions
@@ -28,7 +28,6 @@ from server.worker import Worker
 log = logging.getLogger("takebridge.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Generation"].full_name
 OP_ENUM = {"refine": pb.REFINE, "extend": pb.EXTEND, "inpaint": pb.INPAINT}
-DB_NAME = "takebridge.sqlite"
 
 
 class ConfigError(ValueError):

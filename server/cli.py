@@ -115,9 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""))
     cancel.add_argument("--json", action="store_true")
 
-    from server import cli_timeline
+    from server import cli_quality, cli_timeline
 
     cli_timeline.add_parser(sub)
+    cli_quality.add_parsers(sub, DEFAULT_ADDRESS)
 
     demo = sub.add_parser("demo", help="make sample footage and run refine, extend and inpaint end to end",
                           description="Generate a textured sample clip with camera motion and an object to "
@@ -430,6 +431,15 @@ def _emit(args, data: dict, text: str) -> None:
 
 COMMANDS = {"serve": cmd_serve, "submit": cmd_submit, "takes": cmd_takes, "jobs": cmd_jobs,
             "cancel": cmd_cancel, "demo": cmd_demo, "timeline": cmd_timeline}
+
+
+def _quality_commands() -> dict:
+    from server import cli_quality
+
+    return cli_quality.COMMANDS
+
+
+COMMANDS.update(_quality_commands())
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,6 +5,7 @@ were running when the server died are queued again on start.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS reviews (
 );
 """
 
+DB_NAME = "takebridge.sqlite"   # inside the server's --store folder
 TERMINAL = (pb.SUCCEEDED, pb.FAILED, pb.CANCELLED)
 MAX_ATTEMPTS = 3
 
@@ -82,8 +84,17 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._lock = threading.RLock()
         self.changed = threading.Condition(self._lock)
+
+    def _migrate(self) -> None:
+        """Columns added after the first release, added to older stores in place."""
+        for table, column, kind in (("takes", "metrics", "TEXT NOT NULL DEFAULT '{}'"),
+                                    ("jobs", "compute_ms", "INTEGER NOT NULL DEFAULT 0")):
+            names = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in names:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -262,11 +273,23 @@ class JobStore:
         with self._lock:
             return {r[0] for r in self._db.execute("SELECT version FROM takes WHERE shot=?", (shot,))}
 
-    def add_take(self, take_dir: str, take: "pb.Take") -> None:
+    def add_take(self, take_dir: str, take: "pb.Take", metrics: dict | None = None) -> None:
+        """Record a take with the figures the pilot report counts (timings, sizes, gates)."""
         with self._lock:
-            self._db.execute("INSERT INTO takes (take_id, job_id, take_dir, shot, version, take, created_ms) "
-                             "VALUES (?,?,?,?,?,?,?)", (take.take_id, take.job_id, take_dir, take.shot,
-                                                        take.version, take.SerializeToString(), now_ms()))
+            self._db.execute("INSERT INTO takes (take_id, job_id, take_dir, shot, version, take, created_ms, metrics) "
+                             "VALUES (?,?,?,?,?,?,?,?)", (take.take_id, take.job_id, take_dir, take.shot,
+                                                          take.version, take.SerializeToString(), now_ms(),
+                                                          json.dumps(metrics or {})))
+
+    def add_compute(self, job_id: str, seconds: float) -> None:
+        """Count compute time spent on a job (every attempt, finished or not)."""
+        with self._lock:
+            self._db.execute("UPDATE jobs SET compute_ms = compute_ms + ? WHERE job_id=?",
+                             (int(round(seconds * 1000)), job_id))
+
+    def compute_seconds_used(self) -> float:
+        with self._lock:
+            return (self._db.execute("SELECT COALESCE(SUM(compute_ms), 0) FROM jobs").fetchone()[0]) / 1000
 
     def get_take(self, take_id: str) -> Optional["pb.Take"]:
         with self._lock:

@@ -64,12 +64,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a crash leaves either the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -77,6 +79,10 @@ def write_json_atomic(path: Path, data: dict) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def staging_dir(plan: JobPlan, job_id: str) -> Path:
@@ -89,17 +95,22 @@ class TakeStore:
         self.device = device
         self._commit_lock = threading.Lock()  # versions are allocated under it
 
+    @staticmethod
+    def sequence_hash(pattern: Path) -> str | None:
+        """sha256 of an image sequence's frames in order (None when there is none)."""
+        sequence = find_sequence(pattern)
+        if sequence is None:
+            return None
+        digest = hashlib.sha256()
+        for index in range(sequence.frame_count):
+            digest.update(sequence.frame_path(index).read_bytes())
+        return digest.hexdigest()
+
     def source_hash(self, path: Path) -> str | None:
         """sha256 of a source movie, read once per (path, size, mtime) rather than once per
         take; for an image sequence (a printf pattern) the hash of its frames in order."""
         if "%" in path.name:
-            sequence = find_sequence(path)
-            if sequence is None:
-                return None
-            digest = hashlib.sha256()
-            for index in range(sequence.frame_count):
-                digest.update(sequence.frame_path(index).read_bytes())
-            return digest.hexdigest()
+            return self.sequence_hash(path)
         if not path.is_file():
             return None
         stat = path.stat()
@@ -155,7 +166,7 @@ class TakeStore:
                                    start_timecode=info.start_timecode or "", drop_frame=info.drop_frame,
                                    pixel_format=info.pix_fmt, sha256=sha256_of(media_path)))
             write_json_atomic(Path(take.manifest_url), self.manifest(job, plan, result, take))
-            self.jobs.add_take(str(plan.take_dir), take)
+            self.jobs.add_take(str(plan.take_dir), take, self.metrics(job, plan, result, take))
         shutil.rmtree(result.staged.parent, ignore_errors=True)
         return take
 
@@ -173,6 +184,17 @@ class TakeStore:
             os.replace(staged, dest)
         return dest
 
+    @staticmethod
+    def metrics(job: "pb.Job", plan: JobPlan, result: RunResult, take: "pb.Take") -> dict:
+        """What the pilot report counts, per take."""
+        queue = max(0, job.started_unix_ms - job.created_unix_ms) / 1000
+        return {"operation": plan.op, "backend": take.backend, "frames": take.media.frame_count,
+                "generated": list(result.generated_size), "delivered": [take.media.width, take.media.height],
+                "queue_wait_s": round(queue, 3), "compute_s": round(sum(result.timings.values()), 3),
+                "total_s": round(max(0, now_ms() - job.created_unix_ms) / 1000, 3),
+                "flagged_gates": [g.name for g in result.gates if g.flagged], "fallbacks": list(result.fallbacks),
+                "status_at_creation": pb.TakeStatus.Name(take.status).lower()}
+
     def manifest(self, job: "pb.Job", plan: JobPlan, result: RunResult, take: "pb.Take") -> dict:
         request = json_format.MessageToDict(plan.request, preserving_proto_field_name=True)
         sel = plan.selection
@@ -188,7 +210,16 @@ class TakeStore:
                            "mask": plan.mask_path or None, "mask_invert": plan.mask_invert,
                            "mask_grow_pixels": plan.mask_grow},
             "seed": plan.seed,
-            "backend": {"name": take.backend, "model": take.model, "device": self.device},
+            # what turns the seed into numbers: the classic backend draws none (it is
+            # deterministic given its inputs); generative backends name their generator here
+            "generator": getattr(result, "generator", "") or "none (deterministic)",
+            "backend": {"name": take.backend, "model": take.model, "device": self.device,
+                        "weights_sha256": getattr(result, "weights_sha256", "") or None},
+            "inputs": {
+                "media": {"path": str(plan.media.path), "sha256": self.source_hash(Path(plan.media.path))},
+                "mask": ({"path": str(plan.mask_path), "sha256": self.source_hash(Path(plan.mask_path))}
+                         if plan.mask_path else None),
+            },
             "source": {
                 "clip": sel.clip_name, "shot": sel.shot, "media": str(plan.media.path),
                 "media_sha256": self.source_hash(Path(plan.media.path)),

@@ -82,6 +82,7 @@ class Worker(threading.Thread):
         log.info("job %s started: %s of shot %s on %s (attempt %d)", job_id,
                  pb.Operation.Name(job.operation).lower(), job.shot, backend.device, job.attempts)
         plan = None
+        compute_started = time.monotonic()
         try:
             request = self.store.request_of(job_id)
             plan = make_plan(request, self.runtime.limits, self.runtime.take_dir, seed=seed_for(job_id))
@@ -109,6 +110,7 @@ class Worker(threading.Thread):
             self._fail(job_id, "internal", f"internal error ({type(exc).__name__}: {exc}); the server log "
                                            f"has the details")
         finally:
+            self.store.add_compute(job_id, time.monotonic() - compute_started)
             self.cancels.pop(job_id, None)
             if plan is not None:
                 shutil.rmtree(staging_dir(plan, job_id), ignore_errors=True)

@@ -129,7 +129,8 @@ def test_each_job_on_a_shot_makes_the_next_version_with_a_complete_manifest(serv
     manifest = json.loads(Path(second.take.manifest_url).read_text())
     assert manifest["seed"] == 8
     assert manifest["take"]["take_id"] == "A_v002"
-    assert manifest["backend"] == {"name": "classic", "model": "", "device": "cpu"}
+    assert manifest["backend"] == {"name": "classic", "model": "", "device": "cpu", "weights_sha256": None}
+    assert manifest["inputs"]["media"]["sha256"] == manifest["source"]["media_sha256"]
     assert manifest["resolution"]["generated"]["width"] == manifest["resolution"]["delivered"]["width"] == 64
     assert manifest["source"]["source_range"] == {"start_frame": 0, "frame_count": 8, "rate": "24"}
     assert set(manifest["timings_seconds"]) == {"decode", "generate", "encode", "gates"}
