@@ -357,7 +357,9 @@ def make_sidecar(timeline: otio.schema.Timeline) -> dict:
     rate = _timeline_rate(timeline)
     clips, transitions, tracks = [], [], []
     for number, track in enumerate(timeline.video_tracks(), start=1):
-        tracks.append({"track": number, "name": track.name})
+        tracks.append({"track": number, "name": track.name,
+                       "clips": sum(1 for i in track if isinstance(i, otio.schema.Clip)),
+                       "frames": frames_of(track.duration(), rate) if len(track) else 0})
         clip_count = 0
         for index, item in enumerate(track):
             if isinstance(item, otio.schema.Transition):
@@ -408,6 +410,7 @@ def restore_from_sidecar(timeline: otio.schema.Timeline, sidecar: dict) -> dict:
     rate = exact_rate(sidecar.get("timeline_rate") or _timeline_rate(timeline))
     if timeline.global_start_time is None and sidecar.get("global_start") is not None:
         timeline.global_start_time = otio.opentime.RationalTime(sidecar["global_start"], float(rate))
+    _restore_empty_tracks(timeline, sidecar.get("tracks", []), rate)
     video = list(timeline.video_tracks())
     for entry in sidecar.get("tracks", []):
         if entry["track"] <= len(video):
@@ -439,6 +442,28 @@ def restore_from_sidecar(timeline: otio.schema.Timeline, sidecar: dict) -> dict:
             item.metadata[name] = value
     _restore_transitions(video, sidecar.get("transitions", []), rate)
     return {"restored": len(pairs), "unmatched": unmatched, "missing": [c["name"] for c in by_place.values()]}
+
+
+def _restore_empty_tracks(timeline, tracks: list[dict], rate) -> None:
+    """Formats drop video tracks without clips (AAF does); put them back where they were so
+    the other tracks keep their numbers."""
+    video = list(timeline.video_tracks())
+    if len(video) >= len(tracks) or len(video) != sum(1 for t in tracks if t.get("clips", 1)):
+        return
+    stack = timeline.tracks
+    for entry in tracks:
+        if entry.get("clips", 1):
+            continue
+        empty = otio.schema.Track(name=entry["name"], kind=otio.schema.TrackKind.Video)
+        if entry.get("frames"):
+            empty.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                duration=otio.opentime.RationalTime(entry["frames"], float(rate)))))
+        video = list(timeline.video_tracks())
+        position = entry["track"] - 1
+        if position < len(video):
+            stack.insert(list(stack).index(video[position]), empty)
+        else:
+            stack.append(empty)
 
 
 def _restore_transitions(video, transitions, rate) -> None:
