@@ -46,6 +46,7 @@ class ServerConfig:
     token: str = ""
     max_frames: int = 1000
     max_upload_bytes: int = 8 << 30
+    compute_budget: float = 0.0           # seconds of compute for all jobs together (0: no limit)
 
 
 def default_allowed_roots(store: Path) -> tuple[Path, ...]:
@@ -74,7 +75,8 @@ class Runtime:
         allowed = tuple(Path(os.path.realpath(a)) for a in config.allow) or default_allowed_roots(self.store_dir)
         if self.store_dir not in allowed and not any(r in self.store_dir.parents for r in allowed):
             allowed += (self.store_dir,)
-        self.limits = Limits(max_frames=config.max_frames, allowed_roots=allowed, cas_dir=self.store_dir / "media")
+        self.limits = Limits(max_frames=config.max_frames, allowed_roots=allowed, cas_dir=self.store_dir / "media",
+                             compute_budget_s=config.compute_budget)
         self.max_upload_bytes = config.max_upload_bytes
         self.store = JobStore(str(self.store_dir / DB_NAME))
         self.backends = {"classic": ClassicBackend()}
@@ -112,6 +114,12 @@ class Runtime:
     def cancel_running(self, job_id: str) -> None:
         for worker in self.workers:
             worker.cancel(job_id)
+
+    def budget_left(self) -> float:
+        """Seconds of the server-wide compute budget left (inf without one)."""
+        if not self.limits.compute_budget_s:
+            return float("inf")
+        return self.limits.compute_budget_s - self.store.compute_seconds_used()
 
     def backend_names(self) -> list[str]:
         return [*self.backends, *self.unavailable]

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="folder media may be read from and takes written to (repeatable; default: your "
                             "home, the temp folder, the working folder and the store)")
     serve.add_argument("--max-frames", type=int, default=1000, help="longest take accepted, in frames")
+    serve.add_argument("--compute-budget", type=float, default=0.0, metavar="SECONDS",
+                       help="compute seconds all jobs together may use (counted in the store across restarts); "
+                            "when spent, new jobs are refused and a running one stops cleanly (default: no limit)")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate, for a non-loopback --host")
     serve.add_argument("--tls-key", type=Path, help="PEM private key, for a non-loopback --host")
     serve.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""),
@@ -156,7 +159,7 @@ def cmd_serve(args) -> int:
 
     config = ServerConfig(host=args.host, port=args.port, store=args.store, backend=args.backend,
                           allow=tuple(args.allow), tls_cert=args.tls_cert, tls_key=args.tls_key, token=args.token,
-                          max_frames=args.max_frames)
+                          max_frames=args.max_frames, compute_budget=args.compute_budget)
     try:
         server, runtime, port = build_server(config)
     except (ConfigError, OSError) as err:

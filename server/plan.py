@@ -38,6 +38,17 @@ class Limits:
     max_extend_frames: int = 500
     allowed_roots: tuple[Path, ...] = ()
     cas_dir: Path = Path("media")   # where UploadMedia keeps objects ("cas:<sha256>" urls)
+    compute_budget_s: float = 0.0   # the server's compute budget over all jobs (0: none)
+    # estimated compute cost, seconds per megapixel-frame, per backend and operation (classic:
+    # measured by bench/bench_classic.py on a 2-core VM, rounded up)
+    costs: dict = dataclasses.field(default_factory=lambda: {
+        "classic": {"refine": 0.12, "extend": 0.03, "inpaint": 0.03}})
+
+    def estimate_seconds(self, backend: str, plan: "JobPlan") -> float:
+        """Expected compute seconds of a plan (used to decide before spending it)."""
+        per = self.costs.get(backend, {}).get(plan.op, 0.0)
+        megapixels = plan.media.width * plan.media.height * plan.scale ** 2 / 1e6
+        return per * megapixels * (plan.read_count + plan.extend_frames)
 
     def check_path(self, path: str, what: str) -> Path:
         real = Path(os.path.realpath(path))
@@ -75,6 +86,8 @@ class JobPlan:
     seed: int = 0
     start_timecode: str = ""
     drop_frame: bool = False
+    scale: float = 1.0              # < 1: processed smaller and upscaled (the DEGRADE fallback)
+    fallbacks: list = dataclasses.field(default_factory=list)   # what happened instead of what was asked
 
     @property
     def read_count(self) -> int:

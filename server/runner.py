@@ -46,12 +46,15 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     _check(cancel)
 
     started = time.monotonic()
+    work, work_mask = (source, mask) if plan.scale >= 1 else _smaller(source, mask, plan.scale)
     spec = Spec(op=plan.op, rate=plan.rate, seed=plan.seed, strength=plan.strength,
-                extend_side=plan.extend_side or "tail", extend_frames=plan.extend_frames, mask=mask,
+                extend_side=plan.extend_side or "tail", extend_frames=plan.extend_frames, mask=work_mask,
                 prompt=plan.request.contract.prompt, negative_prompt=plan.request.contract.negative_prompt,
                 model=plan.request.model)
-    generated = backend.run(plan.op, source, spec,
+    generated = backend.run(plan.op, work, spec,
                             lambda done, total, preview: report("generate", done, total, preview), cancel)
+    if work is not source:
+        generated = _resized(generated, (source.shape[2], source.shape[1]), cv2.INTER_CUBIC)
     timings["generate"] = time.monotonic() - started
     take_frames = _composite(plan, source, generated, mask)
     if len(take_frames) != plan.take_count:
@@ -67,8 +70,8 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
                         start_timecode=plan.start_timecode, drop_frame=plan.drop_frame)
     timings["encode"] = time.monotonic() - started
     size = (source.shape[2], source.shape[1])
-    result = RunResult(staged=dest, media=media, timings=timings, generated_size=size, delivered_size=size,
-                       fallbacks=[])
+    result = RunResult(staged=dest, media=media, timings=timings, generated_size=(work.shape[2], work.shape[1]),
+                       delivered_size=size, fallbacks=list(plan.fallbacks))
 
     started = time.monotonic()
     result.gates = run_gates(plan, source, take_frames, mask, result)
@@ -87,6 +90,20 @@ def run_gates(plan: JobPlan, source: np.ndarray, take_frames: np.ndarray, mask: 
                           extend_frames=plan.extend_frames, expected=expected, actual=actual,
                           generated_size=result.generated_size, fallbacks=result.fallbacks,
                           thresholds=plan.request.contract.review.thresholds)
+
+
+def _resized(frames: np.ndarray, size: tuple[int, int], interpolation) -> np.ndarray:
+    return np.stack([cv2.resize(f, size, interpolation=interpolation) for f in frames])
+
+
+def _smaller(source: np.ndarray, mask: np.ndarray | None, scale: float):
+    """The frames (and masks) the backend works on when the job was degraded to `scale`."""
+    size = (max(16, round(source.shape[2] * scale)), max(16, round(source.shape[1] * scale)))
+    small = _resized(source, size, cv2.INTER_AREA)
+    if mask is None:
+        return small, None
+    return small, np.stack([cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+                            for m in mask])
 
 
 def _decode(plan: JobPlan, report: Report) -> np.ndarray:

@@ -46,7 +46,19 @@ class GenerationService(pb_grpc.GenerationServicer):
                           f"unknown backend {backend!r}; this server has {', '.join(self.rt.backend_names())}")
         reason = self.rt.unavailable_reason(backend)
         if reason:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"backend {backend!r} is not available: {reason}")
+            if request.contract.fallback == pb.CLASSIC and "classic" in self.rt.backends:
+                log.info("request %s: backend %r unavailable (%s); its fallback policy runs it on classic",
+                         request.request_id, backend, reason)
+                backend = "classic"
+            else:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              f"backend {backend!r} is not available: {reason}; set the shot contract's fallback "
+                              f"to CLASSIC to run it on the CPU backend instead")
+        if self.rt.budget_left() <= 0:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"the server's compute budget of {self.rt.limits.compute_budget_s:g} s is spent "
+                          f"({self.rt.store.compute_seconds_used():.1f} s used); restart it with a larger "
+                          f"--compute-budget to go on")
         try:
             plan = make_plan(request, self.rt.limits, self.rt.take_dir, seed=0)
         except JobError as err:

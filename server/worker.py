@@ -83,10 +83,19 @@ class Worker(threading.Thread):
                  pb.Operation.Name(job.operation).lower(), job.shot, backend.device, job.attempts)
         plan = None
         compute_started = time.monotonic()
+        budget_hit = threading.Event()
+        timer = None
+        budget, which = float("inf"), ""
         try:
             request = self.store.request_of(job_id)
             plan = make_plan(request, self.runtime.limits, self.runtime.take_dir, seed=seed_for(job_id))
+            budget, which = self._budget(request)
+            self._apply_policies(request, plan, backend, budget, which)
             reporter = _Reporter(self.store, job_id)
+            if budget != float("inf"):
+                timer = threading.Timer(max(0.0, budget), lambda: (budget_hit.set(), cancel.set()))
+                timer.daemon = True
+                timer.start()
             result = run_plan(plan, backend, staging_dir(plan, job_id), reporter, cancel)
             if cancel.is_set():
                 raise Cancelled()
@@ -96,6 +105,11 @@ class Worker(threading.Thread):
             log.info("job %s done: take %s (%d frames) at %s", job_id, take.take_id, take.media.frame_count,
                      take.media.url)
         except Cancelled:
+            if budget_hit.is_set():
+                self._fail(job_id, "over_budget",
+                           f"stopped after {time.monotonic() - compute_started:.1f} s of compute, over {which} of "
+                           f"{budget:.3g} s; nothing was kept. Select fewer frames or raise the budget")
+                return
             if self.stopping.is_set():
                 log.info("job %s interrupted by shutdown; it resumes at the next start", job_id)
                 return
@@ -110,10 +124,41 @@ class Worker(threading.Thread):
             self._fail(job_id, "internal", f"internal error ({type(exc).__name__}: {exc}); the server log "
                                            f"has the details")
         finally:
+            if timer is not None:
+                timer.cancel()
             self.store.add_compute(job_id, time.monotonic() - compute_started)
             self.cancels.pop(job_id, None)
             if plan is not None:
                 shutil.rmtree(staging_dir(plan, job_id), ignore_errors=True)
+
+    def _budget(self, request) -> tuple[float, str]:
+        """(seconds this job may compute, which budget that is)."""
+        job_budget = request.contract.budget.max_compute_seconds or float("inf")
+        server_left = self.runtime.budget_left()
+        if server_left < job_budget:
+            return server_left, "what is left of the server's compute budget"
+        return job_budget, "the job's compute budget"
+
+    def _apply_policies(self, request, plan, backend, budget: float, which: str) -> None:
+        """Fallbacks the request allows, decided before any compute is spent; each is
+        recorded in the plan (and so in the manifest and the fallback gate)."""
+        if request.backend and request.backend != backend.name:
+            plan.fallbacks.append(f"backend {request.backend!r} is not available here: ran on {backend.name!r} "
+                                  f"(fallback policy CLASSIC)")
+        estimate = self.runtime.limits.estimate_seconds(backend.name, plan)
+        if estimate <= budget:
+            return
+        size = f"{plan.media.width}x{plan.media.height}"
+        if request.contract.fallback == pb.DEGRADE and estimate * 0.25 <= budget:
+            plan.scale = 0.5
+            plan.fallbacks.append(
+                f"estimated {estimate:.3g} s of compute at {size} is over {which} of {budget:.3g} s: processed at "
+                f"half resolution and upscaled (fallback policy DEGRADE)")
+            return
+        hint = "" if request.contract.fallback == pb.DEGRADE else ", or allow the DEGRADE fallback"
+        raise JobError("over_budget", f"estimated {estimate:.3g} s of compute for {plan.read_count + plan.extend_frames} "
+                                      f"frames at {size} is over {which} of {budget:.3g} s; select fewer frames, "
+                                      f"raise the budget{hint}")
 
     def _fail(self, job_id: str, code: str, message: str) -> None:
         if self.stopping.is_set():
