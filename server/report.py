@@ -68,11 +68,14 @@ def build_report(store: Path, since: str | None = None) -> dict:
     since_ms = parse_since(since)
     db = _connect(store)
     try:
-        takes = db.execute("SELECT take_id, take, created_ms, metrics FROM takes WHERE created_ms >= ? "
+        # stores made before a column existed are read as they are (the report never writes)
+        metrics = "metrics" if _has_column(db, "takes", "metrics") else "'{}'"
+        compute = "compute_ms" if _has_column(db, "jobs", "compute_ms") else "0"
+        takes = db.execute(f"SELECT take_id, take, created_ms, {metrics} FROM takes WHERE created_ms >= ? "
                            "ORDER BY created_ms", (since_ms,)).fetchall()
         reviews = db.execute("SELECT take_id, approve, note, reviewer, time_ms FROM reviews ORDER BY time_ms, rowid"
                              ).fetchall()
-        jobs = db.execute("SELECT operation, state, error_code, compute_ms FROM jobs WHERE created_ms >= ?",
+        jobs = db.execute(f"SELECT operation, state, error_code, {compute} FROM jobs WHERE created_ms >= ?",
                           (since_ms,)).fetchall()
     finally:
         db.close()
@@ -83,7 +86,7 @@ def build_report(store: Path, since: str | None = None) -> dict:
     rows = []
     for take_id, blob, created_ms, metrics in takes:
         take = pb.Take.FromString(blob)
-        m = json.loads(metrics or "{}")
+        m = json.loads(metrics or "{}") or _metrics_from_manifest(take)
         history = by_take.get(take_id, [])
         rows.append({
             "take_id": take_id, "op": m.get("operation") or pb.Operation.Name(take.operation).lower(),
@@ -118,6 +121,28 @@ def build_report(store: Path, since: str | None = None) -> dict:
                             timespec="seconds")}
                        for r in rows for rev in r["reviews"] if rev["note"]]
     return report
+
+
+def _has_column(db, table: str, column: str) -> bool:
+    return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})"))
+
+
+def _metrics_from_manifest(take) -> dict:
+    """The same figures from a take's manifest, for takes recorded before the store kept them."""
+    try:
+        data = json.loads(Path(take.manifest_url).read_text())
+    except (OSError, ValueError):
+        return {}
+    resolution = data.get("resolution", {})
+    generated, delivered = resolution.get("generated", {}), resolution.get("delivered", {})
+    job = data.get("job", {})
+    return {"operation": data.get("operation"), "generated": [generated.get("width"), generated.get("height")],
+            "delivered": [delivered.get("width"), delivered.get("height")],
+            "queue_wait_s": data.get("queue_wait_seconds"),
+            "compute_s": round(sum(data.get("timings_seconds", {}).values()), 3),
+            "total_s": None if not job else round((take.created_unix_ms - job.get("created_unix_ms", 0)) / 1000, 3),
+            "flagged_gates": [g["name"] for g in data.get("gates", []) if g.get("verdict") == "flag"],
+            "status_at_creation": "needs_review" if take.flags else "ok"}
 
 
 def _summary(rows: list[dict]) -> dict:
