@@ -263,7 +263,8 @@ def cmd_submit(args) -> int:
     payload = results[0] if len(results) == 1 else {"status": "failed" if failed else "succeeded", "jobs": results}
     if args.out:
         payload = {**payload, "out": str(args.out) if not failed else None}
-    lines = [f"take {r['take_id']}: {r['frames']} frames from {r['start_timecode']} at {r['media']}"
+    lines = [f"take {r['take_id']} ({r['take_status']}): {r['frames']} frames from {r['start_timecode']} at "
+             f"{r['media']}" + "".join(f"\n  flagged: {flag}" for flag in r["flags"])
              if r.get("take_id") else f"job {r.get('job_id', '')} {r['status']}: {r.get('error') or 'no take made'}"
              for r in results]
     if args.out and not failed:
@@ -308,7 +309,8 @@ def _follow(client, args, job, label: str) -> dict:
     return {"job_id": job.job_id, "take_id": take.take_id, "status": state,
             "take_status": pb.TakeStatus.Name(take.status).lower(), "media": take.media.url,
             "manifest": take.manifest_url, "frames": take.media.frame_count,
-            "start_timecode": take.media.start_timecode, "seed": take.seed, "_take": take}
+            "start_timecode": take.media.start_timecode, "seed": take.seed, "flags": list(take.flags),
+            "_take": take}
 
 
 def _place(timeline, segment, take, placement: str, sync: bool) -> None:
