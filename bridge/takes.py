@@ -133,39 +133,50 @@ def _sync_plan(timeline, own_track, at, frames: int) -> list:
     """For a sync ripple: (track, index, kind) of where each other track gets the room; refuses
     before anything changes when the point falls inside a transition."""
     rate = exact_rate(at.rate)
+    point = at.to_seconds()
     plan = []
     for track in timeline.tracks:
         if track is own_track or not isinstance(track, otio.schema.Track):
             continue
         for index, item in enumerate(track):
             item_range = track.range_of_child_at_index(index)
-            if item_range.end_time_exclusive() <= at:
+            if item_range.end_time_exclusive().to_seconds() <= point + 1e-9:
                 continue
-            if item_range.start_time >= at:
-                plan.append((track, index, "before"))
+            if item_range.start_time.to_seconds() >= point - 1e-9:
+                plan.append((track, index, None))
                 break
             if isinstance(item, otio.schema.Transition):
                 raise PlacementError(
                     "no_room", f"a sync ripple at track frame {frames_of(at, rate)} falls inside the transition "
                     f"{item.name or item.transition_type!r} on track {track.name!r}; move the extension point or "
                     f"the transition, or ripple this track only")
-            plan.append((track, index, "inside"))
+            if isinstance(item, otio.schema.Gap):
+                plan.append((track, index, None))
+                break
+            offset = Fraction(point - item_range.start_time.to_seconds()).limit_denominator(1_000_000_000)
+            cut = source_time_at(item, offset * rate, rate)
+            src_start, src_end = item.source_range.start_time.value, item.source_range.end_time_exclusive().value
+            if float(cut) <= src_start + 1e-6:
+                plan.append((track, index, None))
+            elif float(cut) >= src_end - 1e-6:
+                plan.append((track, index + 1, None))
+            else:
+                plan.append((track, index, cut))
             break
     return plan
 
 
-def _apply_sync(plan, at, frames: int, rate) -> None:
-    """Room of `frames` frames at `rate` (the extended clip's source rate) at record time `at`."""
-    for track, index, kind in plan:
-        item = track[index]
+def _apply_sync(plan, frames: int, rate) -> None:
+    """Room of `frames` frames at `rate` (the extended clip's source rate) where the plan says:
+    before item `index`, or inside it at source time `cut` (the clip is split there)."""
+    for track, index, cut in plan:
         duration = otio.opentime.RationalTime(frames, rate)
-        if isinstance(item, otio.schema.Gap):  # a gap there (or starting there) just gets longer
+        item = track[index] if index < len(track) else None
+        if cut is None and isinstance(item, otio.schema.Gap):  # a gap there just gets longer
             item.source_range = otio.opentime.TimeRange(item.source_range.start_time,
                                                         item.source_range.duration + duration)
             continue
-        if kind == "inside":
-            offset = at - track.range_of_child_at_index(index).start_time
-            cut = source_time_at(item, Fraction(offset.value).limit_denominator(1_000_000), exact_rate(at.rate))
+        if cut is not None:
             split_at_source(track, item, cut)
             index += 1
         if index > 0 and isinstance(track[index - 1], otio.schema.Gap):
@@ -241,8 +252,7 @@ def place_take(timeline: otio.schema.Timeline, clip_name: str, take: "pb.Take", 
         clip = _isolate_selected(clip, track, take, segment)
     _check_covers(clip, take_reference(take), take.take_id, extension=take if extending else None)
     if extending and placement == "ripple" and sync:
-        _apply_sync(sync_plan, _insert_point(clip, track, side), take.generated_frames,
-                    clip.source_range.start_time.rate)
+        _apply_sync(sync_plan, take.generated_frames, clip.source_range.start_time.rate)
     references = clip.media_references()
     references[take.take_id] = take_reference(take)
     clip_meta = metadata.read(clip)

@@ -47,6 +47,34 @@ class ServerConfig:
     max_frames: int = 1000
     max_upload_bytes: int = 8 << 30
     compute_budget: float = 0.0           # seconds of compute for all jobs together (0: no limit)
+    models: Path | None = None            # model profile (JSON) for the diffusers backend
+    device: str = "auto"                  # diffusers device: auto (cuda if there is one), cuda, cpu
+
+
+def _diffusers_backend(config: ServerConfig):
+    """(the diffusers backend, None) when a model profile is given and torch + diffusers are
+    installed, else (None, why not)."""
+    if config.models is None:
+        return None, "no model profile: start the server with --models PROFILE.json (see docs/models.md)"
+    import importlib.util
+
+    missing = [name for name in ("torch", "diffusers", "transformers") if importlib.util.find_spec(name) is None]
+    if missing:
+        return None, f"{', '.join(missing)} not installed; install takebridge[diffusers]"
+    import torch
+    from server.backends.generative.backend import DiffusersBackend
+    from server.backends.generative.loading import ModelError, read_profiles
+
+    try:
+        profiles = read_profiles(config.models)
+    except ModelError as err:
+        raise ConfigError(str(err)) from None
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: this machine has no CUDA GPU; use --device cpu (slow) or auto")
+    return DiffusersBackend(profiles, device), ""
 
 
 def default_allowed_roots(store: Path) -> tuple[Path, ...]:
@@ -80,13 +108,21 @@ class Runtime:
         self.max_upload_bytes = config.max_upload_bytes
         self.store = JobStore(str(self.store_dir / DB_NAME))
         self.backends = {"classic": ClassicBackend()}
-        self.unavailable = {"diffusers": "the diffusers GPU backend is not part of this server version"}
+        self.unavailable = {}
+        generative, reason = _diffusers_backend(config)
+        if generative is not None:
+            self.backends["diffusers"] = generative
+        else:
+            self.unavailable["diffusers"] = reason
         if config.backend not in self.backends:
             raise ConfigError(f"backend {config.backend!r} is not available here; choose one of "
-                              f"{', '.join(self.backends)}")
+                              f"{', '.join(self.backends)}" + (f" ({reason})" if config.backend == "diffusers" else ""))
         self.default_backend = config.backend
         self.takes = TakeStore(self.store, device="cpu")
-        self.workers = [Worker(self, "cpu", self.backends)]
+        by_device: dict[str, dict] = {}
+        for name, backend in self.backends.items():   # one worker per device, one job at a time on it
+            by_device.setdefault(backend.device, {})[name] = backend
+        self.workers = [Worker(self, device, backends) for device, backends in by_device.items()]
         self.stopping = False
 
     def start(self) -> list[str]:

@@ -87,6 +87,8 @@ class JobPlan:
     start_timecode: str = ""
     drop_frame: bool = False
     scale: float = 1.0              # < 1: processed smaller and upscaled (the DEGRADE fallback)
+    feather: int = 0                # inpaint: soft edge inside the mask, pixels
+    reference_paths: list = dataclasses.field(default_factory=list)  # contract reference images
     fallbacks: list = dataclasses.field(default_factory=list)   # what happened instead of what was asked
 
     @property
@@ -178,6 +180,14 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
         plan.take_start = plan.read_start
     plan.take_count = plan.read_count + plan.extend_frames
 
+    plan.feather = max(0, request.contract.constraints.mask_feather_px)
+    if plan.feather > 64:
+        raise JobError("bad_feather", f"mask feather {plan.feather} px is over the limit of 64 px")
+    for ref in request.contract.reference_images:
+        path = str(limits.check_path(resolve_media_url(ref.url, limits.cas_dir), "reference image"))
+        if not os.path.isfile(path):
+            raise JobError("media_missing", f"reference image {ref.name or ref.role or ''} {ref.url} not found")
+        plan.reference_paths.append(path)
     try:
         thresholds_from(request.contract.review.thresholds)
     except ValueError as err:

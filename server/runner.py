@@ -15,6 +15,7 @@ import numpy as np
 from server import gates
 from server.backends.base import Backend, Cancelled, Spec
 from server.media import MediaInfo, read_frames, read_mask, write_movie
+from server.backends.generative.conform import feathered_alpha
 from server.plan import CODECS, JobPlan
 
 # Share of the job's progress bar each stage gets.
@@ -33,6 +34,8 @@ class RunResult:
     delivered_size: tuple[int, int]
     fallbacks: list[str]
     gates: list = dataclasses.field(default_factory=list)   # server.gates.Gate, in order
+    device: str = "cpu"
+    info: dict = dataclasses.field(default_factory=dict)    # what the backend reported (model, fps, generator)
 
 
 def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
@@ -51,6 +54,7 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
                 extend_side=plan.extend_side or "tail", extend_frames=plan.extend_frames, mask=work_mask,
                 prompt=plan.request.contract.prompt, negative_prompt=plan.request.contract.negative_prompt,
                 model=plan.request.model)
+    spec.reference_images = [_read_image(path) for path in plan.reference_paths]
     generated = backend.run(plan.op, work, spec,
                             lambda done, total, preview: report("generate", done, total, preview), cancel)
     if work is not source:
@@ -70,8 +74,12 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
                         start_timecode=plan.start_timecode, drop_frame=plan.drop_frame)
     timings["encode"] = time.monotonic() - started
     size = (source.shape[2], source.shape[1])
-    result = RunResult(staged=dest, media=media, timings=timings, generated_size=(work.shape[2], work.shape[1]),
-                       delivered_size=size, fallbacks=list(plan.fallbacks))
+    generated_size = tuple(spec.info.get("generated_size") or (work.shape[2], work.shape[1]))
+    if work is not source and "generated_size" in spec.info:  # degraded: the model's size at the smaller input
+        generated_size = tuple(spec.info["generated_size"])
+    result = RunResult(staged=dest, media=media, timings=timings, generated_size=generated_size,
+                       delivered_size=size, fallbacks=list(plan.fallbacks), device=backend.device,
+                       info=dict(spec.info))
 
     started = time.monotonic()
     result.gates = run_gates(plan, source, take_frames, mask, result)
@@ -90,6 +98,13 @@ def run_gates(plan: JobPlan, source: np.ndarray, take_frames: np.ndarray, mask: 
                           extend_frames=plan.extend_frames, expected=expected, actual=actual,
                           generated_size=result.generated_size, fallbacks=result.fallbacks,
                           thresholds=plan.request.contract.review.thresholds)
+
+
+def _read_image(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"reference image {path} cannot be read; use a PNG or JPEG")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _resized(frames: np.ndarray, size: tuple[int, int], interpolation) -> np.ndarray:
@@ -137,6 +152,10 @@ def _composite(plan: JobPlan, source: np.ndarray, generated: np.ndarray, mask: n
     """Pixels outside an inpaint mask are the source's; an extension is the source range plus
     the new frames on its side."""
     if plan.op == "inpaint":
+        if plan.feather > 0:  # a soft edge inside the mask; outside it the source, exactly
+            alpha = feathered_alpha(mask, plan.feather)[..., None]
+            blended = np.rint(alpha * generated.astype(np.float32) + (1 - alpha) * source.astype(np.float32))
+            return np.where(mask[..., None], blended.astype(np.uint8), source)
         return np.where(mask[..., None], generated, source)
     if plan.op == "extend":
         parts = (generated, source) if plan.extend_side == "head" else (source, generated)

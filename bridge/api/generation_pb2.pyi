@@ -203,14 +203,16 @@ class ReferenceImage(_message.Message):
     def __init__(self, url: _Optional[str] = ..., role: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class Constraints(_message.Message):
-    __slots__ = ("max_frames", "keep_head_frames", "keep_tail_frames")
+    __slots__ = ("max_frames", "keep_head_frames", "keep_tail_frames", "mask_feather_px")
     MAX_FRAMES_FIELD_NUMBER: _ClassVar[int]
     KEEP_HEAD_FRAMES_FIELD_NUMBER: _ClassVar[int]
     KEEP_TAIL_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    MASK_FEATHER_PX_FIELD_NUMBER: _ClassVar[int]
     max_frames: int
     keep_head_frames: int
     keep_tail_frames: int
-    def __init__(self, max_frames: _Optional[int] = ..., keep_head_frames: _Optional[int] = ..., keep_tail_frames: _Optional[int] = ...) -> None: ...
+    mask_feather_px: int
+    def __init__(self, max_frames: _Optional[int] = ..., keep_head_frames: _Optional[int] = ..., keep_tail_frames: _Optional[int] = ..., mask_feather_px: _Optional[int] = ...) -> None: ...
 
 class OutputSpec(_message.Message):
     __slots__ = ("codec", "bit_depth", "take_dir")

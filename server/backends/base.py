@@ -45,6 +45,9 @@ class Spec:
     prompt: str = ""
     negative_prompt: str = ""
     model: str = ""
+    reference_images: list = dataclasses.field(default_factory=list)  # (H, W, 3) uint8 RGB each
+    # filled by the backend: what it really did (model, generated size/fps, generator) for the manifest
+    info: dict = dataclasses.field(default_factory=dict)
 
 
 # progress(done, total, preview) — preview is an RGB frame (H, W, 3) uint8 or None.

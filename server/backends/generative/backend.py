@@ -1,0 +1,323 @@
+"""The `diffusers` backend: refine, extend and inpaint with video diffusion pipelines.
+
+| operation | pipeline | how |
+|---|---|---|
+| inpaint | Wan 2.1 VACE | source with the masked area grey + mask video (white = generate) |
+| extend | Wan 2.1 VACE, or LTX-Video condition | last K frames kept (black mask) + N new (white); LTX: the tail as a conditioning video |
+| refine | Wan video-to-video (strength), or LTX-Video condition (latents + denoise strength) | |
+
+Around the model (server/backends/generative/conform.py): the frames are resampled to the
+model's native fps, resized to its size rule, cut into valid-length chunks that overlap and
+are cross-faded, then mapped back to exactly the frames, rate and size the timeline asked
+for. Reference images from the shot contract go to VACE. A seeded torch generator per chunk
+makes the same request give the same pixels. Progress is reported per denoising step, with a
+cheap latent preview every few steps; cancellation is checked between steps.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from fractions import Fraction
+
+import numpy as np
+
+from ..base import BackendError, Cancelled, ProgressFn, Spec
+from . import conform
+from .loading import ModelError, ModelProfile, PipelineCache, free_device_memory
+
+log = logging.getLogger("takebridge.diffusers")
+PREVIEW_EVERY_STEPS = 2
+GREY = 128
+
+
+class _Stop(Exception):
+    """Raised from the step callback to leave the denoising loop at once."""
+
+
+class DiffusersBackend:
+    name = "diffusers"
+
+    def __init__(self, profiles: list[ModelProfile], device: str, *, memory_budget_gb: float | None = None):
+        self.profiles = {p.id: p for p in profiles}
+        self.device = device
+        budget = memory_budget_gb if memory_budget_gb is not None else _device_memory_gb(device)
+        self.cache = PipelineCache(device, budget)
+
+    def operations(self) -> tuple[str, ...]:
+        return tuple(op for op in ("refine", "extend", "inpaint")
+                     if any(op in p.operations for p in self.profiles.values()))
+
+    def model_for(self, op: str, model_id: str = "") -> ModelProfile:
+        if model_id:
+            profile = self.profiles.get(model_id)
+            if profile is None:
+                raise BackendError("unknown_model", f"no model {model_id!r} in the profile; models: "
+                                                    f"{', '.join(self.profiles) or 'none'}")
+            if op not in profile.operations:
+                raise BackendError("model_cannot", f"model {model_id!r} does {', '.join(profile.operations)}, "
+                                                   f"not {op}")
+            return profile
+        for profile in self.profiles.values():
+            if op in profile.operations:
+                return profile
+        raise BackendError("no_model", f"no model in the profile does {op}; add one (docs/models.md)")
+
+    # -- memory -------------------------------------------------------------------------------
+    def memory_estimate_gb(self, profile: ModelProfile, size: tuple[int, int], frames: int) -> float:
+        """Resident weights (profile) + activations, roughly linear in latent tokens."""
+        tokens = (frames / 4 + 1) * (size[0] / 16) * (size[1] / 16)
+        return profile.memory_gb + tokens * 0.5e-4  # ~0.5 GB per 10k tokens (bf16, one CFG branch pair)
+
+    def check_memory(self, profile: ModelProfile, size: tuple[int, int], frames: int) -> None:
+        if not self.device.startswith("cuda"):
+            return
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        loaded = profile.id in self.cache.loaded()
+        need = self.memory_estimate_gb(profile, size, frames) - (profile.memory_gb if loaded else 0.0)
+        if need * 1024 ** 3 > free + (self.cache.used_gb() * 1024 ** 3 if not loaded else 0):
+            raise BackendError("insufficient_memory",
+                               f"model {profile.id} needs about {need:.1f} GB more at {size[0]}x{size[1]} x {frames} "
+                               f"frames but {free / 1024 ** 3:.1f} GB is free on {self.device}; select fewer frames, "
+                               f"enable vae_tiling/group_offload in the profile, or free the GPU")
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(self, op: str, frames: np.ndarray, spec: Spec, progress: ProgressFn,
+            cancel: threading.Event) -> np.ndarray:
+        profile = self.model_for(op, spec.model)
+        height, width = frames.shape[1:3]
+        size = conform.model_size(width, height, tuple(profile.native_size), profile.size_multiple)
+        spec.info.update({"model": profile.id, "weights_sha256": profile.weights_sha256,
+                          "generated_size": size, "generated_fps": profile.native_fps,
+                          "generator": f"torch.Generator({self.device}).manual_seed(seed + chunk)"})
+        self.check_memory(profile, size, min(profile.max_frames, len(frames) + spec.extend_frames))
+        if cancel.is_set():
+            raise Cancelled()
+        try:
+            pipe = self.cache.get(profile)
+        except ModelError as err:
+            raise BackendError(err.code, str(err)) from None
+        runner = _Run(self, pipe, profile, spec, size, progress, cancel)
+        try:
+            if op == "refine":
+                out = runner.refine(frames)
+            elif op == "inpaint":
+                out = runner.inpaint(frames, spec.mask)
+            elif op == "extend":
+                out = runner.extend(frames, spec.extend_frames, spec.extend_side)
+            else:
+                raise BackendError("unknown_operation", f"operation {op!r} is not refine, extend or inpaint")
+        except _Stop:
+            raise Cancelled() from None
+        finally:
+            if cancel.is_set():
+                free_device_memory(self.device)
+        return conform.resize(out, (width, height))
+
+
+class _Run:
+    """One job's calls into a pipeline, with its progress accounting."""
+
+    def __init__(self, backend, pipe, profile: ModelProfile, spec: Spec, size, progress: ProgressFn,
+                 cancel: threading.Event):
+        self.backend, self.pipe, self.profile, self.spec = backend, pipe, profile, spec
+        self.size, self.progress, self.cancel = size, progress, cancel
+        self.steps_done = 0
+        self.steps_total = 0
+        self.chunk_index = 0
+        self.rate = Fraction(spec.rate)
+        self.fps = float(profile.native_fps)
+        self.references = [_pil(r) for r in (spec.reference_images or [])]
+
+    # -- shared -------------------------------------------------------------------------------
+    def _generator(self):
+        import torch
+
+        device = "cpu" if not self.backend.device.startswith("cuda") else self.backend.device
+        generator = torch.Generator(device).manual_seed(int(self.spec.seed) + self.chunk_index)
+        self.chunk_index += 1
+        return generator
+
+    def _callback(self, pipe, step, timestep, kwargs):
+        if self.cancel.is_set():
+            raise _Stop()
+        self.steps_done += 1
+        preview = None
+        if self.steps_done % PREVIEW_EVERY_STEPS == 0 and "latents" in kwargs:
+            preview = _latent_preview(kwargs["latents"])
+        self.progress(self.steps_done, max(self.steps_total, self.steps_done), preview)
+        return {}
+
+    def _steps_per_call(self, strength: float = 1.0) -> int:
+        return max(1, int(self.profile.steps * strength)) if strength < 1 else self.profile.steps
+
+    def _common(self) -> dict:
+        return dict(prompt=self.spec.prompt or "", negative_prompt=self.spec.negative_prompt or None,
+                    height=self.size[1], width=self.size[0], num_inference_steps=self.profile.steps,
+                    guidance_scale=self.profile.guidance_scale, output_type="np",
+                    callback_on_step_end=self._callback, callback_on_step_end_tensor_inputs=["latents"])
+
+    def _to_model(self, frames: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        picks = conform.to_model_times(len(frames), self.rate, self.fps)
+        return conform.resize(frames[picks], self.size), picks
+
+    def _back(self, model_frames: np.ndarray, count: int) -> np.ndarray:
+        picks = conform.from_model_times(count, self.rate, self.fps, len(model_frames))
+        return model_frames[picks]
+
+    def _windows(self, total: int) -> list[tuple[int, int]]:
+        length = self.profile.max_frames
+        return conform.chunks(total, length, self.profile.overlap_frames, self.profile.frame_step)
+
+    def _padded(self, frames: np.ndarray) -> np.ndarray:
+        """Pad to the model's frame rule by repeating the last frame (the extra is dropped)."""
+        target = conform.valid_length(len(frames), self.profile.frame_step)
+        if target == len(frames):
+            return frames
+        return np.concatenate([frames, np.repeat(frames[-1:], target - len(frames), axis=0)])
+
+    # -- operations ---------------------------------------------------------------------------
+    def refine(self, frames: np.ndarray) -> np.ndarray:
+        strength = float(self.spec.strength)
+        if strength <= 0:
+            self.progress(1, 1, None)
+            return frames.copy()
+        model, _ = self._to_model(frames)
+        windows = self._windows(len(model))
+        self.steps_total = len(windows) * self._steps_per_call(strength)
+        pieces = []
+        for start, end in windows:
+            chunk = self._padded(model[start:end])
+            if self.profile.pipeline == "wan_v2v":
+                out = self.pipe(video=_pils(chunk), strength=strength, generator=self._generator(),
+                                **self._common()).frames[0]
+            elif self.profile.pipeline == "ltx_condition":
+                out = self._ltx_refine(chunk, strength)
+            else:
+                raise BackendError("model_cannot", f"model {self.profile.id} cannot refine")
+            pieces.append((start, _uint8(out)[:end - start]))
+        return self._back(conform.join_chunks(pieces, len(model)), len(frames))
+
+    def _ltx_refine(self, chunk: np.ndarray, strength: float):
+        import torch
+
+        pipe = self.pipe
+        video = torch.from_numpy(chunk).permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
+        video = video.to(device=pipe.vae.device, dtype=pipe.vae.dtype)
+        with torch.no_grad():
+            latents = pipe.vae.encode(video).latent_dist.mode()
+        latents = pipe._normalize_latents(latents, pipe.vae.latents_mean, pipe.vae.latents_std)
+        return pipe(latents=latents.to(pipe.transformer.dtype), denoise_strength=strength, num_frames=len(chunk),
+                    frame_rate=self.fps, generator=self._generator(), **self._common()).frames[0]
+
+    def inpaint(self, frames: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.profile.pipeline != "wan_vace":
+            raise BackendError("model_cannot", f"model {self.profile.id} has no mask input; inpaint needs Wan VACE")
+        model, picks = self._to_model(frames)
+        masks = conform.resize(mask[picks].astype(np.uint8) * 255, self.size, nearest=True) > 127
+        windows = self._windows(len(model))
+        self.steps_total = len(windows) * self.profile.steps
+        pieces = []
+        for start, end in windows:
+            video = self._padded(model[start:end]).copy()
+            chunk_mask = self._padded(masks[start:end])
+            video[chunk_mask] = GREY
+            out = self.pipe(video=_pils(video), mask=_pils(chunk_mask.astype(np.uint8) * 255, mode="L"),
+                            reference_images=self.references or None, num_frames=len(video),
+                            generator=self._generator(), **self._common()).frames[0]
+            pieces.append((start, _uint8(out)[:end - start]))
+        return self._back(conform.join_chunks(pieces, len(model)), len(frames))
+
+    def extend(self, frames: np.ndarray, count: int, side: str) -> np.ndarray:
+        """`count` new frames after the source (before it for a head extension: the clip is
+        reversed, extended, and the new frames reversed back). Long extensions are made in
+        several calls, each continuing from the last frames of the one before."""
+        source = frames[::-1] if side == "head" else frames
+        model, _ = self._to_model(source)
+        needed = conform.model_frames_for(count, self.rate, self.fps)
+        keep = min(len(model), max(1, (self.profile.max_frames - 1) // 2))
+        context = model[-keep:]
+        per_call = self.profile.max_frames - keep
+        self.steps_total = max(1, -(-needed // per_call)) * self.profile.steps
+        made = []
+        while sum(len(n) for n in made) < needed:
+            fresh = self._extend_call(context, needed - sum(len(n) for n in made))
+            made.append(fresh)
+            context = np.concatenate([context, fresh])[-keep:]
+        generated = np.concatenate(made)[:needed]
+        # the new frame k (at the timeline rate) sits (k + 1) / rate after the last source frame
+        timeline = np.concatenate([model[-1:], generated])
+        picks = [min(len(timeline) - 1, int(round((k + 1) / float(self.rate) * self.fps))) for k in range(count)]
+        out = timeline[picks]
+        return out[::-1].copy() if side == "head" else out
+
+    def _extend_call(self, context: np.ndarray, want: int) -> np.ndarray:
+        """New frames continuing `context` (at most what one call can make)."""
+        step, limit = self.profile.frame_step, self.profile.max_frames
+        if self.profile.pipeline == "wan_vace":
+            cond = context
+        elif self.profile.pipeline == "ltx_condition":
+            usable = ((len(context) - 1) // step) * step + 1   # conditioning clips are step*k + 1 long
+            cond = context[len(context) - usable:]
+        else:
+            raise BackendError("model_cannot", f"model {self.profile.id} cannot extend")
+        total = min(conform.valid_length(len(cond) + want, step), limit)
+        if total <= len(cond):
+            raise BackendError("model_cannot", f"model {self.profile.id} takes {limit} frames, no room to extend "
+                                               f"after {len(cond)} context frames")
+        if self.profile.pipeline == "wan_vace":
+            video = np.concatenate([cond, np.full((total - len(cond), *cond.shape[1:]), GREY, np.uint8)])
+            mask = np.zeros(video.shape[:3], np.uint8)
+            mask[len(cond):] = 255
+            out = self.pipe(video=_pils(video), mask=_pils(mask, mode="L"), reference_images=self.references or None,
+                            num_frames=total, generator=self._generator(), **self._common()).frames[0]
+        else:
+            from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+            out = self.pipe(conditions=[LTXVideoCondition(video=_pils(cond), frame_index=0)], num_frames=total,
+                            frame_rate=self.fps, generator=self._generator(), **self._common()).frames[0]
+        return _uint8(out)[len(cond):total]
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+def _device_memory_gb(device: str) -> float:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory / 1024 ** 3 * 0.9
+    return float("inf")
+
+
+def _uint8(frames) -> np.ndarray:
+    array = np.asarray(frames)
+    if array.dtype != np.uint8:
+        array = np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8)
+    return array
+
+
+def _pils(frames: np.ndarray, mode: str = "RGB"):
+    from PIL import Image
+
+    return [Image.fromarray(np.ascontiguousarray(f), mode=mode) for f in frames]
+
+
+def _pil(image: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(np.ascontiguousarray(image))
+
+
+def _latent_preview(latents) -> np.ndarray | None:
+    """A cheap look at the denoising: the middle latent frame's first three channels, scaled
+    to 0..255 (no VAE decode). Packed (B, tokens, C) latents are skipped."""
+    try:
+        if latents.ndim != 5:
+            return None
+        frame = latents[0, :3, latents.shape[2] // 2].float().cpu().numpy()
+    except Exception:  # a preview must never break the job
+        return None
+    lo, hi = frame.min(), frame.max()
+    image = ((frame - lo) / (hi - lo + 1e-6) * 255).astype(np.uint8).transpose(1, 2, 0)
+    return np.ascontiguousarray(image)

@@ -1,0 +1,107 @@
+"""Conform around a model: its size multiples and native resolution, its frame-count rule
+(4k+1 / 8k+1), its native fps, and chunks for long ranges; then back to exactly the frames,
+rate and size the timeline asked for.
+
+All pure numpy/OpenCV, so the rules are tested without a model.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import cv2
+import numpy as np
+
+
+def model_size(width: int, height: int, native: tuple[int, int], multiple: int) -> tuple[int, int]:
+    """The size the model works at: the source's aspect at no more than the model's native
+    area (never larger than the source), both sides multiples of `multiple`."""
+    scale = min(1.0, math.sqrt((native[0] * native[1]) / float(width * height)))
+    w = max(multiple, int(round(width * scale / multiple)) * multiple)
+    h = max(multiple, int(round(height * scale / multiple)) * multiple)
+    return w, h
+
+
+def resize(frames: np.ndarray, size: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
+    if (frames.shape[2], frames.shape[1]) == tuple(size):
+        return frames
+    w, h = size
+    shrinking = w * h < frames.shape[1] * frames.shape[2]
+    flag = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    return np.stack([cv2.resize(np.ascontiguousarray(f), (w, h), interpolation=flag) for f in frames])
+
+
+def valid_length(n: int, step: int) -> int:
+    """The smallest count >= n of the form step*k + 1."""
+    return max(1, math.ceil((n - 1) / step)) * step + 1 if n > 1 else 1
+
+
+def to_model_times(count: int, rate: Fraction, fps: float) -> list[int]:
+    """Indices (into `count` frames at `rate`) of the frames the model sees at `fps`, covering
+    the same span: model frame j shows the source frame nearest to time j / fps."""
+    span = (count - 1) / float(rate)
+    model_count = int(math.floor(span * fps + 1e-9)) + 1
+    return [min(count - 1, int(round(j / fps * float(rate)))) for j in range(model_count)]
+
+
+def from_model_times(count: int, rate: Fraction, fps: float, model_count: int) -> list[int]:
+    """For each of `count` output frames at `rate`, the nearest of `model_count` model frames."""
+    return [min(model_count - 1, int(round(k / float(rate) * fps))) for k in range(count)]
+
+
+def model_frames_for(count: int, rate: Fraction, fps: float) -> int:
+    """Model frames needed to cover `count` new frames at `rate` (for an extension)."""
+    return int(math.ceil(count * fps / float(rate) - 1e-9))
+
+
+def chunks(total: int, length: int, overlap: int, step: int) -> list[tuple[int, int]]:
+    """(start, end) windows over `total` frames, each at most `length` (a valid count) long,
+    consecutive ones sharing `overlap` frames, the last one ending at `total`."""
+    if total <= length:
+        return [(0, total)]
+    overlap = min(overlap, length - 1)
+    stride = length - overlap
+    out, start = [], 0
+    while start + length < total:
+        out.append((start, start + length))
+        start += stride
+    out.append((max(0, total - length), total))
+    del step
+    return out
+
+
+def join_chunks(pieces: list[tuple[int, np.ndarray]], total: int) -> np.ndarray:
+    """Blend chunk outputs: where two chunks overlap, a linear cross-fade from the earlier to
+    the later one, so the join has no visible step."""
+    shape = pieces[0][1].shape[1:]
+    out = np.zeros((total, *shape), np.float32)
+    weight = np.zeros((total, 1, 1, 1), np.float32)
+    for index, (start, frames) in enumerate(pieces):
+        n = len(frames)
+        ramp = np.ones(n, np.float32)
+        if index > 0:
+            previous_end = pieces[index - 1][0] + len(pieces[index - 1][1])
+            shared = max(0, previous_end - start)
+            if shared:
+                ramp[:shared] = np.linspace(0, 1, shared + 2, dtype=np.float32)[1:-1]
+        if index + 1 < len(pieces):
+            shared = max(0, start + n - pieces[index + 1][0])
+            if shared:
+                ramp[n - shared:] = np.minimum(ramp[n - shared:],
+                                               np.linspace(1, 0, shared + 2, dtype=np.float32)[1:-1])
+        out[start:start + n] += frames.astype(np.float32) * ramp[:, None, None, None]
+        weight[start:start + n] += ramp[:, None, None, None]
+    return np.clip(np.rint(out / np.maximum(weight, 1e-6)), 0, 255).astype(np.uint8)
+
+
+def feathered_alpha(mask: np.ndarray, feather: int) -> np.ndarray:
+    """(N, H, W) float alpha: 1 deep inside the mask, ramping to 0 at its edge over `feather`
+    pixels, exactly 0 outside (so pixels outside the mask stay the source's)."""
+    if feather <= 0:
+        return mask.astype(np.float32)
+    alphas = []
+    for m in mask:
+        inside = m.astype(np.uint8)
+        dist = cv2.distanceTransform(inside, cv2.DIST_L2, 3)
+        alphas.append(np.clip(dist / float(feather), 0.0, 1.0) * (inside > 0))
+    return np.stack(alphas).astype(np.float32)
