@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="folder media may be read from and takes written to (repeatable; default: your "
                             "home, the temp folder, the working folder and the store)")
     serve.add_argument("--max-frames", type=int, default=1000, help="longest take accepted, in frames")
+    serve.add_argument("--models", type=Path, default=os.environ.get("TAKEBRIDGE_MODELS") or None,
+                       help="model profile (JSON) for the diffusers backend (or $TAKEBRIDGE_MODELS); without it "
+                            "only the classic CPU backend runs")
+    serve.add_argument("--device", default="auto", help="device for the diffusers backend: auto (a CUDA GPU if "
+                                                        "there is one), cuda, cuda:1, cpu (slow)")
     serve.add_argument("--compute-budget", type=float, default=0.0, metavar="SECONDS",
                        help="compute seconds all jobs together may use (counted in the store across restarts); "
                             "when spent, new jobs are refused and a running one stops cleanly (default: no limit)")
@@ -92,7 +97,17 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--codec", choices=list(CODEC_CHOICES), default="prores",
                         help="take media: prores (ProRes 422 HQ .mov, default), lossless (FFV1 .mkv), "
                              "png (PNG sequence) or h264 (proxy .mp4)")
-    submit.add_argument("--backend", default="", help="backend (default: the server's)")
+    submit.add_argument("--backend", default="", help="backend (default: the server's): classic or diffusers")
+    submit.add_argument("--model", default="", help="diffusers: model id from the server's profile "
+                                                    "(default: the first that does the operation)")
+    submit.add_argument("--reference", action="append", default=[], metavar="[ROLE=]IMAGE",
+                        help="reference image for the shot (character, prop, style), e.g. character=hero.png; "
+                             "repeatable; generative backends that take them (Wan VACE) use them")
+    submit.add_argument("--feather", type=int, default=0, help="inpaint: soft mask edge, pixels inside the mask")
+    submit.add_argument("--fallback", choices=["fail", "degrade", "classic"], default="fail",
+                        help="if the backend is unavailable or the job is over budget: fail (default), degrade "
+                             "(lower resolution, stated), or run on the classic CPU backend")
+    submit.add_argument("--max-compute-seconds", type=float, default=0.0, help="this job's compute budget")
     submit.add_argument("--take-dir", type=Path,
                         help="folder for the take (default: a 'takes' folder beside the timeline)")
     submit.add_argument("--out", type=Path, help="write the timeline with the take here (needs --wait)")
@@ -118,10 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""))
     cancel.add_argument("--json", action="store_true")
 
-    from server import cli_quality, cli_timeline
+    from server import cli_models, cli_quality, cli_timeline
 
     cli_timeline.add_parser(sub)
     cli_quality.add_parsers(sub, DEFAULT_ADDRESS)
+    cli_models.add_parser(sub)
 
     demo = sub.add_parser("demo", help="make sample footage and run refine, extend and inpaint end to end",
                           description="Generate a textured sample clip with camera motion and an object to "
@@ -159,7 +175,8 @@ def cmd_serve(args) -> int:
 
     config = ServerConfig(host=args.host, port=args.port, store=args.store, backend=args.backend,
                           allow=tuple(args.allow), tls_cert=args.tls_cert, tls_key=args.tls_key, token=args.token,
-                          max_frames=args.max_frames, compute_budget=args.compute_budget)
+                          max_frames=args.max_frames, compute_budget=args.compute_budget,
+                          models=Path(args.models) if args.models else None, device=args.device)
     try:
         server, runtime, port = build_server(config)
     except (ConfigError, OSError) as err:
@@ -223,8 +240,18 @@ def cmd_submit(args) -> int:
         selections = [job_timeline(timeline, segment) for segment in segments]
     except SelectionError as err:
         raise CliError(str(err))
+    template.model = args.model
     contract = template.contract
     contract.prompt, contract.negative_prompt = args.prompt, args.negative_prompt
+    contract.constraints.mask_feather_px = args.feather
+    contract.fallback = {"fail": pb.FAIL, "degrade": pb.DEGRADE, "classic": pb.CLASSIC}[args.fallback]
+    contract.budget.max_compute_seconds = args.max_compute_seconds
+    for entry in args.reference:
+        role, _, image = entry.rpartition("=")
+        path = Path(image).resolve()
+        if not path.is_file():
+            raise CliError(f"reference image {image} not found")
+        contract.reference_images.add(url=str(path), role=role or "reference", name=path.stem)
     if args.seed is not None:
         contract.seed = args.seed
     contract.output.codec = getattr(pb, CODEC_CHOICES[args.codec])
@@ -439,9 +466,9 @@ COMMANDS = {"serve": cmd_serve, "submit": cmd_submit, "takes": cmd_takes, "jobs"
 
 
 def _quality_commands() -> dict:
-    from server import cli_quality
+    from server import cli_models, cli_quality
 
-    return cli_quality.COMMANDS
+    return {**cli_quality.COMMANDS, "models": cli_models.run}
 
 
 COMMANDS.update(_quality_commands())

@@ -11,7 +11,7 @@ NEEDS_REVIEW with the reasons; otherwise it is OK. Nothing is ever approved auto
 | mask_boundary (inpaint) | how visible the mask's edge is in the take | edge-ring gradient / gradient of the band just outside | value > threshold | 1.8 |
 | flicker | temporal flicker of what was generated | block-luminance 2nd temporal difference of the new frames / the source's (inpaint: inside the mask / the untouched background) | value > threshold | 2.0 |
 | conformance | frame count, rate, size, timecode as asked | number of mismatches | value > 0 | 0 |
-| real_resolution | detail the take really has | high-band / mid-band spectral energy, take / source | value < threshold (or the take was generated smaller and upscaled) | 0.35 |
+| real_resolution | detail the take really has | high-band / mid-band spectral energy, take / source; for a take generated smaller and upscaled (always stated), the share of delivered pixels really generated | value < threshold | 0.35 |
 | fallback | the server did something other than asked | number of fallbacks | value > 0 | 0 |
 
 Thresholds come from the shot contract (`review.thresholds`, by gate name) or these defaults.
@@ -293,8 +293,10 @@ def real_resolution(op: str, source: np.ndarray, take: np.ndarray, *, extend_sid
     delivered = (take.shape[2], take.shape[1])
     if generated_size is not None and tuple(generated_size) != delivered:
         g = tuple(generated_size)
-        return Gate("real_resolution", (g[0] * g[1]) / (delivered[0] * delivered[1]), threshold, "flag",
-                    f"generated at {g[0]}x{g[1]} and upscaled to {delivered[0]}x{delivered[1]}")
+        share = (g[0] * g[1]) / (delivered[0] * delivered[1])
+        return Gate("real_resolution", share, threshold, "flag" if share < threshold else "pass",
+                    f"generated at {g[0]}x{g[1]} and upscaled to {delivered[0]}x{delivered[1]} "
+                    f"({share:.0%} of the delivered pixels)")
     if op == "extend":
         generated, _ = _split_extension(take, extend_side, extend_frames)
     else:

@@ -212,9 +212,9 @@ class TakeStore:
             "seed": plan.seed,
             # what turns the seed into numbers: the classic backend draws none (it is
             # deterministic given its inputs); generative backends name their generator here
-            "generator": getattr(result, "generator", "") or "none (deterministic)",
-            "backend": {"name": take.backend, "model": take.model, "device": self.device,
-                        "weights_sha256": getattr(result, "weights_sha256", "") or None},
+            "generator": result.info.get("generator") or "none (deterministic)",
+            "backend": {"name": take.backend, "model": take.model, "device": result.device or self.device,
+                        "weights_sha256": result.info.get("weights_sha256") or None},
             "inputs": {
                 "media": {"path": str(plan.media.path), "sha256": self.source_hash(Path(plan.media.path))},
                 "mask": ({"path": str(plan.mask_path), "sha256": self.source_hash(Path(plan.mask_path))}
@@ -233,7 +233,7 @@ class TakeStore:
             },
             "resolution": {
                 "generated": {"width": result.generated_size[0], "height": result.generated_size[1],
-                              "rate": str(plan.rate)},
+                              "rate": str(result.info.get("generated_fps") or plan.rate)},
                 "delivered": {"width": take.media.width, "height": take.media.height, "rate": str(plan.rate)},
                 "upscaled": result.generated_size != result.delivered_size,
                 # backends work on 8-bit RGB today; a 10-bit source is honest about losing depth here

@@ -99,7 +99,8 @@ class Worker(threading.Thread):
             result = run_plan(plan, backend, staging_dir(plan, job_id), reporter, cancel)
             if cancel.is_set():
                 raise Cancelled()
-            take = self.runtime.takes.commit(job, plan, result, backend.name, request.model)
+            take = self.runtime.takes.commit(job, plan, result, backend.name,
+                                             result.info.get("model") or request.model)
             self.store.finish(job_id, pb.SUCCEEDED, take_id=take.take_id,
                               event=pb.JobEvent(take_ready=take))
             log.info("job %s done: take %s (%d frames) at %s", job_id, take.take_id, take.media.frame_count,

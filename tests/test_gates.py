@@ -71,7 +71,10 @@ def test_a_gate_reports_value_threshold_and_verdict_and_takes_contract_threshold
 def test_a_stated_upscale_is_flagged_with_both_sizes():
     case = good_cases()[-1]
     gate = gates.real_resolution(case.op, case.source, case.take, generated_size=(W // 2, H // 2))
-    assert gate.flagged and gate.detail == f"generated at {W // 2}x{H // 2} and upscaled to {W}x{H}"
+    assert gate.flagged and gate.detail == f"generated at {W // 2}x{H // 2} and upscaled to {W}x{H} (25% of the " \
+                                          f"delivered pixels)"
+    mild = gates.real_resolution(case.op, case.source, case.take, generated_size=(W * 3 // 4, H * 3 // 4))
+    assert not mild.flagged and "upscaled" in mild.detail and mild.value == pytest.approx(0.5625, abs=0.01)
 
 
 def test_the_server_marks_takes_ok_or_needs_review_with_the_reasons(server, write_media, tmp_path):

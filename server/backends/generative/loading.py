@@ -177,7 +177,7 @@ def load_pipeline(profile: ModelProfile, device: str):
     check_folder(profile)
     cls = getattr(diffusers, PIPELINES[profile.pipeline])
     dtype = _dtype(profile.dtype)
-    pipe = cls.from_pretrained(str(profile.folder), torch_dtype=dtype, local_files_only=True,
+    pipe = cls.from_pretrained(str(profile.folder), dtype=dtype, local_files_only=True,
                                use_safetensors=True)
     if profile.vae_dtype != profile.dtype:
         pipe.vae.to(_dtype(profile.vae_dtype))

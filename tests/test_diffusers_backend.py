@@ -1,0 +1,207 @@
+"""The diffusers backend on the CPU with tiny random pipelines, built offline, saved, and loaded
+through the real loading code by a real server: exact frame counts at timeline rates the model
+does not have, untouched pixels outside an inpaint mask, seeds, cancellation between steps,
+and refusal of unsafe model folders."""
+from __future__ import annotations
+
+import json
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bridge.api import pb
+from bridge.client import GenerationClient
+from bridge.timecode import from_timecode
+from server.app import ServerConfig, build_server, shutdown
+from server.backends.generative.loading import ModelError, check_folder, read_profiles
+from server.backends.generative import conform
+from server.cli import main
+from server.media import probe, read_frames, write_movie
+from server.samples import moving_object_clip
+
+from conftest import make_timeline, submit_request
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_profile(tmp_path_factory) -> Path:
+    from server.backends.generative.tiny import make_tiny
+
+    return make_tiny(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def gen_server(tmp_path, tiny_profile):
+    grpc_server, runtime, port = build_server(ServerConfig(port=0, store=tmp_path / "store", models=tiny_profile,
+                                                           device="cpu"))
+    client = GenerationClient(f"127.0.0.1:{port}")
+    yield client, runtime
+    client.close()
+    shutdown(grpc_server, runtime, grace=0.5)
+
+
+def _clip(write_media, rate, frames=12):
+    video, masks, _ = moving_object_clip(frames, 48, 64, seed=4)
+    media = write_media("obj", video, rate=rate, timecode="01:00:00:00")
+    start = from_timecode("01:00:00:00", rate)
+    timeline = make_timeline(media, rate=rate, media_start=start, media_frames=frames, clip_in=0, clip_frames=frames)
+    return media, masks, timeline
+
+
+def _diffusers(request, **contract):
+    request.backend = "diffusers"
+    for key, value in contract.items():
+        setattr(request.contract.constraints, key, value)
+    return request
+
+
+@pytest.mark.parametrize("rate", [Fraction(24000, 1001), Fraction(25)])
+def test_every_operation_delivers_the_exact_frames_asked_for(gen_server, write_media, tmp_path, rate):
+    client, _runtime = gen_server
+    media, masks, timeline = _clip(write_media, rate, frames=13)
+    mask = write_movie(np.repeat(masks[..., None] * np.uint8(255), 3, axis=-1), tmp_path / "mask.mkv",
+                       codec="ffv1", rate=rate).path
+    for op, params, expected in (("refine", {"strength": 0.6}, 13), ("inpaint", {"mask": mask}, 13),
+                                 ("extend", {"frames": 7}, 20)):
+        job = client.wait(client.submit(_diffusers(submit_request(timeline, "A", op, **params))).job_id)
+        assert job.state == pb.SUCCEEDED, job.error
+        info = probe(job.take.media.url)
+        assert info.frame_count == expected and info.rate == rate and (info.width, info.height) == (64, 48)
+        assert info.start_timecode == "01:00:00:00"
+        manifest = json.loads(Path(job.take.manifest_url).read_text())
+        assert manifest["resolution"]["generated"] == {"width": 32, "height": 32, "rate": "16"}
+        assert manifest["resolution"]["delivered"]["width"] == 64 and manifest["resolution"]["upscaled"] is True
+        assert manifest["backend"]["name"] == "diffusers" and manifest["backend"]["model"].startswith("tiny-")
+        assert len(manifest["backend"]["weights_sha256"]) == 64 and manifest["generator"].startswith("torch.Generator")
+
+
+def test_inpaint_keeps_every_pixel_outside_the_mask_with_and_without_feather(gen_server, write_media, tmp_path):
+    client, _runtime = gen_server
+    media, masks, timeline = _clip(write_media, Fraction(24))
+    mask = write_movie(np.repeat(masks[..., None] * np.uint8(255), 3, axis=-1), tmp_path / "mask.mkv",
+                       codec="ffv1", rate=Fraction(24)).path
+    source = read_frames(media, 0, 12)
+    for feather in (0, 3):
+        job = client.wait(client.submit(_diffusers(submit_request(timeline, "A", "inpaint", mask=mask),
+                                                   mask_feather_px=feather)).job_id)
+        take = read_frames(job.take.media.url, 0, 12)
+        outside = ~masks
+        assert np.array_equal(take[outside], source[outside]), f"feather {feather}: pixels outside the mask changed"
+        assert np.abs(take[masks].astype(int) - source[masks].astype(int)).mean() > 1, "nothing was generated"
+
+
+def test_same_seed_same_pixels_other_seed_other_pixels(gen_server, write_media):
+    client, _runtime = gen_server
+    _media, _masks, timeline = _clip(write_media, Fraction(25))
+    takes = []
+    for seed in (5, 5, 6):
+        job = client.wait(client.submit(_diffusers(submit_request(timeline, "A", "extend", frames=6, seed=seed))).job_id)
+        takes.append(read_frames(job.take.media.url, 0, 18))
+    assert np.array_equal(takes[0], takes[1])
+    assert not np.array_equal(takes[0][12:], takes[2][12:])
+    assert np.array_equal(takes[0][:12], takes[2][:12]), "the source part of an extension is the source's"
+
+
+def test_cancel_stops_within_one_denoising_step(gen_server, write_media):
+    client, runtime = gen_server
+    _media, _masks, timeline = _clip(write_media, Fraction(24))
+    job = client.submit(_diffusers(submit_request(timeline, "A", "extend", frames=240)))
+    steps_at_cancel = None
+    for event in client.watch(job.job_id):
+        if event.WhichOneof("kind") == "progress" and event.progress.stage == "generate" and event.progress.step >= 2:
+            steps_at_cancel = event.progress.step
+            client.cancel(job.job_id)
+            break
+    final = client.wait(job.job_id)
+    assert final.state == pb.CANCELLED
+    progress = [e.progress for e in runtime.store.events_after(job.job_id, 0, False)
+                if e.WhichOneof("kind") == "progress" and e.progress.stage == "generate"]
+    done, planned = max(p.step for p in progress), max(p.total for p in progress)
+    # the cancel lands between steps: at most the step under way finishes (and is reported)
+    assert steps_at_cancel is not None and done <= steps_at_cancel + 2 and planned > done + 10
+
+
+def test_unsafe_model_folders_are_refused(tiny_profile, tmp_path, capsys):
+    profiles = {p.id: p for p in read_profiles(tiny_profile)}
+    vace = profiles["tiny-wan-vace"]
+    pickled = tmp_path / "pickled"
+    shutil.copytree(vace.folder, pickled)
+    (pickled / "transformer" / "diffusion_pytorch_model.bin").write_bytes(b"not really a pickle")
+    with pytest.raises(ModelError, match=r"transformer/diffusion_pytorch_model.bin is a pickle checkpoint") as err:
+        check_folder(vace.__class__(**{**vace.__dict__, "folder": pickled}))
+    assert err.value.code == "unsafe_weights"
+    coded = tmp_path / "coded"
+    shutil.copytree(vace.folder, coded)
+    (coded / "pipeline.py").write_text("print('hi')\n")
+    with pytest.raises(ModelError, match="pipeline.py is code shipped with the model") as err:
+        check_folder(vace.__class__(**{**vace.__dict__, "folder": coded}))
+    assert err.value.code == "remote_code"
+    mapped = tmp_path / "mapped"
+    shutil.copytree(vace.folder, mapped)
+    config = json.loads((mapped / "transformer" / "config.json").read_text())
+    (mapped / "transformer" / "config.json").write_text(json.dumps({**config, "auto_map": {"x": "y.Z"}}))
+    with pytest.raises(ModelError, match="asks for custom code"):
+        check_folder(vace.__class__(**{**vace.__dict__, "folder": mapped}))
+    # `models verify` says so and exits 1
+    data = json.loads(tiny_profile.read_text())
+    for model in data["models"]:
+        model["folder"] = str(tiny_profile.parent / model["folder"])
+    data["models"][0]["folder"] = str(pickled)
+    bad_profile = tmp_path / "bad.json"
+    bad_profile.write_text(json.dumps(data))
+    code = main(["models", "verify", "--profile", str(bad_profile), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1 and out["models"][0]["code"] == "unsafe_weights" and out["models"][1]["ok"]
+
+
+def test_conform_rules():
+    assert conform.model_size(1920, 1080, (832, 480), 16) == (848, 480)   # 16:9 at about the native area
+    assert conform.model_size(640, 360, (832, 480), 16) == (640, 352)
+    assert [conform.valid_length(n, 4) for n in (1, 2, 5, 6, 17, 18)] == [1, 5, 5, 9, 17, 21]
+    assert conform.valid_length(30, 8) == 33
+    picks = conform.to_model_times(24, Fraction(24), 16.0)
+    assert len(picks) == 16 and picks[:4] == [0, 2, 3, 4]
+    back = conform.from_model_times(24, Fraction(24), 16.0, 16)
+    assert len(back) == 24 and back[-1] == 15
+    windows = conform.chunks(40, 17, 4, 4)
+    assert windows[0] == (0, 17) and windows[-1] == (23, 40) and all(b - a <= 17 for a, b in windows)
+    ramp = conform.join_chunks([(0, np.zeros((17, 2, 2, 3), np.uint8)), (13, np.full((17, 2, 2, 3), 200, np.uint8))],
+                               30)
+    assert ramp[12, 0, 0, 0] == 0 and ramp[17, 0, 0, 0] == 200 and 0 < ramp[14, 0, 0, 0] < 200
+
+
+def test_ltx_refines_and_extends_and_vace_takes_reference_images(gen_server, write_media, tmp_path):
+    client, _runtime = gen_server
+    media, masks, timeline = _clip(write_media, Fraction(25))
+    for op, params, expected in (("refine", {"strength": 0.5}, 12), ("extend", {"frames": 5, "side": "head"}, 17)):
+        request = _diffusers(submit_request(timeline, "A", op, **params))
+        request.model = "tiny-ltx-condition"
+        job = client.wait(client.submit(request).job_id)
+        assert job.state == pb.SUCCEEDED, job.error
+        assert probe(job.take.media.url).frame_count == expected and job.take.model == "tiny-ltx-condition"
+    import cv2
+
+    hero = tmp_path / "hero.png"
+    cv2.imwrite(str(hero), np.full((40, 30, 3), 90, np.uint8))
+    mask = write_movie(np.repeat(masks[..., None] * np.uint8(255), 3, axis=-1), tmp_path / "mask.mkv",
+                       codec="ffv1", rate=Fraction(25)).path
+    request = _diffusers(submit_request(timeline, "A", "inpaint", mask=mask))
+    request.contract.reference_images.add(url=str(hero), role="character", name="hero")
+    job = client.wait(client.submit(request).job_id)
+    assert job.state == pb.SUCCEEDED, job.error
+    manifest = json.loads(Path(job.take.manifest_url).read_text())
+    assert manifest["request"]["contract"]["reference_images"][0]["role"] == "character"
+    request = _diffusers(submit_request(timeline, "A", "inpaint", mask=mask))
+    request.contract.reference_images.add(url=str(tmp_path / "missing.png"), role="character")
+    from bridge.client import ClientError
+
+    with pytest.raises(ClientError, match="reference image .*missing.png not found"):
+        client.submit(request)
+    request = _diffusers(submit_request(timeline, "A", "inpaint", mask=mask))
+    request.model = "tiny-wan-v2v"
+    job = client.wait(client.submit(request).job_id)
+    assert job.state == pb.FAILED and job.error_code == "model_cannot" and "not inpaint" in job.error
