@@ -8,7 +8,7 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraint
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-fast bench proto clean help
+.PHONY: bench-gpu demo test test-fast bench proto clean help
 
 help:
 	@echo "make demo   - set up .venv and run the CPU demo (refine, extend, inpaint) into demo_out/"
@@ -41,6 +41,11 @@ test-fast: $(VENV)/.core
 bench: $(VENV)/.core
 	$(BIN)/python bench/bench_classic.py
 	$(BIN)/python bench/bench_media.py
+
+# on a machine with an NVIDIA GPU (installs the CUDA build of torch there: no CPU constraint)
+bench-gpu:
+	python3.11 -m venv .venv-gpu && .venv-gpu/bin/pip install -q -e '.[diffusers]' && \
+	HF_HUB_OFFLINE=1 .venv-gpu/bin/python bench/gpu_bench.py
 
 proto: $(VENV)/.core
 	$(BIN)/python proto/generate.py

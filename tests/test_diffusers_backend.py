@@ -205,3 +205,19 @@ def test_ltx_refines_and_extends_and_vace_takes_reference_images(gen_server, wri
     request.model = "tiny-wan-v2v"
     job = client.wait(client.submit(request).job_id)
     assert job.state == pb.FAILED and job.error_code == "model_cannot" and "not inpaint" in job.error
+
+
+def test_the_gpu_benchmark_script_runs_on_tiny_configurations(tmp_path):
+    """bench/gpu_bench.py is meant for an H100; its --tiny mode keeps the code path honest in CI."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run([sys.executable, "bench/gpu_bench.py", "--tiny", "--device", "cpu", "--steps", "3",
+                           "--repeats", "1", "--out", str(out)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert [r["pipeline"] for r in data["results"]] == ["wan_vace", "wan_v2v", "ltx_condition"]
+    assert all(r["plain"]["step_seconds_median"] > 0 and r["server"]["job_seconds_median"] > 0 for r in data["results"])
+    assert "random weights" in data["note"]
