@@ -237,6 +237,7 @@ def bench(kind, args) -> dict:
             plain.append(statistics.median(clock.step_seconds()))
     row["plain"] = {"step_seconds_median": round(statistics.median(plain), 4), "peak_gb": _peak_gb(args.device)}
     speed = {} if args.tiny else dict(SPEED[kind])
+    reference = _frames_of(plain_call(kind, pipe, frames, size, args.steps, args.device, StepClock(args.device)))
     served = []
     for run in range(args.repeats + 1):
         _peak_reset(args.device)
@@ -250,11 +251,22 @@ def bench(kind, args) -> dict:
         "outside_loop_share_median": round(statistics.median(r["outside_loop_share"] for r in served), 3),
         "peak_gb": _peak_gb(args.device)}
     row["speedup_per_step"] = round(row["plain"]["step_seconds_median"] / row["server"]["step_seconds_median"], 3)
+    # the same call, same seed, with the speed options now applied: how far do the pixels move?
+    # (a profile switch stays off when this exceeds the tolerance you accept)
+    sped = _frames_of(plain_call(kind, pipe, frames, size, args.steps, args.device, StepClock(args.device)))
+    diff = np.abs(sped.astype(np.float32) - reference.astype(np.float32))
+    row["speed_options_pixel_difference"] = {"mean_abs_levels": round(float(diff.mean()), 3),
+                                             "max_abs_levels": round(float(diff.max()), 3)}
     print(json.dumps(row), flush=True)
     del pipe
     if args.device.startswith("cuda"):
         torch.cuda.empty_cache()
     return row
+
+
+def _frames_of(output) -> np.ndarray:
+    frames = np.asarray(output.frames[0])
+    return np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8) if frames.dtype != np.uint8 else frames
 
 
 # speed options per pipeline (see docs/models.md for which hooks each pipeline tolerates)

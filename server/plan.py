@@ -88,6 +88,7 @@ class JobPlan:
     drop_frame: bool = False
     scale: float = 1.0              # < 1: processed smaller and upscaled (the DEGRADE fallback)
     feather: int = 0                # inpaint: soft edge inside the mask, pixels
+    steps_scale: float = 1.0        # generative backends: share of the denoising steps (DEGRADE)
     reference_paths: list = dataclasses.field(default_factory=list)  # contract reference images
     fallbacks: list = dataclasses.field(default_factory=list)   # what happened instead of what was asked
 

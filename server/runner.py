@@ -53,7 +53,7 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     spec = Spec(op=plan.op, rate=plan.rate, seed=plan.seed, strength=plan.strength,
                 extend_side=plan.extend_side or "tail", extend_frames=plan.extend_frames, mask=work_mask,
                 prompt=plan.request.contract.prompt, negative_prompt=plan.request.contract.negative_prompt,
-                model=plan.request.model)
+                model=plan.request.model, steps_scale=plan.steps_scale)
     spec.reference_images = [_read_image(path) for path in plan.reference_paths]
     generated = backend.run(plan.op, work, spec,
                             lambda done, total, preview: report("generate", done, total, preview), cancel)

@@ -146,10 +146,17 @@ class Worker(threading.Thread):
         if request.backend and request.backend != backend.name:
             plan.fallbacks.append(f"backend {request.backend!r} is not available here: ran on {backend.name!r} "
                                   f"(fallback policy CLASSIC)")
-        estimate = self.runtime.limits.estimate_seconds(backend.name, plan)
+        estimate = self._estimate(backend, plan)
         if estimate <= budget:
             return
         size = f"{plan.media.width}x{plan.media.height}"
+        if request.contract.fallback == pb.DEGRADE and hasattr(backend, "estimate_seconds") \
+                and self._estimate(backend, plan, steps_scale=0.5) <= budget:
+            plan.steps_scale = 0.5
+            plan.fallbacks.append(
+                f"estimated {estimate:.3g} s of compute is over {which} of {budget:.3g} s: half the denoising "
+                f"steps (fallback policy DEGRADE)")
+            return
         if request.contract.fallback == pb.DEGRADE and estimate * 0.25 <= budget:
             plan.scale = 0.5
             plan.fallbacks.append(
@@ -160,6 +167,13 @@ class Worker(threading.Thread):
         raise JobError("over_budget", f"estimated {estimate:.3g} s of compute for {plan.read_count + plan.extend_frames} "
                                       f"frames at {size} is over {which} of {budget:.3g} s; select fewer frames, "
                                       f"raise the budget{hint}")
+
+    def _estimate(self, backend, plan, steps_scale: float = 1.0) -> float:
+        if hasattr(backend, "estimate_seconds"):  # generative backends know their models' cost
+            return backend.estimate_seconds(plan.op, round(plan.media.width * plan.scale),
+                                            round(plan.media.height * plan.scale), plan.read_count + plan.extend_frames,
+                                            plan.request.model, steps_scale)
+        return self.runtime.limits.estimate_seconds(backend.name, plan)
 
     def _fail(self, job_id: str, code: str, message: str) -> None:
         if self.stopping.is_set():

@@ -221,3 +221,43 @@ def test_the_gpu_benchmark_script_runs_on_tiny_configurations(tmp_path):
     assert [r["pipeline"] for r in data["results"]] == ["wan_vace", "wan_v2v", "ltx_condition"]
     assert all(r["plain"]["step_seconds_median"] > 0 and r["server"]["job_seconds_median"] > 0 for r in data["results"])
     assert "random weights" in data["note"]
+
+
+def test_warm_pipelines_are_kept_and_the_least_recently_used_unloaded_for_room(monkeypatch, tiny_profile):
+    from server.backends.generative import loading
+
+    loads = []
+    monkeypatch.setattr(loading, "load_pipeline", lambda profile, device: loads.append(profile.id) or object())
+    profiles = read_profiles(tiny_profile)
+    for p in profiles:
+        p.memory_gb = 3.0
+    cache = loading.PipelineCache("cpu", budget_gb=7.0)
+    a, b, c = profiles
+    first = cache.get(a)
+    assert cache.get(a) is first and loads == [a.id]          # warm: not loaded twice
+    cache.get(b)
+    cache.get(a)                                              # a is now the most recently used
+    cache.get(c)                                              # 9 GB > 7: b goes
+    assert cache.loaded() == [a.id, c.id] and loads == [a.id, b.id, c.id]
+
+
+def test_degrade_halves_the_denoising_steps_of_a_generative_job(gen_server, write_media):
+    client, runtime = gen_server
+    backend = runtime.backends["diffusers"]
+    for profile in backend.profiles.values():
+        profile.cost_per_megapixel_frame_step = 12.5     # pretend the model is slow
+    _media, _masks, timeline = _clip(write_media, Fraction(24))
+    request = _diffusers(submit_request(timeline, "A", "refine", strength=1.0))
+    # full: 12.5 s * 0.001 MP * 8 model frames * 4 steps = 0.41 s; half the steps fits in 0.3 s
+    request.contract.budget.max_compute_seconds = 0.3
+    request.contract.fallback = pb.DEGRADE
+    job = client.wait(client.submit(request).job_id)
+    assert job.state == pb.SUCCEEDED, job.error
+    assert any("half the denoising steps" in f for f in job.take.flags)
+    steps = [e.progress.total for e in runtime.store.events_after(job.job_id, 0, False)
+             if e.WhichOneof("kind") == "progress" and e.progress.stage == "generate"]
+    assert max(steps) == 2, "the tiny refine profile has 4 steps: DEGRADE ran 2"
+    request = _diffusers(submit_request(timeline, "A", "refine", strength=1.0))
+    request.contract.budget.max_compute_seconds = 0.3
+    job = client.wait(client.submit(request).job_id)
+    assert job.state == pb.FAILED and job.error_code == "over_budget"

@@ -46,6 +46,7 @@ class Spec:
     negative_prompt: str = ""
     model: str = ""
     reference_images: list = dataclasses.field(default_factory=list)  # (H, W, 3) uint8 RGB each
+    steps_scale: float = 1.0                 # generative backends: share of the profile's steps (DEGRADE)
     # filled by the backend: what it really did (model, generated size/fps, generator) for the manifest
     info: dict = dataclasses.field(default_factory=dict)
 

@@ -62,6 +62,16 @@ class DiffusersBackend:
                 return profile
         raise BackendError("no_model", f"no model in the profile does {op}; add one (docs/models.md)")
 
+    def estimate_seconds(self, op: str, width: int, height: int, frames: int, model_id: str = "",
+                         steps_scale: float = 1.0) -> float:
+        """Expected compute: the profile's `cost_per_megapixel_frame_step` x model megapixels x
+        model frames x steps (0 when the profile gives no cost)."""
+        profile = self.model_for(op, model_id)
+        size = conform.model_size(width, height, tuple(profile.native_size), profile.size_multiple)
+        model_frames = frames * profile.native_fps / 24.0
+        steps = max(1, round(profile.steps * steps_scale))
+        return profile.cost_per_megapixel_frame_step * size[0] * size[1] / 1e6 * model_frames * steps
+
     # -- memory -------------------------------------------------------------------------------
     def memory_estimate_gb(self, profile: ModelProfile, size: tuple[int, int], frames: int) -> float:
         """Resident weights (profile) + activations, roughly linear in latent tokens."""
@@ -129,6 +139,8 @@ class _Run:
         self.rate = Fraction(spec.rate)
         self.fps = float(profile.native_fps)
         self.references = [_pil(r) for r in (spec.reference_images or [])]
+        # the DEGRADE fallback may ask for fewer steps
+        self.steps = max(1, int(round(profile.steps * getattr(spec, "steps_scale", 1.0))))
 
     # -- shared -------------------------------------------------------------------------------
     def _generator(self):
@@ -150,11 +162,11 @@ class _Run:
         return {}
 
     def _steps_per_call(self, strength: float = 1.0) -> int:
-        return max(1, int(self.profile.steps * strength)) if strength < 1 else self.profile.steps
+        return max(1, int(self.steps * strength)) if strength < 1 else self.steps
 
     def _common(self) -> dict:
         return dict(prompt=self.spec.prompt or "", negative_prompt=self.spec.negative_prompt or None,
-                    height=self.size[1], width=self.size[0], num_inference_steps=self.profile.steps,
+                    height=self.size[1], width=self.size[0], num_inference_steps=self.steps,
                     guidance_scale=self.profile.guidance_scale, output_type="np",
                     callback_on_step_end=self._callback, callback_on_step_end_tensor_inputs=["latents"])
 
@@ -217,7 +229,7 @@ class _Run:
         model, picks = self._to_model(frames)
         masks = conform.resize(mask[picks].astype(np.uint8) * 255, self.size, nearest=True) > 127
         windows = self._windows(len(model))
-        self.steps_total = len(windows) * self.profile.steps
+        self.steps_total = len(windows) * self.steps
         pieces = []
         for start, end in windows:
             video = self._padded(model[start:end]).copy()
@@ -239,7 +251,7 @@ class _Run:
         keep = min(len(model), max(1, (self.profile.max_frames - 1) // 2))
         context = model[-keep:]
         per_call = self.profile.max_frames - keep
-        self.steps_total = max(1, -(-needed // per_call)) * self.profile.steps
+        self.steps_total = max(1, -(-needed // per_call)) * self.steps
         made = []
         while sum(len(n) for n in made) < needed:
             fresh = self._extend_call(context, needed - sum(len(n) for n in made))

@@ -66,6 +66,7 @@ class ModelProfile:
     weights_sha256: str = ""
     speed: dict = dataclasses.field(default_factory=dict)
     overlap_frames: int = 8               # frames shared by consecutive chunks of a long range
+    cost_per_megapixel_frame_step: float = 0.0   # compute estimate for budgets (seconds; 0 = unknown)
 
     @property
     def frame_step(self) -> int:
