@@ -47,6 +47,20 @@ class GenerationClient:
             self._channel = grpc.insecure_channel(address, options)
         self._metadata = (("authorization", f"Bearer {token}"),) if token and root_certificates is None else ()
         self.stub = pb_grpc.GenerationStub(self._channel)
+        self._connected = False
+
+    def _ensure_connected(self) -> None:
+        """Wait up to connect_timeout for the server, once; a clear error when nobody answers
+        (instead of a call that hangs until its own deadline)."""
+        if self._connected:
+            return
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=self.connect_timeout)
+        except grpc.FutureTimeoutError:
+            raise ClientError(f"cannot reach the TakeBridge server at {self.address} (no answer within "
+                              f"{self.connect_timeout:g} s); start it with `takebridge serve` or check the address",
+                              grpc.StatusCode.UNAVAILABLE) from None
+        self._connected = True
 
     def close(self) -> None:
         self._channel.close()
@@ -59,6 +73,7 @@ class GenerationClient:
 
     # -- unary calls -------------------------------------------------------------------------
     def _call(self, method, request, timeout: float = 30.0):
+        self._ensure_connected()
         try:
             return method(request, timeout=timeout, metadata=self._metadata, wait_for_ready=True)
         except grpc.RpcError as err:

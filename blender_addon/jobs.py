@@ -1,0 +1,279 @@
+"""Jobs without freezing Blender: submit, then a background thread reads the job's event
+stream and a main-thread timer applies what it read (progress, ETA, preview, the take strip).
+Jobs are kept in the scene, so they reattach by job id after the .blend is reopened, and the
+client resumes the stream after a server restart.
+
+Blender data is only touched on the main thread (operators, the timer); threads only talk
+gRPC and fill a queue.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import random
+import tempfile
+import threading
+
+import bpy
+
+from . import compat, vse, vse_takes
+from .bridge_import import sub
+
+TIMER_INTERVAL = 0.2
+_events: "queue.Queue[tuple[str, str, object]]" = queue.Queue()
+_watchers: dict[str, threading.Thread] = {}
+_previews: dict[str, bytes] = {}          # job id -> latest preview JPEG
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class JobError(ValueError):
+    pass
+
+
+def client(address: str, token: str = ""):
+    return sub("client").GenerationClient(address, token=token, connect_timeout=5.0)
+
+
+def take_dir(settings) -> str:
+    """Where takes go: the panel's folder (default //takes, beside the .blend); for an unsaved
+    file with a relative folder, a temp folder."""
+    folder = settings.take_dir or "//takes"
+    if folder.startswith("//"):
+        if not bpy.data.filepath:
+            return os.path.join(tempfile.gettempdir(), "takebridge_takes")
+        folder = bpy.path.abspath(folder)
+    return os.path.normpath(folder)
+
+
+def build_request(scene, source, op: str, settings, *, frames: int = 0, side: str = "TAIL", mask_path: str = ""):
+    """The SubmitJobRequest for one strip; refuses what the server would refuse, earlier."""
+    pb = sub("api").pb
+    timeline = vse.export_timeline(scene)
+    try:
+        segment = sub("timeline").select_clip(timeline, source.name, handles=settings.handles)
+    except sub("selection").SelectionError as err:
+        raise JobError(str(err)) from None
+    clip = sub("selection").find_clip(timeline, source.name)[0]
+    mismatch = sub("metadata").read(clip).get("fps_mismatch")
+    if mismatch:
+        raise JobError(f"{source.name!r} is {mismatch['media']} fps media on a {mismatch['scene']} fps scene: Blender "
+                       f"plays it frame for frame, so its timing is not the media's. Conform the media or set the "
+                       f"scene rate to {mismatch['media']}")
+    selection = sub("timeline").job_timeline(timeline, segment)
+    import opentimelineio as otio
+
+    request = pb.SubmitJobRequest(request_id=sub("client").new_request_id(), operation=getattr(pb, op.upper()),
+                                  selection_otio=otio.adapters.write_to_string(selection, "otio_json"),
+                                  backend=settings.backend, model=settings.model, client="takebridge-blender")
+    if op == "refine":
+        request.refine.strength = settings.strength
+    elif op == "extend":
+        if frames <= 0:
+            raise JobError(f"an extension needs at least 1 frame, not {frames}")
+        request.extend.side = pb.HEAD if side == "HEAD" else pb.TAIL
+        request.extend.frames = frames
+    elif op == "inpaint":
+        if not mask_path:
+            raise JobError("inpaint needs a mask: choose a mask strip (image, movie or Mask) in the TakeBridge panel")
+        request.inpaint.mask_url = mask_path
+    contract = request.contract
+    contract.prompt, contract.negative_prompt = settings.prompt, settings.negative_prompt
+    if not settings.seed_lock:
+        settings.seed = random.randint(0, 2 ** 31 - 1)
+    contract.seed = settings.seed
+    contract.output.codec = getattr(pb, settings.codec)
+    contract.output.take_dir = take_dir(settings)
+    contract.constraints.mask_feather_px = settings.feather
+    for ref in settings.references:
+        if ref.filepath:
+            contract.reference_images.add(url=bpy.path.abspath(ref.filepath), role=ref.role,
+                                          name=os.path.basename(ref.filepath))
+    return request
+
+
+def submit(scene, source, op: str, *, server: str, wait: bool, **params) -> dict:
+    """Send one job; with wait=True block until it ends and place its take."""
+    settings = scene.takebridge
+    request = build_request(scene, source, op, settings, **params)
+    ClientError = sub("client").ClientError
+    try:
+        with client(server, settings.token) as c:
+            job = c.submit(request)
+            item = settings.jobs.add()
+            item.job_id, item.server, item.source, item.op = job.job_id, server, source.name, op
+            item.state = "queued"
+            if not wait:
+                watch(scene.name, item.job_id, server, settings.token, 0)
+                return {"job_id": job.job_id, "state": "queued"}
+            job = c.wait(job.job_id)
+    except ClientError as err:
+        raise JobError(str(err)) from None
+    return _finish(scene, item, job)
+
+
+def _finish(scene, item, job) -> dict:
+    pb = sub("api").pb
+    item.state = pb.JobState.Name(job.state).lower()
+    item.progress = 1.0 if job.state == pb.SUCCEEDED else item.progress
+    item.message = job.error
+    result = {"job_id": job.job_id, "state": item.state, "error": job.error}
+    if job.state == pb.SUCCEEDED and not item.placed:
+        item.take_id = job.take.take_id
+        source = vse_takes.find_source(scene, item.source)
+        strip = vse_takes.place_take_strip(scene, source, job.take)
+        item.placed = True
+        result.update(take_id=job.take.take_id, strip=strip.name, status=pb.TakeStatus.Name(job.take.status).lower(),
+                      flags=list(job.take.flags))
+    return result
+
+
+def watch(scene_name: str, job_id: str, server: str, token: str, after_seq: int) -> None:
+    """Read the job's events in a background thread; the timer applies them."""
+    if job_id in _watchers and _watchers[job_id].is_alive():
+        return
+
+    def run():
+        try:
+            with client(server, token) as c:
+                for event in c.watch(job_id, after_seq=after_seq, include_previews=True, reconnect_timeout=120):
+                    _events.put((scene_name, job_id, event))
+                _events.put((scene_name, job_id, c.get_job(job_id)))
+        except Exception as exc:  # reported in the panel; the job stays on the server
+            _events.put((scene_name, job_id, exc))
+
+    thread = threading.Thread(target=run, name=f"takebridge-watch-{job_id}", daemon=True)
+    _watchers[job_id] = thread
+    thread.start()
+    if not bpy.app.timers.is_registered(apply_events):
+        bpy.app.timers.register(apply_events, first_interval=TIMER_INTERVAL, persistent=True)
+
+
+def apply_events():
+    """Main thread: apply what the watchers read. Returns the next interval (None to stop)."""
+    pb = sub("api").pb
+    changed = False
+    while True:
+        try:
+            scene_name, job_id, payload = _events.get_nowait()
+        except queue.Empty:
+            break
+        scene = bpy.data.scenes.get(scene_name)
+        item = _job_item(scene, job_id) if scene else None
+        if item is None:
+            continue
+        changed = True
+        if isinstance(payload, Exception):
+            item.message = f"lost the server: {payload}; it reattaches when the server is back (reopen or refresh)"
+            continue
+        if isinstance(payload, pb.Job):
+            if payload.state in (pb.SUCCEEDED, pb.FAILED, pb.CANCELLED):
+                try:
+                    _finish(scene, item, payload)
+                except vse_takes.TakeError as err:
+                    item.message = str(err)
+            continue
+        event = payload
+        item.last_seq = max(item.last_seq, event.seq)
+        kind = event.WhichOneof("kind")
+        if kind == "progress":
+            item.state, item.stage = "running", event.progress.stage
+            item.progress, item.eta = event.progress.fraction, event.progress.eta_seconds
+        elif kind == "queued":
+            item.state, item.message = "queued", f"position {event.queued.position}"
+        elif kind == "started":
+            item.state, item.message = "running", f"on {event.started.backend} ({event.started.device})"
+        elif kind == "preview" and event.preview.jpeg:
+            _previews[job_id] = event.preview.jpeg
+        elif kind in ("failed", "cancelled"):
+            item.state = kind
+            item.message = event.failed.message if kind == "failed" else event.cancelled.reason
+    if changed:
+        _redraw()
+    busy = any(t.is_alive() for t in _watchers.values()) or not _events.empty()
+    return TIMER_INTERVAL if busy else None
+
+
+def _job_item(scene, job_id: str):
+    for item in scene.takebridge.jobs:
+        if item.job_id == job_id:
+            return item
+    return None
+
+
+def reattach_all() -> int:
+    """Watch again every unfinished (or finished but unplaced) job of every scene."""
+    count = 0
+    for scene in bpy.data.scenes:
+        settings = getattr(scene, "takebridge", None)
+        if settings is None:
+            continue
+        for item in settings.jobs:
+            if item.state not in TERMINAL or (item.state == "succeeded" and not item.placed):
+                watch(scene.name, item.job_id, item.server, settings.token, 0 if not item.placed else item.last_seq)
+                count += 1
+    return count
+
+
+def cancel(scene, job_id: str) -> str:
+    pb = sub("api").pb
+    item = _job_item(scene, job_id)
+    if item is None:
+        raise JobError(f"no job {job_id!r} in this scene")
+    with client(item.server, scene.takebridge.token) as c:
+        job = c.cancel(job_id)
+    return pb.JobState.Name(job.state).lower()
+
+
+def preview_jpeg(job_id: str) -> bytes | None:
+    return _previews.get(job_id)
+
+
+def _redraw():
+    for window in getattr(bpy.context.window_manager, "windows", []):
+        for area in window.screen.areas:
+            if area.type == "SEQUENCE_EDITOR":
+                area.tag_redraw()
+
+
+def mask_path_of(scene, name: str, source) -> str:
+    """A mask file for the server from a strip: an image or movie strip's file; a Blender Mask
+    strip is rendered to a PNG sequence over the source's frames first."""
+    if not name:
+        return ""
+    strip = next((s for s in compat.strips_all(scene) if s.name == name), None)
+    if strip is None:
+        raise JobError(f"mask strip {name!r} not found")
+    if strip.type == "MOVIE":
+        return vse.abspath(strip.filepath)
+    if strip.type == "IMAGE":
+        if len(strip.elements) == 1:
+            return os.path.join(vse.abspath(strip.directory), strip.elements[0].filename)
+        return vse.abspath(strip.directory)
+    if strip.type == "MASK":
+        return render_mask(scene, strip, source)
+    raise JobError(f"mask strip {name!r} is a {strip.type} strip; use an image, movie or Mask strip")
+
+
+def render_mask(scene, mask_strip, source) -> str:
+    """Render a Mask strip alone over the source's visible frames to a PNG sequence."""
+    folder = tempfile.mkdtemp(prefix="takebridge-mask-")
+    muted = {s.name: s.mute for s in compat.strips_all(scene)}
+    saved = (scene.frame_start, scene.frame_end, scene.render.filepath, scene.render.image_settings.file_format,
+             scene.render.use_sequencer)
+    try:
+        for strip in compat.strips_all(scene):
+            strip.mute = strip != mask_strip
+        scene.frame_start, scene.frame_end = source.frame_final_start, source.frame_final_end - 1
+        scene.render.filepath = os.path.join(folder, "mask_")
+        scene.render.image_settings.file_format = "PNG"
+        scene.render.use_sequencer = True
+        bpy.ops.render.render(animation=True, scene=scene.name)
+    finally:
+        for strip in compat.strips_all(scene):
+            strip.mute = muted.get(strip.name, strip.mute)
+        (scene.frame_start, scene.frame_end, scene.render.filepath, scene.render.image_settings.file_format,
+         scene.render.use_sequencer) = saved
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".png"))
+    if not files:
+        raise JobError(f"rendering mask strip {mask_strip.name!r} produced no frames")
+    return folder

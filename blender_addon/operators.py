@@ -1,0 +1,299 @@
+"""Operators. Every one takes `server` (default: the panel's) and the job operators a `wait`
+flag, so scripts and tests can run them blocking; from the UI they never block. Errors are
+reported in Blender's UI with what to do, and every operator that changes strips pushes an
+undo step."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
+
+from . import compat, jobs, vse, vse_takes
+from .bridge_import import sub
+
+
+def _server(self, context) -> str:
+    return self.server or context.scene.takebridge.server
+
+
+def _sources(self, context):
+    scene = compat.sequencer_scene(context)
+    if self.strip:
+        return [vse_takes.find_source(scene, self.strip)]
+    chosen = [s for s in compat.selected_strips(context) if vse.media_strip_kind(s) and not vse.is_take(s)]
+    if not chosen:
+        raise vse_takes.TakeError("select a movie or image strip (or pass strip=NAME)")
+    return chosen
+
+
+class _JobOperator:
+    bl_options = {"REGISTER", "UNDO"}
+    server: StringProperty(name="Server", default="", description="host:port; empty = the panel's")
+    wait: BoolProperty(name="Wait", default=False, description="block until the take is made (scripts, tests)")
+    strip: StringProperty(name="Strip", default="", description="source strip name; empty = the selected strips")
+    op = ""
+
+    def params(self, context, scene, source) -> dict:
+        return {}
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        try:
+            results = [jobs.submit(scene, source, self.op, server=_server(self, context), wait=self.wait,
+                                   **self.params(context, scene, source))
+                       for source in _sources(self, context)]
+        except (jobs.JobError, vse_takes.TakeError, sub("selection").SelectionError) as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        for result in results:
+            if result.get("take_id"):
+                flags = f" — needs review: {'; '.join(result['flags'])}" if result.get("flags") else ""
+                self.report({"INFO"}, f"{result['take_id']} placed as {result['strip']} ({result['status']}){flags}")
+            elif result["state"] in ("failed", "cancelled"):
+                self.report({"ERROR"}, f"job {result['job_id']} {result['state']}: {result.get('error', '')}")
+            else:
+                self.report({"INFO"}, f"job {result['job_id']} queued; progress in the TakeBridge panel")
+        return {"FINISHED"}
+
+
+class TAKEBRIDGE_OT_refine(_JobOperator, bpy.types.Operator):
+    bl_idname = "takebridge.refine"
+    bl_label = "Refine"
+    bl_description = "Generate a refined take of the selected strip(s) (video-to-video)"
+    op = "refine"
+
+
+class TAKEBRIDGE_OT_extend(_JobOperator, bpy.types.Operator):
+    bl_idname = "takebridge.extend"
+    bl_label = "Extend"
+    bl_description = "Generate frames past the strip's head or tail, as a take that shows beyond it"
+    op = "extend"
+    side: EnumProperty(name="Side", items=[("PANEL", "Panel's", ""), ("TAIL", "Tail", ""), ("HEAD", "Head", "")],
+                       default="PANEL")
+    frames: FloatProperty(name="Length", default=0.0, description="frames (or seconds, per the panel); 0 = panel's")
+
+    def params(self, context, scene, source):
+        settings = scene.takebridge
+        amount = self.frames or settings.extend_amount
+        if settings.extend_unit == "SECONDS" and not self.frames:
+            amount = amount * float(compat.scene_rate(scene))
+        side = settings.extend_side if self.side == "PANEL" else self.side
+        return {"frames": int(round(amount)), "side": side}
+
+
+class TAKEBRIDGE_OT_inpaint(_JobOperator, bpy.types.Operator):
+    bl_idname = "takebridge.inpaint"
+    bl_label = "Inpaint"
+    bl_description = "Regenerate the masked region over time (mask: an image, movie or Mask strip)"
+    op = "inpaint"
+    mask: StringProperty(name="Mask strip", default="", description="empty = the panel's mask strip")
+
+    def params(self, context, scene, source):
+        return {"mask_path": jobs.mask_path_of(scene, self.mask or scene.takebridge.mask_strip, source)}
+
+
+class TAKEBRIDGE_OT_cancel(bpy.types.Operator):
+    bl_idname = "takebridge.cancel"
+    bl_label = "Cancel job"
+    job_id: StringProperty()
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        try:
+            state = jobs.cancel(scene, self.job_id)
+        except (jobs.JobError, sub("client").ClientError) as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"job {self.job_id}: {state}")
+        return {"FINISHED"}
+
+
+class TAKEBRIDGE_OT_take_activate(bpy.types.Operator):
+    bl_idname = "takebridge.take_activate"
+    bl_label = "Activate take"
+    bl_description = "Show this take (the others, and the original, are muted); 'original' shows the source"
+    bl_options = {"REGISTER", "UNDO"}
+    strip: StringProperty(description="source strip")
+    take_id: StringProperty(default="original")
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        try:
+            vse_takes.activate_take(scene, vse_takes.find_source(scene, self.strip), self.take_id)
+        except vse_takes.TakeError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class TAKEBRIDGE_OT_take_review(bpy.types.Operator):
+    bl_idname = "takebridge.take_review"
+    bl_label = "Review take"
+    bl_description = "Approve or reject the take with a note; the server keeps it for the pilot report"
+    bl_options = {"REGISTER", "UNDO"}
+    take_id: StringProperty()
+    approve: BoolProperty(default=True)
+    note: StringProperty(default="")
+    reviewer: StringProperty(default="")
+    server: StringProperty(default="")
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        import getpass
+
+        reviewer = self.reviewer or getpass.getuser()
+        try:
+            with jobs.client(_server(self, context), scene.takebridge.token) as c:
+                take = c.review(self.take_id, self.approve, self.note or scene.takebridge.review_note, reviewer)
+            status = sub("api").pb.TakeStatus.Name(take.status).lower()
+            vse_takes.set_status(scene, self.take_id, status, take.review_note, reviewer)
+        except (sub("client").ClientError, vse_takes.TakeError) as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{self.take_id}: {status}")
+        return {"FINISHED"}
+
+
+class TAKEBRIDGE_OT_take_finalize(bpy.types.Operator):
+    bl_idname = "takebridge.take_finalize"
+    bl_label = "Finalize take"
+    bl_description = "Make the take the strip's media (the original stays recoverable)"
+    bl_options = {"REGISTER", "UNDO"}
+    take_id: StringProperty()
+    drop_others: BoolProperty(default=False)
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        try:
+            source = vse_takes.finalize(scene, self.take_id, drop_others=self.drop_others)
+        except vse_takes.TakeError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{source.name} now plays {self.take_id}; Restore Original brings the source back")
+        return {"FINISHED"}
+
+
+class TAKEBRIDGE_OT_restore_original(bpy.types.Operator):
+    bl_idname = "takebridge.restore_original"
+    bl_label = "Restore original"
+    bl_options = {"REGISTER", "UNDO"}
+    strip: StringProperty()
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        try:
+            vse_takes.restore_original(scene, vse_takes.find_source(scene, self.strip))
+        except vse_takes.TakeError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class TAKEBRIDGE_OT_take_delete(bpy.types.Operator):
+    bl_idname = "takebridge.take_delete"
+    bl_label = "Delete take strip"
+    bl_options = {"REGISTER", "UNDO"}
+    take_id: StringProperty()
+
+    def execute(self, context):
+        try:
+            vse_takes.delete_take(compat.sequencer_scene(context), self.take_id)
+        except vse_takes.TakeError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class TAKEBRIDGE_OT_compare(bpy.types.Operator):
+    bl_idname = "takebridge.compare"
+    bl_label = "Compare"
+    bl_description = "A/B wipe or side by side of a take against the source (or another take); run again to clear"
+    bl_options = {"REGISTER", "UNDO"}
+    take_id: StringProperty()
+    against: StringProperty(default="original", description="'original' or another take id")
+    mode: EnumProperty(items=[("WIPE", "A/B wipe", ""), ("SIDE", "Side by side", ""), ("OFF", "Off", "")],
+                       default="WIPE")
+
+    def execute(self, context):
+        from . import compare
+
+        scene = compat.sequencer_scene(context)
+        try:
+            made = compare.set_compare(scene, self.take_id, self.against, self.mode)
+        except vse_takes.TakeError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"compare {self.mode.lower()}: {made}" if made else "compare cleared")
+        return {"FINISHED"}
+
+
+class TAKEBRIDGE_OT_export_otio(bpy.types.Operator):
+    bl_idname = "takebridge.export_otio"
+    bl_label = "Export OTIO"
+    bl_description = "Write the Sequencer edit with its takes (.otio, .otioz, .xml, .fcpxml, .aaf, .edl)"
+    filepath: StringProperty(subtype="FILE_PATH")
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        try:
+            report = sub("interchange").write_timeline(vse.export_timeline(scene), bpy.path.abspath(self.filepath))
+        except (sub("interchange").InterchangeError, ValueError) as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"wrote {report['path']}")
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+
+class TAKEBRIDGE_OT_import_otio(bpy.types.Operator):
+    bl_idname = "takebridge.import_otio"
+    bl_label = "Import OTIO"
+    bl_options = {"REGISTER", "UNDO"}
+    filepath: StringProperty(subtype="FILE_PATH")
+    channel: bpy.props.IntProperty(default=1, min=1, max=128)
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        try:
+            timeline = sub("interchange").read_timeline(bpy.path.abspath(self.filepath))
+            made = vse.import_timeline(scene, timeline, base_channel=self.channel)
+        except (ValueError, vse_takes.TakeError) as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"imported {len(made)} strip(s)")
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+
+class TAKEBRIDGE_OT_connect(bpy.types.Operator):
+    bl_idname = "takebridge.connect"
+    bl_label = "Connect"
+    bl_description = "Ask the server what it can do (backends, device, models)"
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        settings = scene.takebridge
+        try:
+            with jobs.client(settings.server, settings.token) as c:
+                caps = c.capabilities()
+        except sub("client").ClientError as err:
+            settings.status = f"unreachable: {err}"
+            self.report({"ERROR"}, settings.status)
+            return {"CANCELLED"}
+        parts = [f"{b.name} ({b.device})" if b.available else f"{b.name}: {b.unavailable_reason}"
+                 for b in caps.backends]
+        settings.status = f"v{caps.server_version}: " + "; ".join(parts)
+        reattached = jobs.reattach_all()
+        self.report({"INFO"}, settings.status + (f"; reattached {reattached} job(s)" if reattached else ""))
+        return {"FINISHED"}
+
+
+CLASSES = (TAKEBRIDGE_OT_refine, TAKEBRIDGE_OT_extend, TAKEBRIDGE_OT_inpaint, TAKEBRIDGE_OT_cancel,
+           TAKEBRIDGE_OT_take_activate, TAKEBRIDGE_OT_take_review, TAKEBRIDGE_OT_take_finalize,
+           TAKEBRIDGE_OT_restore_original, TAKEBRIDGE_OT_take_delete, TAKEBRIDGE_OT_compare,
+           TAKEBRIDGE_OT_export_otio, TAKEBRIDGE_OT_import_otio, TAKEBRIDGE_OT_connect)

@@ -1,0 +1,117 @@
+"""The Sequencer sidebar panel "TakeBridge" and its take list."""
+from __future__ import annotations
+
+import bpy
+
+from . import compat, jobs, vse
+from .vse import TAKE_KEY
+
+
+def _source(context):
+    strip = getattr(context, "active_strip", None) or getattr(context, "active_sequence_strip", None)
+    if strip is None:
+        return None
+    if vse.is_take(strip):
+        name = strip[TAKE_KEY].get("source")
+        return next((s for s in compat.strips_all(compat.sequencer_scene(context)) if s.name == name), None)
+    return strip if vse.media_strip_kind(strip) else None
+
+
+class TAKEBRIDGE_UL_takes(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0):
+        info = item[TAKE_KEY]
+        row = layout.row(align=True)
+        row.label(text=f"v{int(info.get('version', 0)):03d} {info.get('op', '')}",
+                  icon="HIDE_OFF" if not item.mute else "HIDE_ON")
+        status = info.get("status", "")
+        flags = list(info.get("flags", []))
+        row.label(text=status + (f" ⚑{len(flags)}" if flags else ""),
+                  icon={"approved": "CHECKMARK", "rejected": "CANCEL", "needs_review": "ERROR"}.get(status, "NONE"))
+
+
+class TAKEBRIDGE_PT_panel(bpy.types.Panel):
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "TakeBridge"
+    bl_label = "TakeBridge"
+
+    def draw(self, context):
+        scene = compat.sequencer_scene(context)
+        settings = scene.takebridge
+        layout = self.layout
+        box = layout.box()
+        row = box.row(align=True)
+        row.prop(settings, "server", text="")
+        row.operator("takebridge.connect", text="", icon="FILE_REFRESH")
+        box.label(text=settings.status)
+
+        source = _source(context)
+        col = layout.column(align=True)
+        col.prop(settings, "prompt")
+        col.prop(settings, "negative_prompt")
+        row = col.row(align=True)
+        row.prop(settings, "seed")
+        row.prop(settings, "seed_lock", text="", icon="LOCKED" if settings.seed_lock else "UNLOCKED")
+        col.prop(settings, "backend")
+        col.prop(settings, "model")
+        col.prop(settings, "codec")
+        col.prop(settings, "handles")
+
+        ops = layout.box()
+        ops.label(text=f"Strip: {source.name}" if source else "Select a movie or image strip")
+        row = ops.row(align=True)
+        row.prop(settings, "strength")
+        row.operator("takebridge.refine")
+        row = ops.row(align=True)
+        row.prop(settings, "extend_side", text="")
+        row.prop(settings, "extend_amount", text="")
+        row.prop(settings, "extend_unit", text="")
+        row.operator("takebridge.extend")
+        row = ops.row(align=True)
+        row.prop_search(settings, "mask_strip", compat.editor(scene), "strips" if hasattr(compat.editor(scene), "strips")
+                        else "sequences", text="Mask")
+        row.prop(settings, "feather")
+        row.operator("takebridge.inpaint")
+
+        for item in settings.jobs:
+            if item.state in jobs.TERMINAL and item.placed:
+                continue
+            row = layout.row(align=True)
+            row.progress(factor=item.progress, text=f"{item.op} {item.source}: {item.state} {item.stage}"
+                         + (f" ~{item.eta:.0f}s" if item.eta >= 0 else "")) if hasattr(row, "progress") else \
+                row.label(text=f"{item.op} {item.source}: {item.state} {item.progress * 100:.0f}%")
+            cancel = row.operator("takebridge.cancel", text="", icon="X")
+            cancel.job_id = item.job_id
+            if item.message:
+                layout.label(text=item.message)
+
+        if source is not None:
+            takes = vse.takes_of(scene, source.name)
+            layout.label(text=f"Takes of {source.name}: {len(takes)}")
+            for take in takes:
+                info = take[TAKE_KEY]
+                row = layout.row(align=True)
+                activate = row.operator("takebridge.take_activate", text=f"v{int(info['version']):03d} {info['op']}",
+                                        depress=not take.mute)
+                activate.strip, activate.take_id = source.name, info["take_id"]
+                row.label(text=info.get("status", ""))
+                approve = row.operator("takebridge.take_review", text="", icon="CHECKMARK")
+                approve.take_id, approve.approve = info["take_id"], True
+                reject = row.operator("takebridge.take_review", text="", icon="CANCEL")
+                reject.take_id, reject.approve = info["take_id"], False
+                compare = row.operator("takebridge.compare", text="", icon="SPLITSCREEN")
+                compare.take_id, compare.mode = info["take_id"], settings.compare_mode
+                final = row.operator("takebridge.take_finalize", text="", icon="PINNED")
+                final.take_id = info["take_id"]
+                delete = row.operator("takebridge.take_delete", text="", icon="TRASH")
+                delete.take_id = info["take_id"]
+                for flag in list(info.get("flags", [])):
+                    layout.label(text=f"  ⚑ {flag}")
+            row = layout.row(align=True)
+            original = row.operator("takebridge.take_activate", text="Original")
+            original.strip, original.take_id = source.name, "original"
+            row.prop(settings, "compare_mode", text="")
+            layout.prop(settings, "review_note")
+
+
+CLASSES = (TAKEBRIDGE_UL_takes, TAKEBRIDGE_PT_panel)

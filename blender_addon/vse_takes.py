@@ -1,0 +1,216 @@
+"""Takes as strips: each take sits on its own channel above its source, frame-exact with the
+source range (and past it for an extension), named `<shot>_<op>_v003`, with take id, job id,
+manifest, status and flags as custom properties. The active take is the one unmuted
+(muting them all shows the original); switching is a mute flip, instant.
+
+Takes follow their source: a depsgraph handler moves a source's takes by however far the
+source moved (Blender's strip connections only exist from 5.2; this works on every version).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import bpy
+
+from . import compat
+from .bridge_import import sub
+from .vse import TAKE_KEY, abspath, is_take, take_data, takes_of
+
+OPS = {1: "refine", 2: "extend", 3: "inpaint"}
+
+
+class TakeError(ValueError):
+    pass
+
+
+def _take_dict(take) -> dict:
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(take, preserving_proto_field_name=True)
+
+
+def _free_channel(scene, start: int, end: int, above: int) -> int:
+    """The lowest channel above `above` with nothing between start and end."""
+    busy = {}
+    for strip in compat.strips_all(scene):
+        if strip.frame_final_start < end and strip.frame_final_end > start:
+            busy.setdefault(strip.channel, True)
+    channel = above + 1
+    while busy.get(channel):
+        channel += 1
+    if channel > 128:
+        raise TakeError(f"no free channel above {above} for a take between frames {start} and {end}")
+    return channel
+
+
+def place_take_strip(scene, source, take, *, activate: bool = True):
+    """A strip for `take` (pb.Take) on a free channel above `source`; returns it.
+
+    Take content frame 0 is source frame take.source_range.start_frame, so it lines up with
+    the source frame for frame whatever handles it carries; an extension shows past the
+    source's head or tail by its generated frames."""
+    if take.media.codec == sub("api").pb.PNG_SEQUENCE or "%" in take.media.url:
+        raise TakeError(f"take {take.take_id} is an image sequence; make takes as movies (ProRes, FFV1, H.264) "
+                        f"for the Sequencer")
+    if not os.path.exists(take.media.url):
+        raise TakeError(f"take {take.take_id} media {take.media.url} is not on this machine; was the server's take "
+                        f"folder shared? (takes are written beside the .blend by default)")
+    pb = sub("api").pb
+    content_start = int(round(source.frame_start)) + take.source_range.start_frame
+    visible_start, visible_end = source.frame_final_start, source.frame_final_end
+    if take.operation == pb.EXTEND and take.generated_frames:
+        if take.extend_side == pb.HEAD:
+            visible_start -= take.generated_frames
+        else:
+            visible_end += take.generated_frames
+    visible_start = max(visible_start, content_start)
+    visible_end = min(visible_end, content_start + take.source_range.frame_count)
+    channel = _free_channel(scene, visible_start, visible_end, source.channel)
+    op = OPS.get(take.operation, "take")
+    name = f"{take.shot or source.name}_{op}_v{take.version:03d}"[:62]
+    strip = compat.strips(scene).new_movie(name=name, filepath=take.media.url, channel=channel,
+                                           frame_start=content_start)
+    strip.frame_final_start = visible_start
+    strip.frame_final_end = visible_end
+    if strip.channel != channel:
+        strip.channel = channel
+    strip[TAKE_KEY] = {
+        "take_id": take.take_id, "job_id": take.job_id, "manifest": take.manifest_url,
+        "status": pb.TakeStatus.Name(take.status).lower(), "op": op, "version": take.version,
+        "source": source.name, "shot": take.shot or source.name, "flags": list(take.flags),
+        "anchor": float(source.frame_start), "take": json.dumps(_take_dict(take))}
+    ed = compat.editor(scene)
+    if not ed.channels[channel].name or ed.channels[channel].name.startswith("Channel"):
+        ed.channels[channel].name = f"takes: {source.name}"[:63]
+    if activate:
+        activate_take(scene, source, take.take_id)
+    else:
+        strip.mute = True
+    return strip
+
+
+def take_data_full(strip) -> dict:
+    """The strip's take properties with the stored pb.Take decoded."""
+    data = take_data(strip)
+    if isinstance(data.get("take"), str):
+        data["take"] = json.loads(data["take"])
+    return data
+
+
+def find_source(scene, name: str):
+    for strip in compat.strips_all(scene):
+        if strip.name == name and not is_take(strip):
+            return strip
+    raise TakeError(f"no source strip named {name!r} in scene {scene.name!r}")
+
+
+def find_take(scene, take_id: str):
+    for strip in compat.strips_all(scene):
+        if is_take(strip) and strip[TAKE_KEY]["take_id"] == take_id:
+            return strip
+    raise TakeError(f"no take strip for {take_id!r} in scene {scene.name!r}; list them in the TakeBridge panel")
+
+
+def activate_take(scene, source, take_id: str) -> None:
+    """Unmute `take_id` (or mute every take for "original"), mute the source's other takes."""
+    takes = takes_of(scene, source.name)
+    if take_id != "original" and not any(t[TAKE_KEY]["take_id"] == take_id for t in takes):
+        known = ", ".join(t[TAKE_KEY]["take_id"] for t in takes) or "none"
+        raise TakeError(f"strip {source.name!r} has no take {take_id!r}; it has {known}")
+    for strip in takes:
+        strip.mute = strip[TAKE_KEY]["take_id"] != take_id
+
+
+def active_take(scene, source) -> str:
+    for strip in takes_of(scene, source.name):
+        if not strip.mute:
+            return strip[TAKE_KEY]["take_id"]
+    return "original"
+
+
+def set_status(scene, take_id: str, status: str, note: str = "", reviewer: str = "") -> None:
+    strip = find_take(scene, take_id)
+    data = strip[TAKE_KEY]
+    data["status"] = status
+    if note:
+        data["note"] = note
+    if reviewer:
+        data["reviewer"] = reviewer
+
+
+def delete_take(scene, take_id: str) -> None:
+    """Remove a take strip (its media stays on disk)."""
+    strip = find_take(scene, take_id)
+    compat.strips(scene).remove(strip)
+
+
+def finalize(scene, take_id: str, *, drop_others: bool = False):
+    """The take becomes the source strip's media; the original path and placement are kept
+    on the strip (`takebridge_original`) so `restore_original` brings them back. The take
+    strip is removed (other takes stay unless drop_others)."""
+    take_strip = find_take(scene, take_id)
+    data = take_data_full(take_strip)
+    source = find_source(scene, data["source"])
+    if source.type != "MOVIE":
+        raise TakeError(f"finalize replaces a movie strip's media; {source.name!r} is a {source.type} strip")
+    if "takebridge_original" not in source.keys():
+        source["takebridge_original"] = {"filepath": source.filepath, "frame_start": float(source.frame_start),
+                                         "frame_final_start": source.frame_final_start,
+                                         "frame_final_end": source.frame_final_end}
+    start, end = take_strip.frame_final_start, take_strip.frame_final_end
+    channel = source.channel
+    source.filepath = bpy.path.relpath(take_strip.filepath) if bpy.data.filepath else take_strip.filepath
+    source.frame_start = take_strip.frame_start
+    source.frame_final_start = start
+    source.frame_final_end = end
+    if source.channel != channel:
+        source.channel = channel
+    source["takebridge_finalized"] = take_id
+    compat.strips(scene).remove(take_strip)
+    for other in takes_of(scene, source.name):
+        if drop_others:
+            compat.strips(scene).remove(other)
+        else:
+            other.mute = True
+    return source
+
+
+def restore_original(scene, source) -> None:
+    original = source.get("takebridge_original")
+    if original is None:
+        raise TakeError(f"strip {source.name!r} was not finalized; nothing to restore")
+    channel = source.channel
+    source.filepath = original["filepath"]
+    source.frame_start = original["frame_start"]
+    source.frame_final_start = original["frame_final_start"]
+    source.frame_final_end = original["frame_final_end"]
+    if source.channel != channel:
+        source.channel = channel
+    del source["takebridge_original"]
+    source.pop("takebridge_finalized", None)
+
+
+def follow_sources(scene) -> int:
+    """Move every take by however far its source moved since it was placed; returns how many
+    moved. Registered as a depsgraph handler; safe to call any time."""
+    moved = 0
+    sources = {s.name: s for s in compat.strips_all(scene) if not is_take(s)}
+    for strip in [s for s in compat.strips_all(scene) if is_take(s)]:
+        data = strip[TAKE_KEY]
+        source = sources.get(data.get("source"))
+        if source is None:
+            continue
+        delta = float(source.frame_start) - float(data.get("anchor", source.frame_start))
+        if abs(delta) >= 1:
+            channel = strip.channel
+            strip.frame_start += int(round(delta))
+            if strip.channel != channel:
+                strip.channel = channel
+            data["anchor"] = float(data.get("anchor", 0)) + int(round(delta))
+            moved += 1
+    return moved
+
+
+def abs_media(strip) -> str:
+    return abspath(strip.filepath)
