@@ -8,13 +8,15 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraint
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: bench-gpu demo test test-fast bench proto clean help
+.PHONY: bench-gpu blender-extension demo test test-blender test-fast bench proto clean help
 
 help:
 	@echo "make demo   - set up .venv and run the CPU demo (refine, extend, inpaint) into demo_out/"
 	@echo "make test   - set up .venv (with the diffusers extra) and run the whole test suite"
 	@echo "make bench  - benchmarks of the classic backend and of media I/O (bench/results/)"
 	@echo "make proto  - regenerate bridge/api from proto/"
+	@echo "make blender-extension - build/takebridge-<version>.zip (Blender 4.2+ extension with its wheels)"
+	@echo "make test-blender - Blender tests with bpy 5.0 and 4.5 LTS (each in its own venv, Python 3.11)"
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,8 +34,27 @@ $(VENV)/.full: $(VENV)/.core
 demo: $(VENV)/.core
 	$(BIN)/takebridge demo --out demo_out
 
-test: $(VENV)/.full
+test: $(VENV)/.full test-blender
 	$(BIN)/python -m pytest -q -ra
+
+# Blender as a Python module needs Python 3.11 and numpy<2: one venv per Blender version, apart
+# from the main one. The tests start a real server from the main venv.
+BPY_PY ?= $(shell command -v python3.11 2>/dev/null)
+BPY_DEPS := pillow av "grpcio==1.85.3" protobuf "opentimelineio>=0.18,<0.19" otio-cmx3600-adapter \
+	otio-fcp-adapter otio-fcpx-xml-adapter otio-aaf-adapter pytest pytest-timeout
+
+.venv-bpy%/.ok:
+	@test -n "$(BPY_PY)" || (echo "bpy needs python3.11 on PATH"; exit 1)
+	$(BPY_PY) -m venv .venv-bpy$*
+	.venv-bpy$*/bin/python -m pip install --disable-pip-version-check -q "bpy==$(shell echo $* | sed 's/^\(.\)/\1./').*" $(BPY_DEPS)
+	touch $@
+
+blender-extension: $(VENV)/.core
+	$(BIN)/python blender_addon/build.py
+
+test-blender: $(VENV)/.full .venv-bpy50/.ok .venv-bpy45/.ok blender-extension
+	for v in 50 45; do TAKEBRIDGE_SERVER_PYTHON=$(CURDIR)/$(BIN)/python .venv-bpy$$v/bin/python -m pytest -q -ra \
+		-p no:cacheprovider --confcutdir tests/blender tests/blender || exit 1; done
 
 test-fast: $(VENV)/.core
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -51,4 +72,4 @@ proto: $(VENV)/.core
 	$(BIN)/python proto/generate.py
 
 clean:
-	rm -rf demo_out takebridge_store .pytest_cache
+	rm -rf demo_out takebridge_store .pytest_cache build

@@ -77,3 +77,7 @@ def server(tmp_path):
     yield client, runtime
     client.close()
     shutdown(grpc_server, runtime, grace=0.5)
+
+
+# tests/blender runs in the bpy virtual environments (make test-blender), not here
+collect_ignore = ["blender"]
