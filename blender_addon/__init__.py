@@ -45,6 +45,7 @@ def unregister():
             handler.remove(fn)
     if bpy.app.timers.is_registered(jobs.apply_events):
         bpy.app.timers.unregister(jobs.apply_events)
+    jobs.release_icons()
     for cls in reversed((*operators.CLASSES, *ui.CLASSES)):
         bpy.utils.unregister_class(cls)
     props.unregister()

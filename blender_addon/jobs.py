@@ -228,6 +228,37 @@ def preview_jpeg(job_id: str) -> bytes | None:
     return _previews.get(job_id)
 
 
+_icons = None
+
+
+def preview_icon(job_id: str) -> int:
+    """An icon id for the job's latest preview frame (0 when there is none yet)."""
+    global _icons
+    data = _previews.get(job_id)
+    if not data:
+        return 0
+    import bpy.utils.previews
+
+    if _icons is None:
+        _icons = bpy.utils.previews.new()
+    path = os.path.join(tempfile.gettempdir(), f"takebridge-preview-{job_id}.jpg")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    icon = _icons.load(job_id, path, "IMAGE", force_reload=True) if job_id not in _icons else _icons[job_id]
+    if job_id in _icons:
+        icon.reload()
+    return icon.icon_id
+
+
+def release_icons() -> None:
+    global _icons
+    if _icons is not None:
+        import bpy.utils.previews
+
+        bpy.utils.previews.remove(_icons)
+        _icons = None
+
+
 def _redraw():
     for window in getattr(bpy.context.window_manager, "windows", []):
         for area in window.screen.areas:
@@ -259,7 +290,7 @@ def render_mask(scene, mask_strip, source) -> str:
     folder = tempfile.mkdtemp(prefix="takebridge-mask-")
     muted = {s.name: s.mute for s in compat.strips_all(scene)}
     saved = (scene.frame_start, scene.frame_end, scene.render.filepath, scene.render.image_settings.file_format,
-             scene.render.use_sequencer)
+             scene.render.use_sequencer, scene.view_settings.view_transform)
     try:
         for strip in compat.strips_all(scene):
             strip.mute = strip != mask_strip
@@ -267,12 +298,13 @@ def render_mask(scene, mask_strip, source) -> str:
         scene.render.filepath = os.path.join(folder, "mask_")
         scene.render.image_settings.file_format = "PNG"
         scene.render.use_sequencer = True
+        scene.view_settings.view_transform = "Standard"   # white stays 255
         bpy.ops.render.render(animation=True, scene=scene.name)
     finally:
         for strip in compat.strips_all(scene):
             strip.mute = muted.get(strip.name, strip.mute)
         (scene.frame_start, scene.frame_end, scene.render.filepath, scene.render.image_settings.file_format,
-         scene.render.use_sequencer) = saved
+         scene.render.use_sequencer, scene.view_settings.view_transform) = saved
     files = sorted(f for f in os.listdir(folder) if f.endswith(".png"))
     if not files:
         raise JobError(f"rendering mask strip {mask_strip.name!r} produced no frames")

@@ -293,7 +293,43 @@ class TAKEBRIDGE_OT_connect(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (TAKEBRIDGE_OT_refine, TAKEBRIDGE_OT_extend, TAKEBRIDGE_OT_inpaint, TAKEBRIDGE_OT_cancel,
+class TAKEBRIDGE_OT_reference_add(bpy.types.Operator):
+    bl_idname = "takebridge.reference_add"
+    bl_label = "Add reference image"
+    bl_description = "A character, prop or style image the generative backend keeps consistent across shots"
+    bl_options = {"REGISTER", "UNDO"}
+    filepath: StringProperty(subtype="FILE_PATH")
+    role: EnumProperty(items=[("character", "Character", ""), ("prop", "Prop", ""), ("style", "Style", "")])
+
+    def execute(self, context):
+        import os
+
+        if not os.path.isfile(bpy.path.abspath(self.filepath)):
+            self.report({"ERROR"}, f"reference image {self.filepath} not found")
+            return {"CANCELLED"}
+        item = compat.sequencer_scene(context).takebridge.references.add()
+        item.filepath, item.role = self.filepath, self.role
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+
+class TAKEBRIDGE_OT_reference_remove(bpy.types.Operator):
+    bl_idname = "takebridge.reference_remove"
+    bl_label = "Remove reference image"
+    bl_options = {"REGISTER", "UNDO"}
+    index: bpy.props.IntProperty()
+
+    def execute(self, context):
+        refs = compat.sequencer_scene(context).takebridge.references
+        if 0 <= self.index < len(refs):
+            refs.remove(self.index)
+        return {"FINISHED"}
+
+
+CLASSES = (TAKEBRIDGE_OT_reference_add, TAKEBRIDGE_OT_reference_remove, TAKEBRIDGE_OT_refine, TAKEBRIDGE_OT_extend, TAKEBRIDGE_OT_inpaint, TAKEBRIDGE_OT_cancel,
            TAKEBRIDGE_OT_take_activate, TAKEBRIDGE_OT_take_review, TAKEBRIDGE_OT_take_finalize,
            TAKEBRIDGE_OT_restore_original, TAKEBRIDGE_OT_take_delete, TAKEBRIDGE_OT_compare,
            TAKEBRIDGE_OT_export_otio, TAKEBRIDGE_OT_import_otio, TAKEBRIDGE_OT_connect)

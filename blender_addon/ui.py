@@ -52,6 +52,15 @@ class TAKEBRIDGE_PT_panel(bpy.types.Panel):
         row = col.row(align=True)
         row.prop(settings, "seed")
         row.prop(settings, "seed_lock", text="", icon="LOCKED" if settings.seed_lock else "UNLOCKED")
+        refs = col.box()
+        row = refs.row()
+        row.label(text=f"Reference images: {len(settings.references)}")
+        row.operator("takebridge.reference_add", text="", icon="ADD")
+        for index, ref in enumerate(settings.references):
+            line = refs.row(align=True)
+            line.prop(ref, "role", text="")
+            line.label(text=bpy.path.basename(ref.filepath))
+            line.operator("takebridge.reference_remove", text="", icon="X").index = index
         col.prop(settings, "backend")
         col.prop(settings, "model")
         col.prop(settings, "codec")
@@ -82,6 +91,9 @@ class TAKEBRIDGE_PT_panel(bpy.types.Panel):
                 row.label(text=f"{item.op} {item.source}: {item.state} {item.progress * 100:.0f}%")
             cancel = row.operator("takebridge.cancel", text="", icon="X")
             cancel.job_id = item.job_id
+            icon = jobs.preview_icon(item.job_id)
+            if icon:
+                layout.template_icon(icon_value=icon, scale=6.0)
             if item.message:
                 layout.label(text=item.message)
 

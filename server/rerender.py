@@ -137,7 +137,7 @@ def _hash_of(path: Path) -> str | None:
         from server.takestore import TakeStore
 
         return TakeStore.sequence_hash(path)
-    return sha256_of(path) if path.is_file() else None
+    return sha256_of(path) if path.is_file() or path.is_dir() else None
 
 
 def _version_changes(then: dict) -> list[str]:

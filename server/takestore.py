@@ -111,6 +111,8 @@ class TakeStore:
         take; for an image sequence (a printf pattern) the hash of its frames in order."""
         if "%" in path.name:
             return self.sequence_hash(path)
+        if path.is_dir():  # an image sequence given as its folder
+            return sha256_of(path)
         if not path.is_file():
             return None
         stat = path.stat()

@@ -185,3 +185,86 @@ def test_errors_are_reported_with_what_to_do(scene, server, tmp_path):
         bpy.ops.takebridge.refine(strip="nope", wait=True, server=server)
     with pytest.raises(RuntimeError, match="cannot reach"):
         bpy.ops.takebridge.refine(strip="sh010", wait=True, server="127.0.0.1:9")
+
+
+def test_inpaint_with_a_blender_mask_strip_and_review_from_blender(scene, server, tmp_path):
+    source, _frames, _masks = _source(scene, tmp_path)
+    from blender_addon import compat
+
+    mask = bpy.data.masks.new("matte")
+    spline = mask.layers.new(name="square").splines.new()
+    spline.points.add(3)
+    for point, (x, y) in zip(spline.points, [(0.35, 0.3), (0.65, 0.3), (0.65, 0.7), (0.35, 0.7)]):
+        point.co = point.handle_left = point.handle_right = (x, y)
+    spline.use_cyclic = True
+    matte = compat.strips(scene).new_mask(name="matte", mask=mask, channel=9, frame_start=1)
+    matte.frame_final_end = 60
+    matte.mute = True
+    assert bpy.ops.takebridge.inpaint(strip="sh010", mask="matte", wait=True, server=server) == {"FINISHED"}
+    (take,) = _take_strips(scene, source)
+    assert take["takebridge"]["op"] == "inpaint" and (take.frame_final_start, take.frame_final_end) == (5, 25)
+    assert matte.mute, "the mask strip's state is restored after rendering it"
+    import json
+
+    manifest = json.loads(open(take["takebridge"]["manifest"]).read())
+    assert manifest["inputs"]["mask"]["sha256"], "the rendered mask went to the server"
+    take_id = take["takebridge"]["take_id"]
+    assert bpy.ops.takebridge.take_review(take_id=take_id, approve=False, note="edge shimmer", reviewer="kim",
+                                          server=server) == {"FINISHED"}
+    assert take["takebridge"]["status"] == "rejected" and take["takebridge"]["note"] == "edge shimmer"
+    manifest = json.loads(open(take["takebridge"]["manifest"]).read())
+    assert manifest["reviews"] == [{"approve": False, "note": "edge shimmer", "reviewer": "kim"}]
+
+
+def test_reference_images_go_to_the_server_with_the_job(scene, server, tmp_path):
+    source, _frames, _masks = _source(scene, tmp_path)
+    from PIL import Image
+
+    hero = tmp_path / "hero.png"
+    Image.new("RGB", (20, 30), (200, 50, 50)).save(hero)
+    assert bpy.ops.takebridge.reference_add(filepath=str(hero), role="character") == {"FINISHED"}
+    with pytest.raises(RuntimeError, match="reference image .*nothing.png not found"):
+        bpy.ops.takebridge.reference_add(filepath=str(tmp_path / "nothing.png"))
+    bpy.ops.takebridge.refine(strip="sh010", wait=True, server=server)
+    (take,) = _take_strips(scene, source)
+    import json
+
+    manifest = json.loads(open(take["takebridge"]["manifest"]).read())
+    assert manifest["request"]["contract"]["reference_images"] == [
+        {"url": str(hero), "role": "character", "name": "hero.png"}]
+    assert bpy.ops.takebridge.reference_remove(index=0) == {"FINISHED"} and len(scene.takebridge.references) == 0
+
+
+def test_the_panel_draws_for_a_source_with_takes_and_a_running_job(scene, server, tmp_path):
+    """Headless Blender has no window to draw in: call the panel's draw with a stand-in layout
+    that records what it was asked to show (the real UILayout API names)."""
+    source, _frames, _masks = _source(scene, tmp_path)
+    bpy.ops.takebridge.refine(strip="sh010", wait=True, server=server)
+    item = scene.takebridge.jobs.add()
+    item.job_id, item.op, item.source, item.state, item.progress = "x1", "extend", "sh010", "running", 0.4
+    from blender_addon import ui
+
+    calls = []
+
+    class Layout:
+        def __getattr__(self, name):
+            def record(*args, **kwargs):
+                calls.append((name, args, kwargs))
+                return Layout()
+            return record
+
+        def __setattr__(self, name, value):
+            calls.append(("set", name, value))
+
+    class Context:
+        active_strip = source
+        sequencer_scene = scene
+
+    panel = type("P", (), {"layout": Layout()})()
+    ui.TAKEBRIDGE_PT_panel.draw(panel, Context())
+    operators = [args[0] for name, args, _ in calls if name == "operator"]
+    assert {"takebridge.refine", "takebridge.extend", "takebridge.inpaint", "takebridge.take_activate",
+            "takebridge.take_review", "takebridge.compare", "takebridge.take_finalize",
+            "takebridge.cancel"} <= set(operators)
+    labels = " ".join(str(kwargs.get("text", "")) for name, _, kwargs in calls if isinstance(kwargs, dict))
+    assert "Takes of sh010: 1" in labels and "extend sh010: running" in labels
