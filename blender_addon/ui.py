@@ -18,6 +18,19 @@ def _source(context):
 
 
 class TAKEBRIDGE_UL_takes(bpy.types.UIList):
+    """The selected source's take strips (filtered from the editor's strips)."""
+
+    source_name = ""
+
+    def filter_items(self, context, data, propname):
+        strips = getattr(data, propname)
+        wanted = TAKEBRIDGE_UL_takes.source_name
+        flags = [self.bitflag_filter_item if vse.is_take(s) and s[TAKE_KEY].get("source") == wanted else 0
+                 for s in strips]
+        order = sorted(range(len(strips)), key=lambda i: (flags[i] == 0,
+                                                          int(strips[i][TAKE_KEY].get("version", 0)) if flags[i] else 0))
+        return flags, [order.index(i) for i in range(len(strips))]
+
     def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0):
         info = item[TAKE_KEY]
         row = layout.row(align=True)
@@ -100,6 +113,11 @@ class TAKEBRIDGE_PT_panel(bpy.types.Panel):
         if source is not None:
             takes = vse.takes_of(scene, source.name)
             layout.label(text=f"Takes of {source.name}: {len(takes)}")
+            TAKEBRIDGE_UL_takes.source_name = source.name
+            editor = compat.editor(scene)
+            layout.template_list("TAKEBRIDGE_UL_takes", "", editor,
+                                 "strips_all" if hasattr(editor, "strips_all") else "sequences_all",
+                                 settings, "take_index", rows=3)
             for take in takes:
                 info = take[TAKE_KEY]
                 row = layout.row(align=True)

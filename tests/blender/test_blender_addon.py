@@ -268,3 +268,25 @@ def test_the_panel_draws_for_a_source_with_takes_and_a_running_job(scene, server
             "takebridge.cancel"} <= set(operators)
     labels = " ".join(str(kwargs.get("text", "")) for name, _, kwargs in calls if isinstance(kwargs, dict))
     assert "Takes of sh010: 1" in labels and "extend sh010: running" in labels
+
+
+def test_a_job_running_when_the_file_is_closed_is_placed_after_reopening(scene, server, tmp_path):
+    source, _frames, _masks = _source(scene, tmp_path, n=120, visible=(1, 120))
+    from blender_addon import jobs
+
+    bpy.ops.takebridge.refine(strip="sh010", server=server)
+    path = tmp_path / "running.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    jobs._watchers.clear()                             # as if Blender had been closed
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(path))        # load_post reattaches by job id
+    assert any(t.is_alive() for t in jobs._watchers.values()), "reopening started a watcher for the job"
+    scene = bpy.context.scene
+    (item,) = scene.takebridge.jobs
+    deadline = time.monotonic() + 60
+    while not item.placed and time.monotonic() < deadline:
+        jobs.apply_events()
+        time.sleep(0.05)
+    from blender_addon import vse_takes
+
+    assert item.placed and len(_take_strips(scene, vse_takes.find_source(scene, "sh010"))) == 1
