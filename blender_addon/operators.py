@@ -2,7 +2,6 @@
 flag, so scripts and tests can run them blocking; from the UI they never block. Errors are
 reported in Blender's UI with what to do, and every operator that changes strips pushes an
 undo step."""
-from __future__ import annotations
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty

@@ -1,6 +1,5 @@
 """Settings stored in the .blend: the shot contract fields, the server, and the jobs (so they
 reattach after reopening the file)."""
-from __future__ import annotations
 
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,

@@ -133,11 +133,12 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""))
     cancel.add_argument("--json", action="store_true")
 
-    from server import cli_models, cli_quality, cli_timeline
+    from server import cli_models, cli_quality, cli_resolve, cli_timeline
 
     cli_timeline.add_parser(sub)
     cli_quality.add_parsers(sub, DEFAULT_ADDRESS)
     cli_models.add_parser(sub)
+    cli_resolve.add_parser(sub)
 
     demo = sub.add_parser("demo", help="make sample footage and run refine, extend and inpaint end to end",
                           description="Generate a textured sample clip with camera motion and an object to "
@@ -466,9 +467,9 @@ COMMANDS = {"serve": cmd_serve, "submit": cmd_submit, "takes": cmd_takes, "jobs"
 
 
 def _quality_commands() -> dict:
-    from server import cli_models, cli_quality
+    from server import cli_models, cli_quality, cli_resolve
 
-    return {**cli_quality.COMMANDS, "models": cli_models.run}
+    return {**cli_quality.COMMANDS, "models": cli_models.run, "install-resolve": cli_resolve.run}
 
 
 COMMANDS.update(_quality_commands())

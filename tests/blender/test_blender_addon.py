@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import H, W, bpy, clip_frames, write_movie
+from conftest import bpy, clip_frames, write_movie
 
 
 def _source(scene, tmp_path, name="sh010", n=40, start=1, visible=(5, 25), channel=1, seed=0):

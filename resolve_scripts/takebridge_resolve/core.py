@@ -1,0 +1,451 @@
+"""TakeBridge inside DaVinci Resolve: every entry point takes the `resolve` object first, so
+the same code runs from Workspace > Scripts, from an external Python with
+DaVinciResolveScript, and in tests (against tests/resolve_standin.py).
+
+Round trip: Timeline.Export(EXPORT_OTIO) -> bridge cuts the selected range -> the server makes
+the take -> its media is imported into a "TakeBridge" media-pool bin -> added to the item as a
+take in the Take Selector and selected (never FinalizeTake unless asked). Resolve's return
+values are not trusted where they are documented to lie: GetTakesCount() decides whether a
+take was added, and tracks are re-listed after AppendToTimeline.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from .bridge_import import sub
+
+BIN_NAME = "TakeBridge"
+TRACK_NAME = "TakeBridge"
+META_KEY = "takebridge"
+
+
+class ResolveError(ValueError):
+    """Something the editor can fix, said so."""
+
+
+def has(obj, name: str) -> bool:
+    """Capability probe: hasattr() is always True on Resolve objects; dir() is not."""
+    return name in dir(obj)
+
+
+@dataclass
+class Context:
+    resolve: object
+    project: object
+    timeline: object
+    media_pool: object
+
+    @property
+    def start_frame(self) -> int:
+        return int(self.timeline.GetStartFrame())
+
+
+def context(resolve) -> Context:
+    if resolve is None:
+        raise ResolveError("no Resolve: run this from Workspace > Scripts, or start Resolve and enable "
+                           "Preferences > General > External scripting")
+    project = resolve.GetProjectManager().GetCurrentProject()
+    if project is None:
+        raise ResolveError("no project is open in Resolve")
+    timeline = project.GetCurrentTimeline()
+    if timeline is None:
+        raise ResolveError("no timeline is open; open one on the Edit page")
+    if has(resolve, "GetCurrentPage") and resolve.GetCurrentPage() not in ("edit", "cut"):
+        resolve.OpenPage("edit")
+    return Context(resolve, project, timeline, project.GetMediaPool())
+
+
+# ------------------------------------------------------------------------------- selection
+
+def video_items(timeline) -> list:
+    items = []
+    for index in range(1, int(timeline.GetTrackCount("video")) + 1):
+        items += list(timeline.GetItemListInTrack("video", index) or [])
+    return items
+
+
+def mark_range(timeline) -> tuple[int, int] | None:
+    """The timeline's In/Out marks as absolute frames [in, out) (Resolve's out is inclusive
+    and both are offsets from the timeline start), or None."""
+    if not has(timeline, "GetMarkInOut"):
+        return None
+    marks = (timeline.GetMarkInOut() or {}).get("video") or {}
+    if "in" not in marks or "out" not in marks:
+        return None
+    start = int(timeline.GetStartFrame())
+    return start + int(marks["in"]), start + int(marks["out"]) + 1
+
+
+def selected_items(timeline) -> list:
+    """The selected clips (GetSelectedClips, Resolve 21.0.4+), else the clip under the
+    playhead; narrowed to those touching the In/Out marks when they are set."""
+    items = []
+    if has(timeline, "GetSelectedClips"):
+        items = [i for i in (timeline.GetSelectedClips() or []) if i.GetMediaPoolItem() is not None]
+    if not items:
+        current = timeline.GetCurrentVideoItem() if has(timeline, "GetCurrentVideoItem") else None
+        items = [current] if current is not None and current.GetMediaPoolItem() is not None else []
+    marks = mark_range(timeline)
+    if marks:
+        items = [i for i in items if int(i.GetStart()) < marks[1] and int(i.GetEnd()) > marks[0]]
+    if not items:
+        raise ResolveError("select a clip on a video track (or park the playhead on one)"
+                           + (" inside the In/Out range" if marks else ""))
+    return items
+
+
+# ---------------------------------------------------------------------------- OTIO round trip
+
+def export_otio(ctx: Context, folder: str | None = None):
+    """The whole timeline as OTIO through Resolve's own exporter (EXPORT_OTIO, Resolve 18.5+)."""
+    import opentimelineio as otio
+
+    folder = folder or tempfile.mkdtemp(prefix="takebridge-resolve-")
+    path = os.path.join(folder, "timeline.otio")
+    export_type = getattr(ctx.resolve, "EXPORT_OTIO", None)
+    if export_type is None or not ctx.timeline.Export(path, export_type, ctx.resolve.EXPORT_NONE):
+        raise ResolveError("Resolve did not export the timeline as OTIO (needs DaVinci Resolve 18.5 or newer)")
+    return otio.adapters.read_from_file(path, adapter_name="otio_json")
+
+
+@dataclass
+class Target:
+    """One timeline item and what bridge sees of it."""
+    item: object
+    track_index: int                  # 1-based, as Resolve counts
+    clip_name: str
+    segment: object                   # bridge.timeline.Segment
+    timeline_otio: object = field(repr=False, default=None)
+
+
+def target_for(ctx: Context, timeline_otio, item, *, handles: int = 0) -> Target:
+    """Find the item's clip in the exported OTIO by track and record start, cut to the marks."""
+    kind, track_index = item.GetTrackTypeAndIndex() if has(item, "GetTrackTypeAndIndex") else ("video", 1)
+    timeline_mod = sub("timeline")
+    record = int(item.GetStart()) - ctx.start_frame
+    track = list(timeline_otio.video_tracks())[int(track_index) - 1]
+    rate = timeline_mod.timeline_rate(timeline_otio)
+    clip = None
+    for index, child in enumerate(track):
+        if child.schema_name() == "Clip" and timeline_mod.record_range(track, index, rate)[0] == record:
+            clip = child
+            break
+    if clip is None:
+        raise ResolveError(f"could not find {item.GetName()!r} (V{track_index}, frame {item.GetStart()}) in Resolve's "
+                           f"OTIO export; is the clip on a video track?")
+    marks = mark_range(ctx.timeline)
+    origin = timeline_mod.global_start(timeline_otio)
+    if marks and (marks[0] > int(item.GetStart()) or marks[1] < int(item.GetEnd())):
+        first, last = max(marks[0], int(item.GetStart())), min(marks[1], int(item.GetEnd()))
+        segments = timeline_mod.select_range(timeline_otio, int(track_index), first - ctx.start_frame + origin,
+                                             last - ctx.start_frame + origin, handles=handles)
+        segment = next(s for s in segments if s.clip == clip.name)
+    else:
+        segment = timeline_mod.select_clip(timeline_otio, clip.name, handles=handles, track_number=int(track_index))
+    return Target(item=item, track_index=int(track_index), clip_name=clip.name, segment=segment,
+                  timeline_otio=timeline_otio)
+
+
+@dataclass
+class Options:
+    op: str = "refine"
+    strength: float = 0.5
+    frames: int = 24                    # extend
+    side: str = "tail"                  # extend
+    placement: str = "gap"              # extend: "gap" (the following gap) or "track" (a TakeBridge track above)
+    mask: str = ""                      # inpaint: mask file (white = regenerate)
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int | None = None
+    codec: str = "PRORES_422_HQ"
+    backend: str = ""
+    handles: int = 0
+    take_dir: str = ""
+
+
+def build_request(target: Target, options: Options):
+    import opentimelineio as otio
+
+    pb = sub("api").pb
+    selection = sub("timeline").job_timeline(target.timeline_otio, target.segment)
+    clip = next(iter(selection.find_clips()))
+    meta = sub("metadata").read(clip)
+    meta.setdefault("shot", os.path.splitext(target.clip_name)[0])   # Resolve names clips after their files
+    sub("metadata").write(clip, meta)
+    request = pb.SubmitJobRequest(request_id=sub("client").new_request_id(),
+                                  operation=getattr(pb, options.op.upper()),
+                                  selection_otio=otio.adapters.write_to_string(selection, "otio_json"),
+                                  backend=options.backend, client="takebridge-resolve")
+    if options.op == "refine":
+        request.refine.strength = options.strength
+    elif options.op == "extend":
+        if options.frames <= 0:
+            raise ResolveError(f"extend needs at least 1 frame, not {options.frames}")
+        request.extend.side = pb.HEAD if options.side == "head" else pb.TAIL
+        request.extend.frames = options.frames
+    elif options.op == "inpaint":
+        if not options.mask or not os.path.exists(options.mask):
+            raise ResolveError(f"inpaint needs a mask file (white = regenerate); {options.mask or 'none'} not found")
+        request.inpaint.mask_url = os.path.abspath(options.mask)
+    else:
+        raise ResolveError(f"operation {options.op!r} is not refine, extend or inpaint")
+    contract = request.contract
+    contract.prompt, contract.negative_prompt = options.prompt, options.negative_prompt
+    if options.seed is not None:
+        contract.seed = options.seed
+    contract.output.codec = getattr(pb, options.codec)
+    if options.take_dir:
+        contract.output.take_dir = options.take_dir
+    return request
+
+
+# ---------------------------------------------------------------------------- placing takes
+
+def takebridge_bin(ctx: Context):
+    root = ctx.media_pool.GetRootFolder()
+    for folder in root.GetSubFolderList() or []:
+        if folder.GetName() == BIN_NAME:
+            return folder
+    folder = ctx.media_pool.AddSubFolder(root, BIN_NAME)
+    if folder is None:
+        raise ResolveError(f"could not make the {BIN_NAME!r} bin in the media pool")
+    return folder
+
+
+def import_take_media(ctx: Context, take) -> object:
+    """The take's media as a media-pool item in the TakeBridge bin, tagged with its ids."""
+    previous = ctx.media_pool.GetCurrentFolder()
+    ctx.media_pool.SetCurrentFolder(takebridge_bin(ctx))
+    try:
+        items = ctx.media_pool.ImportMedia([take.media.url]) or []
+    finally:
+        if previous is not None:
+            ctx.media_pool.SetCurrentFolder(previous)
+    if not items:
+        raise ResolveError(f"Resolve did not import the take media {take.media.url}")
+    mpi = items[0]
+    write_meta(mpi, take_meta(take))
+    return mpi
+
+
+def take_meta(take) -> dict:
+    pb = sub("api").pb
+    return {"take_id": take.take_id, "job_id": take.job_id, "manifest": take.manifest_url,
+            "status": pb.TakeStatus.Name(take.status).lower(), "flags": list(take.flags), "version": take.version,
+            "op": pb.Operation.Name(take.operation).lower()}
+
+
+def write_meta(mpi, data: dict) -> None:
+    """On the media-pool item: third-party metadata (19.0.2+), else the Comments field."""
+    text = json.dumps(data)
+    if has(mpi, "SetThirdPartyMetadata"):
+        mpi.SetThirdPartyMetadata(META_KEY, text)
+    else:
+        mpi.SetMetadata("Comments", f"{META_KEY}:{text}")
+
+
+def read_meta(mpi) -> dict:
+    if mpi is None:
+        return {}
+    if has(mpi, "GetThirdPartyMetadata"):
+        text = (mpi.GetThirdPartyMetadata(META_KEY) or "")
+    else:
+        comment = mpi.GetMetadata("Comments") or ""
+        text = comment[len(META_KEY) + 1:] if comment.startswith(META_KEY + ":") else ""
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        return {}
+
+
+def add_take(ctx: Context, target: Target, take, mpi) -> int:
+    """Add the take to the item's Take Selector and select it; returns its 1-based index.
+
+    The take media starts at source frame take.source_range.start_frame; the item shows the
+    segment's source frames, so the take's range starts `head handles` frames in."""
+    item = target.item
+    before = int(item.GetTakesCount())
+    first = target.segment.source_start - take.source_range.start_frame
+    last = first + target.segment.source_duration          # exclusive
+    item.AddTake(mpi, first, last)                          # its return value is unreliable: count instead
+    after = int(item.GetTakesCount())
+    expected = before + 1 if before else 2                  # the original becomes take 1
+    if after != expected:
+        raise ResolveError(f"Resolve did not add the take to {item.GetName()!r} (takes {before} -> {after}); "
+                           f"the media is in the {BIN_NAME} bin")
+    if not item.SelectTakeByIndex(after) or int(item.GetSelectedTakeIndex()) != after:
+        raise ResolveError(f"the take was added to {item.GetName()!r} but Resolve did not select it")
+    return after
+
+
+def place_extension(ctx: Context, target: Target, take, mpi, placement: str) -> dict:
+    """An extended take cannot lengthen an item in the Take Selector: put it in the following
+    (or preceding) gap on the item's track, or on a TakeBridge track above, then re-list the
+    track to confirm what Resolve really did."""
+    pb = sub("api").pb
+    item, n = target.item, take.generated_frames
+    head = take.extend_side == pb.HEAD
+    media_first = target.segment.source_start - take.source_range.start_frame   # source part in the take
+    if placement == "gap":
+        track = target.track_index
+        record = int(item.GetStart()) - n if head else int(item.GetEnd())
+        first, last = (media_first - n, media_first) if head else (media_first + target.segment.source_duration,
+                                                                    media_first + target.segment.source_duration + n)
+        _check_gap(ctx, track, record, record + n, item)
+    elif placement == "track":
+        track = _takebridge_track(ctx)
+        record = int(item.GetStart()) - (n if head else 0)
+        first = media_first - (n if head else 0)
+        last = first + target.segment.source_duration + n
+    else:
+        raise ResolveError(f"placement {placement!r} is not 'gap' or 'track'")
+    ctx.media_pool.AppendToTimeline([{"mediaPoolItem": mpi, "startFrame": first, "endFrame": last,
+                                      "trackIndex": track, "recordFrame": record, "mediaType": 1}])
+    placed = [i for i in ctx.timeline.GetItemListInTrack("video", track) or []
+              if i.GetMediaPoolItem() is not None and read_meta(i.GetMediaPoolItem()).get("take_id") == take.take_id
+              and int(i.GetStart()) == record]
+    if not placed:
+        raise ResolveError(f"Resolve did not place the extension on V{track} at frame {record} (something overlaps "
+                           f"it there); the take is in the {BIN_NAME} bin")
+    placed_item = placed[0]
+    return {"track": track, "start": int(placed_item.GetStart()), "duration": int(placed_item.GetDuration()),
+            "expected_duration": last - first}
+
+
+def place_overlay(ctx: Context, target: Target, take, mpi) -> dict:
+    """A take of part of an item, on the TakeBridge track over exactly the marked frames."""
+    track = _takebridge_track(ctx)
+    record = ctx.start_frame + target.segment.record_start
+    first = target.segment.source_start - take.source_range.start_frame
+    last = first + target.segment.source_duration
+    ctx.media_pool.AppendToTimeline([{"mediaPoolItem": mpi, "startFrame": first, "endFrame": last,
+                                      "trackIndex": track, "recordFrame": record, "mediaType": 1}])
+    placed = [i for i in ctx.timeline.GetItemListInTrack("video", track) or []
+              if i.GetMediaPoolItem() is not None and read_meta(i.GetMediaPoolItem()).get("take_id") == take.take_id]
+    if not placed:
+        raise ResolveError(f"Resolve did not place the take on V{track} at frame {record} (something overlaps it "
+                           f"there); the take is in the {BIN_NAME} bin")
+    return {"track": track, "start": int(placed[0].GetStart()), "duration": int(placed[0].GetDuration()),
+            "expected_duration": last - first}
+
+
+def _check_gap(ctx, track: int, start: int, end: int, item) -> None:
+    for other in ctx.timeline.GetItemListInTrack("video", track) or []:
+        if other.GetUniqueId() == item.GetUniqueId():
+            continue
+        if int(other.GetStart()) < end and int(other.GetEnd()) > start:
+            raise ResolveError(f"the extension needs frames {start}..{end - 1} on V{track} but "
+                               f"{other.GetName()!r} is there; use the TakeBridge track placement, or make room")
+    if start < int(ctx.timeline.GetStartFrame()):
+        raise ResolveError("a head extension would start before the timeline; use the TakeBridge track placement")
+
+
+def _takebridge_track(ctx) -> int:
+    count = int(ctx.timeline.GetTrackCount("video"))
+    for index in range(1, count + 1):
+        if ctx.timeline.GetTrackName("video", index) == TRACK_NAME:
+            return index
+    if not ctx.timeline.AddTrack("video"):
+        raise ResolveError("Resolve did not add a video track for the extension")
+    index = int(ctx.timeline.GetTrackCount("video"))
+    ctx.timeline.SetTrackName("video", index, TRACK_NAME)
+    return index
+
+
+# ---------------------------------------------------------------------------------- the job
+
+def run(resolve, options: Options, *, server: str = "127.0.0.1:50151", token: str = "", items=None,
+        progress=None, finalize: bool = False) -> list[dict]:
+    """Generate a take for each selected item (or `items`), wait for it and place it.
+    `progress(item_name, fraction, text)` is called as the job runs."""
+    ctx = context(resolve)
+    timeline_otio = export_otio(ctx)
+    targets = [target_for(ctx, timeline_otio, item, handles=options.handles)
+               for item in (items if items is not None else selected_items(ctx.timeline))]
+    client_mod = sub("client")
+    pb = sub("api").pb
+    results = []
+    with client_mod.GenerationClient(server, token=token) as client:
+        for target in targets:
+            request = build_request(target, options)
+            job = client.submit(request)
+
+            def on_event(event, name=target.item.GetName()):
+                if progress and event.WhichOneof("kind") == "progress":
+                    progress(name, event.progress.fraction, f"{event.progress.stage} {event.progress.step}/"
+                                                            f"{event.progress.total}")
+            job = client.wait(job.job_id, on_event=on_event)
+            result = {"item": target.item.GetName(), "job_id": job.job_id,
+                      "state": pb.JobState.Name(job.state).lower(), "error": job.error}
+            if job.state == pb.SUCCEEDED:
+                take = job.take
+                mpi = import_take_media(ctx, take)
+                result.update(take_meta(take))
+                if options.op == "extend":
+                    result["placement"] = place_extension(ctx, target, take, mpi, options.placement)
+                elif not target.segment.whole_clip:
+                    # the Take Selector swaps whole items: a range inside a clip goes above it
+                    result["placement"] = place_overlay(ctx, target, take, mpi)
+                else:
+                    result["take_index"] = add_take(ctx, target, take, mpi)
+                    if finalize:
+                        target.item.FinalizeTake()
+            results.append(result)
+    return results
+
+
+# ------------------------------------------------------------------------------ take list
+
+def takes_of(item) -> list[dict]:
+    """The item's Take Selector, 1-based, with TakeBridge metadata where a take has it."""
+    rows = []
+    selected = int(item.GetSelectedTakeIndex()) if has(item, "GetSelectedTakeIndex") else 0
+    for index in range(1, int(item.GetTakesCount()) + 1):
+        take = item.GetTakeByIndex(index) or {}
+        mpi = take.get("mediaPoolItem")
+        rows.append({"index": index, "name": mpi.GetName() if mpi is not None else "", "selected": index == selected,
+                     "start": take.get("startFrame"), "end": take.get("endFrame"), **read_meta(mpi)})
+    return rows
+
+
+def switch_take(item, index: int) -> None:
+    count = int(item.GetTakesCount())
+    if not 1 <= index <= count:
+        raise ResolveError(f"{item.GetName()!r} has takes 1..{count}, not {index}")
+    item.SelectTakeByIndex(index)
+    if int(item.GetSelectedTakeIndex()) != index:
+        raise ResolveError(f"Resolve did not select take {index} of {item.GetName()!r}")
+
+
+def review(item, index: int, approve: bool, note: str, *, server: str, reviewer: str = "", token: str = "") -> dict:
+    """Approve or reject a take: sent to the server (manifest, pilot report), status kept on
+    its media-pool item."""
+    take = (item.GetTakeByIndex(index) or {}).get("mediaPoolItem")
+    meta = read_meta(take)
+    if not meta.get("take_id"):
+        raise ResolveError(f"take {index} of {item.GetName()!r} was not made by TakeBridge")
+    pb = sub("api").pb
+    with sub("client").GenerationClient(server, token=token) as client:
+        reviewed = client.review(meta["take_id"], approve, note, reviewer)
+    meta.update(status=pb.TakeStatus.Name(reviewed.status).lower(), note=note, reviewer=reviewed.reviewer)
+    write_meta(take, meta)
+    return meta
+
+
+def finalize(item) -> None:
+    """Collapse the Take Selector to the selected take (only when the editor asks)."""
+    if not item.FinalizeTake():
+        raise ResolveError(f"Resolve did not finalize the take of {item.GetName()!r}")
+
+
+def wait_for(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

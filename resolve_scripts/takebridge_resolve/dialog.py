@@ -1,0 +1,143 @@
+"""The UIManager dialog (Resolve Studio; the free edition lost UIManager for scripts in 19.1):
+operation, prompt, frames, seed, progress and cancel, and the selected item's take list with
+switch, approve / reject with a note, and finalize. Long work runs in a thread so the
+dialog's event loop keeps answering; where UIManager is missing it says to use the marker
+mode instead."""
+from __future__ import annotations
+
+import threading
+
+from . import core
+
+OPS = ["refine", "extend", "inpaint"]
+
+
+def ui_manager(resolve):
+    fusion = resolve.Fusion() if core.has(resolve, "Fusion") else None
+    manager = getattr(fusion, "UIManager", None) if fusion is not None else None
+    return fusion, manager
+
+
+def show(resolve, bmd, *, server: str = "127.0.0.1:50151") -> str:
+    """Open the dialog (blocks until it is closed). Returns why it did not open, if it didn't."""
+    fusion, ui = ui_manager(resolve)
+    if ui is None or bmd is None:
+        return ("this Resolve has no UIManager for scripts (the free edition since 19.1): put markers such as "
+                "'tb extend 24' on clips and run 'TakeBridge Markers'")
+    dispatcher = bmd.UIDispatcher(ui)
+    window = dispatcher.AddWindow(
+        {"ID": "TakeBridge", "WindowTitle": "TakeBridge", "Geometry": [200, 200, 460, 420]},
+        [ui.VGroup({"Spacing": 6}, [
+            ui.HGroup([ui.Label({"Text": "Operation"}), ui.ComboBox({"ID": "Op"})]),
+            ui.LineEdit({"ID": "Prompt", "PlaceholderText": "prompt (generative backends)"}),
+            ui.HGroup([ui.Label({"Text": "Frames"}), ui.SpinBox({"ID": "Frames", "Value": 24, "Minimum": 1,
+                                                                   "Maximum": 500}),
+                       ui.Label({"Text": "Seed"}), ui.SpinBox({"ID": "Seed", "Value": 1, "Minimum": 0,
+                                                                "Maximum": 2 ** 31 - 1})]),
+            ui.LineEdit({"ID": "Mask", "PlaceholderText": "inpaint: mask file (white = regenerate)"}),
+            ui.HGroup([ui.Button({"ID": "Go", "Text": "Generate"}), ui.Button({"ID": "Cancel", "Text": "Cancel"})]),
+            ui.Label({"ID": "Status", "Text": "select a clip on the Edit page"}),
+            ui.Tree({"ID": "Takes", "HeaderHidden": False, "ColumnCount": 4}),
+            ui.LineEdit({"ID": "Note", "PlaceholderText": "review note"}),
+            ui.HGroup([ui.Button({"ID": "Switch", "Text": "Switch"}), ui.Button({"ID": "Approve", "Text": "Approve"}),
+                       ui.Button({"ID": "Reject", "Text": "Reject"}), ui.Button({"ID": "Finalize", "Text": "Finalize"})]),
+        ])])
+    items = window.GetItems()
+    for op in OPS:
+        items["Op"].AddItem(op)
+    controller = Controller(resolve, server, items)
+    window.On.Go.Clicked = lambda ev: controller.generate()
+    window.On.Cancel.Clicked = lambda ev: controller.cancel()
+    window.On.Switch.Clicked = lambda ev: controller.switch()
+    window.On.Approve.Clicked = lambda ev: controller.review(True)
+    window.On.Reject.Clicked = lambda ev: controller.review(False)
+    window.On.Finalize.Clicked = lambda ev: controller.finalize()
+    window.On.TakeBridge.Close = lambda ev: dispatcher.ExitLoop()
+    controller.refresh()
+    window.Show()
+    dispatcher.RunLoop()
+    window.Hide()
+    return ""
+
+
+class Controller:
+    """What the dialog's buttons do, testable without a window (`items` maps widget ids to
+    objects with .Text / .CurrentText / .Value)."""
+
+    def __init__(self, resolve, server: str, items):
+        self.resolve, self.server, self.items = resolve, server, items
+        self.thread = None
+        self.job_cancel = threading.Event()
+
+    def _item(self):
+        return core.selected_items(core.context(self.resolve).timeline)[0]
+
+    def status(self, text: str) -> None:
+        self.items["Status"].Text = text
+
+    def generate(self, wait: bool = False) -> None:
+        options = core.Options(op=self.items["Op"].CurrentText or "refine", prompt=self.items["Prompt"].Text,
+                               frames=int(self.items["Frames"].Value), seed=int(self.items["Seed"].Value),
+                               mask=self.items["Mask"].Text)
+
+        def work():
+            try:
+                results = core.run(self.resolve, options, server=self.server,
+                                   progress=lambda name, f, text: self.status(f"{name}: {f * 100:.0f}% {text}"))
+                self.status("; ".join(f"{r['item']}: {r.get('take_id') or r['state']} {r.get('status', '')}"
+                                      for r in results))
+            except Exception as err:  # shown in the dialog, never raised into Resolve's loop
+                self.status(f"error: {err}")
+            self.refresh()
+
+        self.thread = threading.Thread(target=work, daemon=True)
+        self.thread.start()
+        if wait:
+            self.thread.join()
+
+    def cancel(self) -> None:
+        from .bridge_import import sub
+
+        with sub("client").GenerationClient(self.server) as client:
+            for job in client.list_jobs(limit=20):
+                if job.state in (sub("api").pb.QUEUED, sub("api").pb.RUNNING):
+                    client.cancel(job.job_id)
+        self.status("cancel requested")
+
+    def refresh(self) -> list[dict]:
+        try:
+            rows = core.takes_of(self._item())
+        except core.ResolveError as err:
+            self.status(str(err))
+            return []
+        tree = self.items["Takes"]
+        if core.has(tree, "Clear"):
+            tree.Clear()
+        for row in rows:
+            if core.has(tree, "NewItem"):
+                entry = tree.NewItem()
+                entry.Text[0] = str(row["index"])
+                entry.Text[1] = row.get("take_id", row["name"])
+                entry.Text[2] = row.get("status", "")
+                entry.Text[3] = "*" if row["selected"] else ""
+                tree.AddTopLevelItem(entry)
+        self.rows = rows
+        return rows
+
+    def _chosen(self) -> int:
+        tree = self.items["Takes"]
+        current = tree.CurrentItem() if core.has(tree, "CurrentItem") else None
+        return int(current.Text[0]) if current is not None else len(getattr(self, "rows", [])) or 1
+
+    def switch(self, index: int | None = None) -> None:
+        core.switch_take(self._item(), index or self._chosen())
+        self.refresh()
+
+    def review(self, approve: bool, index: int | None = None) -> None:
+        meta = core.review(self._item(), index or self._chosen(), approve, self.items["Note"].Text, server=self.server)
+        self.status(f"{meta['take_id']}: {meta['status']}")
+        self.refresh()
+
+    def finalize(self) -> None:
+        core.finalize(self._item())
+        self.refresh()

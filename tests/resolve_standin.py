@@ -1,0 +1,420 @@
+"""A stand-in for DaVinci Resolve's scripting API, for tests only (Resolve cannot run here).
+
+It implements the objects and calls TakeBridge's Resolve scripts use, in their documented
+shapes (shared/reference/editor_apis.md, section A): absolute timeline frames that include
+the start timecode, 1-based track and take indices, GetTakeByIndex dicts, Timeline.Export with
+the live EXPORT_OTIO enum writing Resolve-shaped OTIO (Clip.2, DEFAULT_MEDIA, available_range
+from the media's start timecode, bare paths, global_start_time, Resolve_OTIO metadata), and
+the documented quirks: hasattr() is True for anything (capabilities must be probed with
+dir()), AddTake's return value is unreliable (False while the take is added), AppendToTimeline
+silently drops a clip that overlaps another, imports go to the current media-pool folder,
+GetSelectedClips only exists from 21.0.4. Media facts come from the real files (PyAV).
+It is not Resolve: behaviours listed as unverified in editor_apis.md section D follow the
+documented reading and need checking on a real Resolve.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from fractions import Fraction
+
+import opentimelineio as otio
+
+from bridge.timecode import from_timecode, to_timecode
+from server.media import probe
+
+_ids = itertools.count(1)
+
+
+class _API:
+    """hasattr() on Resolve objects is always True: unknown names are callables returning None."""
+
+    _since: dict = {}       # method -> first version that has it
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: None
+
+    def __dir__(self):
+        version = getattr(self, "_version", (99,))
+        return [n for n in type(self).__dict__ if not n.startswith("_")
+                and version >= self._since.get(n, (0,))] + [n for n in dir(_API) if not n.startswith("_")]
+
+
+class MediaPoolItem(_API):
+    _since = {"GetThirdPartyMetadata": (19, 0, 2), "SetThirdPartyMetadata": (19, 0, 2)}
+
+    def __init__(self, path: str, version):
+        info = probe(path)
+        self._version = version
+        self.path, self.info = path, info
+        self.name = os.path.basename(path)
+        self.uid = f"mpi-{next(_ids)}"
+        self.start_tc = from_timecode(info.start_timecode, info.rate) if info.start_timecode else 0
+        self.meta: dict = {}
+        self.third: dict = {}
+
+    def GetName(self):
+        return self.name
+
+    def GetUniqueId(self):
+        return self.uid
+
+    def GetClipProperty(self, name=None):
+        props = {"File Path": self.path, "File Name": self.name, "Clip Name": self.name, "Frames": str(self.info.frame_count),
+                 "FPS": float(self.info.rate), "Start TC": self.info.start_timecode or "00:00:00:00",
+                 "Start": "0", "End": str(self.info.frame_count - 1),
+                 "Resolution": f"{self.info.width}x{self.info.height}", "Type": "Video"}
+        return props if name is None else props.get(name, "")
+
+    def GetMetadata(self, key=None):
+        return dict(self.meta) if key is None else self.meta.get(key, "")
+
+    def SetMetadata(self, key, value=None):
+        self.meta[key] = value
+        return True
+
+    def GetThirdPartyMetadata(self, key=None):
+        return dict(self.third) if key is None else self.third.get(key, "")
+
+    def SetThirdPartyMetadata(self, key, value):
+        self.third[key] = value
+        return True
+
+
+class Folder(_API):
+    def __init__(self, name):
+        self.name, self.clips, self.subfolders = name, [], []
+
+    def GetName(self):
+        return self.name
+
+    def GetClipList(self):
+        return list(self.clips)
+
+    def GetSubFolderList(self):
+        return list(self.subfolders)
+
+
+class TimelineItem(_API):
+    _since = {"GetTrackTypeAndIndex": (19, 0, 0)}
+
+    def __init__(self, timeline, mpi, track: int, start: int, left: int, duration: int):
+        self._version = timeline._version
+        self.timeline, self.track = timeline, track
+        self.start, self.left, self.duration = start, left, duration
+        self.uid = f"item-{next(_ids)}"
+        self.takes = [{"mediaPoolItem": mpi, "startFrame": left, "endFrame": left + duration}]
+        self.selected = 1
+        self.in_take_selector = False
+        self.markers: dict = {}
+        self.add_take_calls = 0
+
+    # -- placement
+    def GetName(self):
+        return self.GetMediaPoolItem().GetName()
+
+    def GetUniqueId(self):
+        return self.uid
+
+    def GetStart(self, subframe_precision=False):
+        return self.start
+
+    def GetEnd(self, subframe_precision=False):
+        return self.start + self.duration          # exclusive (GetStart + GetDuration)
+
+    def GetDuration(self, subframe_precision=False):
+        return self.duration
+
+    def GetLeftOffset(self, subframe_precision=False):
+        return self.takes[self.selected - 1]["startFrame"]
+
+    def GetMediaPoolItem(self):
+        return self.takes[self.selected - 1]["mediaPoolItem"]
+
+    def GetTrackTypeAndIndex(self):
+        return ["video", self.track]
+
+    # -- Take Selector (1-based)
+    def AddTake(self, mpi, startFrame=None, endFrame=None):
+        start = 0 if startFrame is None else int(startFrame)
+        end = int(mpi.info.frame_count) if endFrame is None else int(endFrame)   # exclusive
+        if end - start != self.duration:
+            return False  # a take must cover the item's length
+        self.takes.append({"mediaPoolItem": mpi, "startFrame": start, "endFrame": end})
+        self.in_take_selector = True
+        self.add_take_calls += 1
+        return self.add_take_calls > 1   # documented quirk: False although the take was added
+
+    def GetTakesCount(self):
+        return len(self.takes) if self.in_take_selector else 0
+
+    def GetSelectedTakeIndex(self):
+        return self.selected if self.in_take_selector else 0
+
+    def GetTakeByIndex(self, index):
+        if not self.in_take_selector or not 1 <= index <= len(self.takes):
+            return None
+        return dict(self.takes[index - 1])
+
+    def SelectTakeByIndex(self, index):
+        if not self.in_take_selector or not 1 <= index <= len(self.takes):
+            return False
+        self.selected = index
+        return True
+
+    def DeleteTakeByIndex(self, index):
+        if not self.in_take_selector or not 1 <= index <= len(self.takes) or len(self.takes) == 1:
+            return False
+        del self.takes[index - 1]
+        self.selected = min(self.selected, len(self.takes))
+        return True
+
+    def FinalizeTake(self):
+        if not self.in_take_selector:
+            return False
+        self.takes = [self.takes[self.selected - 1]]
+        self.selected, self.in_take_selector = 1, False
+        return True
+
+    # -- markers: frameId = offset from the item's start
+    def GetMarkers(self):
+        return {k: dict(v) for k, v in self.markers.items()}
+
+    def AddMarker(self, frameId, color, name, note, duration, customData=""):
+        if frameId in self.markers:
+            return False
+        self.markers[frameId] = {"color": color, "name": name, "note": note, "duration": duration,
+                                 "customData": customData}
+        return True
+
+    def DeleteMarkerAtFrame(self, frameNum):
+        return self.markers.pop(frameNum, None) is not None
+
+
+class Timeline(_API):
+    _since = {"GetSelectedClips": (21, 0, 4), "GetMarkInOut": (19, 1, 0)}
+
+    def __init__(self, resolve, name: str, rate: Fraction, start_tc: str):
+        self._version = resolve._version
+        self.resolve, self.name, self.rate = resolve, name, Fraction(rate)
+        self.start = from_timecode(start_tc, rate)
+        self.tracks: dict[int, list] = {1: []}
+        self.track_names = {1: "Video 1"}
+        self.selected: list = []
+        self.playhead = self.start
+        self.marks: dict = {}
+        self.markers: dict = {}
+
+    def GetName(self):
+        return self.name
+
+    def GetStartFrame(self):
+        return self.start
+
+    def GetEndFrame(self):
+        return max([i.GetEnd() for items in self.tracks.values() for i in items] + [self.start])
+
+    def GetSetting(self, name):
+        return {"timelineFrameRate": str(float(self.rate))}.get(name, "")
+
+    def GetTrackCount(self, kind):
+        return len(self.tracks) if kind == "video" else 0
+
+    def GetItemListInTrack(self, kind, index):
+        return sorted(self.tracks.get(index, []), key=lambda i: i.start) if kind == "video" else []
+
+    def AddTrack(self, kind, sub=None):
+        index = len(self.tracks) + 1
+        self.tracks[index], self.track_names[index] = [], f"Video {index}"
+        return True
+
+    def GetTrackName(self, kind, index):
+        return self.track_names.get(index, "")
+
+    def SetTrackName(self, kind, index, name):
+        self.track_names[index] = name
+        return True
+
+    def GetSelectedClips(self):
+        return list(self.selected)
+
+    def GetCurrentVideoItem(self):
+        for index in sorted(self.tracks, reverse=True):
+            for item in self.tracks[index]:
+                if item.start <= self.playhead < item.GetEnd():
+                    return item
+        return None
+
+    def GetMarkInOut(self):
+        return {"video": dict(self.marks)} if self.marks else {}
+
+    def SetMarkInOut(self, mark_in, mark_out, type="all"):
+        self.marks = {"in": mark_in, "out": mark_out}     # offsets from the start; out inclusive
+        return True
+
+    def GetMarkers(self):
+        return {k: dict(v) for k, v in self.markers.items()}
+
+    def AddMarker(self, frameId, color, name, note, duration, customData=""):
+        self.markers[frameId] = {"color": color, "name": name, "note": note, "duration": duration,
+                                 "customData": customData}
+        return True
+
+    def DeleteMarkerAtFrame(self, frameNum):
+        return self.markers.pop(frameNum, None) is not None
+
+    # -- building (what an editor does with the mouse)
+    def place(self, mpi, track: int, record: int, left: int, duration: int) -> "TimelineItem | None":
+        """Put `duration` frames of mpi from source frame `left` at absolute frame `record`;
+        like AppendToTimeline, an overlap on the track drops it silently."""
+        items = self.tracks.setdefault(track, [])
+        if any(i.start < record + duration and i.GetEnd() > record for i in items):
+            return None
+        item = TimelineItem(self, mpi, track, record, left, duration)
+        items.append(item)
+        return item
+
+    def Export(self, path, export_type, export_subtype=None):
+        if export_type != Resolve.EXPORT_OTIO:      # must be the live enum, not a string
+            return False
+        rate = float(self.rate)
+        tl = otio.schema.Timeline(name=self.name, global_start_time=otio.opentime.RationalTime(self.start, rate))
+        tl.metadata["Resolve_OTIO"] = {"Resolve OTIO Meta Version": "1.0"}
+        for index in sorted(self.tracks):
+            track = otio.schema.Track(name=self.track_names[index], kind=otio.schema.TrackKind.Video)
+            track.metadata["Resolve_OTIO"] = {"Locked": False}
+            cursor = self.start
+            for item in self.GetItemListInTrack("video", index):
+                if item.start > cursor:
+                    track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                        duration=otio.opentime.RationalTime(item.start - cursor, rate))))
+                mpi = item.GetMediaPoolItem()
+                available = otio.opentime.TimeRange(otio.opentime.RationalTime(mpi.start_tc, rate),
+                                                    otio.opentime.RationalTime(mpi.info.frame_count, rate))
+                ref = otio.schema.ExternalReference(target_url=mpi.path, available_range=available)
+                clip = otio.schema.Clip(name=mpi.GetName(), source_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(mpi.start_tc + item.GetLeftOffset(), rate),
+                    otio.opentime.RationalTime(item.duration, rate)))
+                clip.set_media_references({"DEFAULT_MEDIA": ref}, "DEFAULT_MEDIA")
+                clip.metadata["Resolve_OTIO"] = {"Link Group ID": 1, "Channels": []}
+                track.append(clip)
+                cursor = item.GetEnd()
+            tl.tracks.append(track)
+        otio.adapters.write_to_file(tl, path, adapter_name="otio_json")
+        return True
+
+
+class MediaPool(_API):
+    def __init__(self, resolve):
+        self._version = resolve._version
+        self.resolve = resolve
+        self.root = Folder("Master")
+        self.current = self.root
+
+    def GetRootFolder(self):
+        return self.root
+
+    def AddSubFolder(self, folder, name):
+        sub = Folder(name)
+        folder.subfolders.append(sub)
+        return sub
+
+    def GetCurrentFolder(self):
+        return self.current
+
+    def SetCurrentFolder(self, folder):
+        self.current = folder
+        return True
+
+    def ImportMedia(self, paths):
+        items = []
+        for path in paths:
+            if not os.path.exists(path):
+                continue
+            item = MediaPoolItem(path, self._version)
+            self.current.clips.append(item)     # always the CURRENT folder
+            items.append(item)
+        return items
+
+    def AppendToTimeline(self, infos):
+        timeline = self.resolve.project.timeline
+        placed = []
+        for info in infos:
+            track = int(info.get("trackIndex", 1))
+            if track not in timeline.tracks:
+                continue                         # the track must exist
+            start, end = int(info["startFrame"]), int(info["endFrame"])   # exclusive end
+            record = int(info.get("recordFrame", timeline.GetEndFrame()))
+            item = timeline.place(info["mediaPoolItem"], track, record, start, end - start)
+            placed.append(item if item is not None else TimelineItem(timeline, info["mediaPoolItem"], track, 0, 0, 0))
+        return placed
+
+
+class Project(_API):
+    def __init__(self, resolve, timeline):
+        self._version = resolve._version
+        self.timeline = timeline
+        self.pool = MediaPool(resolve)
+
+    def GetMediaPool(self):
+        return self.pool
+
+    def GetCurrentTimeline(self):
+        return self.timeline
+
+
+class ProjectManager(_API):
+    def __init__(self, project):
+        self.project = project
+
+    def GetCurrentProject(self):
+        return self.project
+
+
+class Resolve(_API):
+    EXPORT_OTIO = 14
+    EXPORT_NONE = 0
+
+    def __init__(self, *, rate=Fraction(24), start_tc="01:00:00:00", version=(21, 0, 4, 5),
+                 product="DaVinci Resolve Studio"):
+        self._version = tuple(version)
+        self.product = product
+        self.page = "edit"
+        self.project = Project(self, Timeline(self, "Edit", rate, start_tc))
+
+    @property
+    def timeline(self) -> Timeline:
+        return self.project.timeline
+
+    def GetProjectManager(self):
+        return ProjectManager(self.project)
+
+    def GetProductName(self):
+        return self.product
+
+    def GetVersion(self):
+        return list(self._version)
+
+    def GetCurrentPage(self):
+        return self.page
+
+    def OpenPage(self, name):
+        self.page = name
+        return True
+
+    def import_and_place(self, path: str, track: int, record_offset: int, left: int, duration: int) -> TimelineItem:
+        """Test helper: what the editor does by hand (import + edit onto the timeline)."""
+        (mpi,) = self.project.pool.ImportMedia([path])
+        item = self.timeline.place(mpi, track, self.timeline.start + record_offset, left, duration)
+        assert item is not None
+        return item
+
+
+def to_tc(frame, rate) -> str:
+    return to_timecode(frame, rate)
+
+
+__all__ = ["Resolve", "json"]

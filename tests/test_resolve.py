@@ -1,0 +1,217 @@
+"""The Resolve scripts end to end: the module driven through the documented scripting API
+(tests/resolve_standin.py) against a real server process."""
+from __future__ import annotations
+
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.media import probe, read_frames, write_movie
+from server.samples import moving_object_clip, pan_clip
+
+from resolve_standin import Resolve
+from test_cli_and_restart import free_port, start_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "resolve_scripts"))
+from takebridge_resolve import core, markers  # noqa: E402
+
+pytestmark = pytest.mark.slow
+RATE = Fraction(24)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    proc, address = start_server(tmp_path_factory.mktemp("store"), free_port())
+    yield address
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture
+def cut(tmp_path):
+    """V1 at 24 fps from 01:00:00:00: A (media frames 4..28 at +0), gap 12, B (0..20 at +36)."""
+    resolve = Resolve()
+    a_frames, a_masks, _ = moving_object_clip(40, 48, 64, seed=1)
+    a = write_movie(a_frames, tmp_path / "A.mkv", codec="ffv1", rate=RATE, start_timecode="10:00:00:00").path
+    b = write_movie(pan_clip(30, 48, 64, 1.2, seed=2), tmp_path / "B.mkv", codec="ffv1", rate=RATE,
+                    start_timecode="11:00:00:00").path
+    item_a = resolve.import_and_place(str(a), 1, 0, 4, 24)
+    item_b = resolve.import_and_place(str(b), 1, 36, 0, 20)
+    mask = write_movie(np.repeat(a_masks[..., None] * np.uint8(255), 3, axis=-1), tmp_path / "mask.mkv",
+                       codec="ffv1", rate=RATE).path
+    return resolve, item_a, item_b, a_frames, a_masks, str(mask)
+
+
+def _options(tmp_path, **kw):
+    return core.Options(codec="FFV1", take_dir=str(tmp_path / "takes"), **kw)
+
+
+def test_refine_adds_a_selected_take_with_its_ids(cut, server, tmp_path):
+    resolve, item_a, _b, frames, _m, _mask = cut
+    resolve.timeline.selected = [item_a]
+    (result,) = core.run(resolve, _options(tmp_path, op="refine", handles=2), server=server)
+    assert result["state"] == "succeeded" and result["take_index"] == 2
+    assert item_a.GetTakesCount() == 2 and item_a.GetSelectedTakeIndex() == 2
+    take = item_a.GetTakeByIndex(2)
+    mpi = take["mediaPoolItem"]
+    # the take carries 2 handle frames each side: the item shows its frames 2..26
+    assert (take["startFrame"], take["endFrame"]) == (2, 26) and item_a.GetDuration() == 24
+    assert item_a.GetMediaPoolItem() is mpi and item_a.GetTakeByIndex(1)["startFrame"] == 4
+    meta = json.loads(mpi.GetThirdPartyMetadata("takebridge"))
+    assert meta["take_id"] == result["take_id"] and meta["job_id"] == result["job_id"] and meta["status"] in ("ok",
+                                                                                                            "needs_review")
+    bin_ = next(f for f in resolve.project.pool.GetRootFolder().GetSubFolderList() if f.GetName() == "TakeBridge")
+    assert mpi in bin_.GetClipList() and resolve.project.pool.GetCurrentFolder().GetName() == "Master"
+    info = probe(mpi.path)
+    assert info.frame_count == 28 and info.start_timecode == "10:00:00:02"   # source frames 2..29 of A
+    rows = core.takes_of(item_a)
+    assert [(r["index"], r["selected"], r.get("take_id", "")) for r in rows] == [(1, False, ""),
+                                                                                 (2, True, result["take_id"])]
+
+
+def test_inpaint_the_item_under_the_playhead_within_in_out_marks_on_an_older_resolve(cut, server, tmp_path):
+    resolve, item_a, _b, frames, masks, mask = cut
+    resolve._version = resolve.timeline._version = (19, 1, 0)          # no GetSelectedClips before 21.0.4
+    assert "GetSelectedClips" not in dir(resolve.timeline) and hasattr(resolve.timeline, "GetSelectedClips")
+    resolve.timeline.playhead = resolve.timeline.start + 5
+    (result,) = core.run(resolve, _options(tmp_path, op="inpaint", mask=mask), server=server)
+    assert result["state"] == "succeeded" and item_a.GetSelectedTakeIndex() == 2
+    take = read_frames(item_a.GetMediaPoolItem().path, 0, 24)
+    source = frames[4:28]
+    outside = ~masks[:24]  # mask frame 0 is the clip's first frame
+    assert np.array_equal(take[outside], source[outside]), "pixels outside the mask are the source's"
+    # In/Out marks narrow the range: only frames 8..15 are sent, and the take lands over exactly them
+    resolve.timeline.SetMarkInOut(8, 15)
+    (result,) = core.run(resolve, _options(tmp_path, op="refine"), server=server)
+    assert result["state"] == "succeeded" and result["take_id"].startswith("A_v")
+    placed = result["placement"]
+    assert resolve.timeline.GetTrackName("video", placed["track"]) == "TakeBridge"
+    assert (placed["start"] - resolve.timeline.start, placed["duration"]) == (8, 8)
+    assert probe(json.loads(open(result["manifest"]).read())["take"]["media"]["url"]).frame_count == 8
+    assert item_a.GetSelectedTakeIndex() == 2, "the item's own takes are untouched"
+
+
+def test_refusals_say_what_to_do(cut, server, tmp_path):
+    resolve, item_a, _b, _f, _m, _mask = cut
+    resolve.timeline.playhead = resolve.timeline.start + 30     # in the gap
+    with pytest.raises(core.ResolveError, match="select a clip on a video track"):
+        core.run(resolve, _options(tmp_path, op="refine"), server=server)
+    resolve.timeline.selected = [item_a]
+    with pytest.raises(core.ResolveError, match="inpaint needs a mask file"):
+        core.run(resolve, _options(tmp_path, op="inpaint"), server=server)
+
+
+def test_extension_goes_into_the_following_gap_or_a_takebridge_track(cut, server, tmp_path):
+    resolve, item_a, item_b, _f, _m, _mask = cut
+    resolve.timeline.selected = [item_a]
+    (result,) = core.run(resolve, _options(tmp_path, op="extend", frames=8), server=server)
+    placed = result["placement"]
+    assert placed == {"track": 1, "start": item_a.GetEnd(), "duration": 8, "expected_duration": 8}
+    assert item_a.GetTakesCount() == 0, "an extension does not go into the Take Selector"
+    v1 = resolve.timeline.GetItemListInTrack("video", 1)
+    assert [i.GetStart() - resolve.timeline.start for i in v1] == [0, 24, 36]
+    # the first extension now fills the frames after A: another one does not fit there ...
+    with pytest.raises(core.ResolveError, match=r"'A_v\d+\.mkv' is there; use the TakeBridge track placement"):
+        core.run(resolve, _options(tmp_path, op="extend", frames=8), server=server, items=[v1[0]])
+    # ... but a TakeBridge track above takes the whole extended take
+    (result,) = core.run(resolve, _options(tmp_path, op="extend", frames=8, side="head", placement="track"),
+                         server=server, items=[item_b])
+    placed = result["placement"]
+    assert resolve.timeline.GetTrackName("video", placed["track"]) == "TakeBridge"
+    assert placed["start"] == item_b.GetStart() - 8 and placed["duration"] == 28 == placed["expected_duration"]
+
+
+def test_marker_mode_processes_every_marked_clip_and_colours_the_markers(cut, server, tmp_path):
+    resolve, item_a, item_b, _f, _m, mask = cut
+    c = write_movie(pan_clip(30, 48, 64, 0.8, seed=5), tmp_path / "C.mkv", codec="ffv1", rate=RATE,
+                    start_timecode="12:00:00:00").path
+    item_c = resolve.import_and_place(str(c), 1, 70, 0, 20)
+    item_a.AddMarker(3, "Blue", "gen", f"tb inpaint {mask}", 1)
+    item_b.AddMarker(0, "Blue", "gen", "tb refine 0.7", 1)
+    resolve.timeline.AddMarker(72, "Blue", "gen", "tb extend 6", 1)       # a timeline marker over C
+    item_b.AddMarker(5, "Blue", "note", "not for us", 1)
+    results = markers.process(resolve, server=server, take_dir=str(tmp_path / "takes"))
+    assert sorted(r["item"] for r in results) == ["A.mkv", "B.mkv", "C.mkv"]
+    assert all(r["state"] == "succeeded" for r in results)
+    assert item_a.GetMarkers()[3]["color"] in ("Green", "Yellow") and "-> " in item_a.GetMarkers()[3]["note"]
+    assert item_b.GetMarkers()[0]["color"] in ("Green", "Yellow") and item_b.GetMarkers()[5]["color"] == "Blue"
+    assert resolve.timeline.GetMarkers()[72]["color"] in ("Green", "Yellow")
+    assert item_a.GetTakesCount() == 2 and item_b.GetTakesCount() == 2
+    assert any(i.GetStart() == item_c.GetEnd() for i in resolve.timeline.GetItemListInTrack("video", 1))
+    # a marker that cannot be read turns red with the reason
+    item_a.AddMarker(10, "Blue", "gen", "tb explode 3", 1)
+    results = markers.process(resolve, server=server, take_dir=str(tmp_path / "takes"))
+    bad = item_a.GetMarkers()[10]
+    assert bad["color"] == "Red" and "cannot read marker" in bad["note"]
+
+
+def test_switch_review_and_finalize(cut, server, tmp_path):
+    resolve, item_a, _b, _f, _m, _mask = cut
+    resolve.timeline.selected = [item_a]
+    (first,) = core.run(resolve, _options(tmp_path, op="refine", seed=1), server=server)
+    (second,) = core.run(resolve, _options(tmp_path, op="refine", seed=2), server=server)
+    assert item_a.GetTakesCount() == 3 and item_a.GetSelectedTakeIndex() == 3
+    core.switch_take(item_a, 2)
+    assert item_a.GetMediaPoolItem() is item_a.GetTakeByIndex(2)["mediaPoolItem"]
+    with pytest.raises(core.ResolveError, match="has takes 1..3, not 7"):
+        core.switch_take(item_a, 7)
+    meta = core.review(item_a, 2, False, "ghosting on the left", server=server, reviewer="ray")
+    assert meta["status"] == "rejected" and meta["note"] == "ghosting on the left"
+    manifest = json.loads(open(meta["manifest"]).read())
+    assert manifest["reviews"] == [{"approve": False, "note": "ghosting on the left", "reviewer": "ray"}]
+    with pytest.raises(core.ResolveError, match="was not made by TakeBridge"):
+        core.review(item_a, 1, True, "", server=server)
+    core.switch_take(item_a, 3)
+    core.finalize(item_a)
+    assert item_a.GetTakesCount() == 0 and item_a.GetMediaPoolItem().GetName().startswith(second["take_id"])
+
+
+def test_install_resolve_copies_the_scripts_that_then_run_from_their_folder(cut, server, tmp_path, capsys):
+    import os
+    import runpy
+
+    from server.cli import main
+
+    dest = tmp_path / "Scripts" / "Edit"
+    assert main(["install-resolve", "--dest", str(dest), "--python", sys.executable, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] and {p.name for p in dest.iterdir()} == {"TakeBridge.py", "TakeBridge Markers.py",
+                                                               "takebridge_resolve", "bridge"}
+    assert main(["install-resolve", "--print", "--python", str(tmp_path / "no-python"), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert not data["ok"] and "pass --python with the Python Resolve uses" in data["problem"]
+    # the installed marker script, run the way Resolve runs it (with `resolve` injected)
+    resolve, _a, item_b, _f, _m, _mask = cut
+    item_b.AddMarker(0, "Blue", "gen", "tb refine 0.4", 1)
+    os.environ["TAKEBRIDGE_SERVER"] = server
+    try:
+        runpy.run_path(str(dest / "TakeBridge Markers.py"), init_globals={"resolve": resolve})
+    finally:
+        del os.environ["TAKEBRIDGE_SERVER"]
+    assert item_b.GetMarkers()[0]["color"] in ("Green", "Yellow") and item_b.GetTakesCount() == 2
+
+
+def test_the_dialog_falls_back_to_marker_mode_and_its_controller_drives_the_takes(cut, server, tmp_path):
+    from takebridge_resolve import dialog
+
+    resolve, item_a, _b, _f, _m, _mask = cut
+    assert "marker" in dialog.show(resolve, None, server=server)      # no UIManager (free edition)
+
+    class Widget:
+        Text, CurrentText, Value = "", "refine", 1
+
+    items = {name: Widget() for name in ("Op", "Prompt", "Frames", "Seed", "Mask", "Status", "Takes", "Note")}
+    items["Seed"].Value = 3
+    resolve.timeline.selected = [item_a]
+    controller = dialog.Controller(resolve, server, items)
+    controller.generate(wait=True)
+    assert item_a.GetTakesCount() == 2 and "A_v" in items["Status"].Text
+    items["Note"].Text = "good"
+    controller.review(True, index=2)
+    assert items["Status"].Text.endswith("approved")
+    controller.switch(1)
+    assert item_a.GetSelectedTakeIndex() == 1
