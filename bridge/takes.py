@@ -98,8 +98,11 @@ def _room(clip, track, side: str, frames: int):
     neighbour = track[neighbour_index]
     rate = clip.source_range.start_time.rate
     if isinstance(neighbour, otio.schema.Gap):
-        available = frames_of(neighbour.duration(), rate)
-        if available >= frames:
+        # compared in time: a gap shorter than the extension (even by part of a frame, with
+        # mixed rates) does not have room, whatever the rounding
+        seconds = neighbour.duration().to_seconds()
+        available = math.floor(seconds * float(exact_rate(rate)) + 1e-6)
+        if seconds + 1e-9 >= frames / float(exact_rate(rate)):
             return neighbour
         step = 1 if side == "tail" else -1
         beyond = neighbour_index + step

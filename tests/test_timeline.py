@@ -258,3 +258,19 @@ def test_an_unknown_take_id_is_named_with_the_takes_there_are(cut):
         with pytest.raises(SelectionError, match="clip 'D' has no take 'D_v009'") as err:
             action()
         assert err.value.code == "unknown_take"
+
+
+def test_a_gap_shorter_than_the_extension_in_time_has_no_room_even_when_frames_round_up():
+    """50 fps timeline, a 1-frame gap (20 ms) before a 29.97 fps clip: one source frame (33 ms)
+    does not fit, although the gap rounds to one source frame."""
+    timeline = otio.schema.Timeline("mixed", global_start_time=rt(0, 50))
+    track = otio.schema.Track("V1")
+    track.append(clip("a", 10, 4, rate=50))
+    track.append(otio.schema.Gap(source_range=tr(0, 1, 50)))
+    track.append(clip("b", 10, 4, rate=Fraction(30000, 1001)))
+    timeline.tracks.append(track)
+    before = otio.adapters.write_to_string(timeline, "otio_json")
+    segment = select_clip(timeline, "b")
+    with pytest.raises(PlacementError, match="the gap there is only 0 frames"):
+        place_take(timeline, "b", fake_take("b_v001", segment, op=pb.EXTEND, side="head", frames=1))
+    assert otio.adapters.write_to_string(timeline, "otio_json") == before
