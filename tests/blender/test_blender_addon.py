@@ -126,7 +126,7 @@ def test_an_operator_without_wait_returns_at_once_and_the_timer_places_the_take(
 
     started = time.monotonic()
     assert bpy.ops.takebridge.refine(strip="sh010", server=server) == {"FINISHED"}
-    assert time.monotonic() - started < 1.0, "the UI must not wait for the job"
+    assert time.monotonic() - started < 3.0, "the UI must not wait for the job (a job takes seconds)"
     (item,) = scene.takebridge.jobs
     assert item.state == "queued" and not item.placed and _take_strips(scene, source) == []
     deadline = time.monotonic() + 60
