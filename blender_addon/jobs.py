@@ -224,11 +224,7 @@ def cancel(scene, job_id: str) -> str:
     return pb.JobState.Name(job.state).lower()
 
 
-def preview_jpeg(job_id: str) -> bytes | None:
-    return _previews.get(job_id)
-
-
-_icons = None
+_icons = None             # bpy.utils.previews collection, made on first use
 
 
 def preview_icon(job_id: str) -> int:

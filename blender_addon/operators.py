@@ -14,6 +14,19 @@ def _server(self, context) -> str:
     return self.server or context.scene.takebridge.server
 
 
+class _FileSelect:
+    """Operators that ask for a file first when run from the UI."""
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+
+def _failed(operator, err) -> set:
+    operator.report({"ERROR"}, str(err))
+    return {"CANCELLED"}
+
+
 def _sources(self, context):
     scene = compat.sequencer_scene(context)
     if self.strip:
@@ -41,8 +54,7 @@ class _JobOperator:
                                    **self.params(context, scene, source))
                        for source in _sources(self, context)]
         except (jobs.JobError, vse_takes.TakeError, sub("selection").SelectionError) as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return _failed(self, err)
         for result in results:
             if result.get("take_id"):
                 flags = f" — needs review: {'; '.join(result['flags'])}" if result.get("flags") else ""
@@ -100,8 +112,7 @@ class TAKEBRIDGE_OT_cancel(bpy.types.Operator):
         try:
             state = jobs.cancel(scene, self.job_id)
         except (jobs.JobError, sub("client").ClientError) as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return _failed(self, err)
         self.report({"INFO"}, f"job {self.job_id}: {state}")
         return {"FINISHED"}
 
@@ -119,8 +130,7 @@ class TAKEBRIDGE_OT_take_activate(bpy.types.Operator):
         try:
             vse_takes.activate_take(scene, vse_takes.find_source(scene, self.strip), self.take_id)
         except vse_takes.TakeError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return _failed(self, err)
         return {"FINISHED"}
 
 
@@ -146,8 +156,7 @@ class TAKEBRIDGE_OT_take_review(bpy.types.Operator):
             status = sub("api").pb.TakeStatus.Name(take.status).lower()
             vse_takes.set_status(scene, self.take_id, status, take.review_note, reviewer)
         except (sub("client").ClientError, vse_takes.TakeError) as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return _failed(self, err)
         self.report({"INFO"}, f"{self.take_id}: {status}")
         return {"FINISHED"}
 
@@ -165,8 +174,7 @@ class TAKEBRIDGE_OT_take_finalize(bpy.types.Operator):
         try:
             source = vse_takes.finalize(scene, self.take_id, drop_others=self.drop_others)
         except vse_takes.TakeError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return _failed(self, err)
         self.report({"INFO"}, f"{source.name} now plays {self.take_id}; Restore Original brings the source back")
         return {"FINISHED"}
 
@@ -182,8 +190,7 @@ class TAKEBRIDGE_OT_restore_original(bpy.types.Operator):
         try:
             vse_takes.restore_original(scene, vse_takes.find_source(scene, self.strip))
         except vse_takes.TakeError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return _failed(self, err)
         return {"FINISHED"}
 
 
@@ -197,8 +204,7 @@ class TAKEBRIDGE_OT_take_delete(bpy.types.Operator):
         try:
             vse_takes.delete_take(compat.sequencer_scene(context), self.take_id)
         except vse_takes.TakeError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return _failed(self, err)
         return {"FINISHED"}
 
 
@@ -219,13 +225,12 @@ class TAKEBRIDGE_OT_compare(bpy.types.Operator):
         try:
             made = compare.set_compare(scene, self.take_id, self.against, self.mode)
         except vse_takes.TakeError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return _failed(self, err)
         self.report({"INFO"}, f"compare {self.mode.lower()}: {made}" if made else "compare cleared")
         return {"FINISHED"}
 
 
-class TAKEBRIDGE_OT_export_otio(bpy.types.Operator):
+class TAKEBRIDGE_OT_export_otio(_FileSelect, bpy.types.Operator):
     bl_idname = "takebridge.export_otio"
     bl_label = "Export OTIO"
     bl_description = "Write the Sequencer edit with its takes (.otio, .otioz, .xml, .fcpxml, .aaf, .edl)"
@@ -236,17 +241,12 @@ class TAKEBRIDGE_OT_export_otio(bpy.types.Operator):
         try:
             report = sub("interchange").write_timeline(vse.export_timeline(scene), bpy.path.abspath(self.filepath))
         except (sub("interchange").InterchangeError, ValueError) as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return _failed(self, err)
         self.report({"INFO"}, f"wrote {report['path']}")
         return {"FINISHED"}
 
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
 
-
-class TAKEBRIDGE_OT_import_otio(bpy.types.Operator):
+class TAKEBRIDGE_OT_import_otio(_FileSelect, bpy.types.Operator):
     bl_idname = "takebridge.import_otio"
     bl_label = "Import OTIO"
     bl_options = {"REGISTER", "UNDO"}
@@ -259,14 +259,9 @@ class TAKEBRIDGE_OT_import_otio(bpy.types.Operator):
             timeline = sub("interchange").read_timeline(bpy.path.abspath(self.filepath))
             made = vse.import_timeline(scene, timeline, base_channel=self.channel)
         except (ValueError, vse_takes.TakeError) as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+            return _failed(self, err)
         self.report({"INFO"}, f"imported {len(made)} strip(s)")
         return {"FINISHED"}
-
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
 
 
 class TAKEBRIDGE_OT_connect(bpy.types.Operator):
@@ -292,7 +287,7 @@ class TAKEBRIDGE_OT_connect(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class TAKEBRIDGE_OT_reference_add(bpy.types.Operator):
+class TAKEBRIDGE_OT_reference_add(_FileSelect, bpy.types.Operator):
     bl_idname = "takebridge.reference_add"
     bl_label = "Add reference image"
     bl_description = "A character, prop or style image the generative backend keeps consistent across shots"
@@ -309,10 +304,6 @@ class TAKEBRIDGE_OT_reference_add(bpy.types.Operator):
         item = compat.sequencer_scene(context).takebridge.references.add()
         item.filepath, item.role = self.filepath, self.role
         return {"FINISHED"}
-
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
 
 
 class TAKEBRIDGE_OT_reference_remove(bpy.types.Operator):

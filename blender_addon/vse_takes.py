@@ -15,7 +15,7 @@ import bpy
 
 from . import compat
 from .bridge_import import sub
-from .vse import TAKE_KEY, abspath, is_take, take_data, takes_of
+from .vse import TAKE_KEY, is_take, take_data, takes_of
 
 OPS = {1: "refine", 2: "extend", 3: "inpaint"}
 
@@ -122,13 +122,6 @@ def activate_take(scene, source, take_id: str) -> None:
         strip.mute = strip[TAKE_KEY]["take_id"] != take_id
 
 
-def active_take(scene, source) -> str:
-    for strip in takes_of(scene, source.name):
-        if not strip.mute:
-            return strip[TAKE_KEY]["take_id"]
-    return "original"
-
-
 def set_status(scene, take_id: str, status: str, note: str = "", reviewer: str = "") -> None:
     strip = find_take(scene, take_id)
     data = strip[TAKE_KEY]
@@ -210,7 +203,3 @@ def follow_sources(scene) -> int:
             data["anchor"] = float(data.get("anchor", 0)) + int(round(delta))
             moved += 1
     return moved
-
-
-def abs_media(strip) -> str:
-    return abspath(strip.filepath)

@@ -135,11 +135,6 @@ def source_time_at(clip: otio.schema.Clip, record_offset, timeline_rate_) -> Fra
     return start + max(Fraction(0), min(duration, scaled))
 
 
-def source_frame_at(clip: otio.schema.Clip, record_offset, timeline_rate_) -> int:
-    """The source frame that record frame `record_offset` (from the clip's real start) shows."""
-    return math.floor(source_time_at(clip, record_offset, timeline_rate_))
-
-
 def select_range(timeline: otio.schema.Timeline, track_number: int, in_point, out_point,
                  *, handles: int = 0) -> list[Segment]:
     """The clip segments of video track `track_number` between in and out (absolute timeline
@@ -287,17 +282,6 @@ def segment_metadata(segment: Segment) -> dict:
         "cut_in": str(segment.cut_in if segment.cut_in is not None else segment.source_start),
         "cut_out": str(segment.cut_out if segment.cut_out is not None else segment.source_end),
     }
-
-
-def segment_of_metadata(data: dict) -> Segment:
-    return Segment(clip=data["clip"], track_index=int(data["track_index"]), track=data.get("track", ""),
-                   item_index=int(data.get("item_index", -1)), record_start=int(data["record_start"]),
-                   record_duration=int(data["record_duration"]), source_start=int(data["source_start"]),
-                   source_duration=int(data["source_duration"]), rate=exact_rate(data["rate"]),
-                   timeline_rate=exact_rate(data["timeline_rate"]), head_handles=int(data.get("head_handles", 0)),
-                   tail_handles=int(data.get("tail_handles", 0)), whole_clip=bool(data.get("whole_clip", True)),
-                   cut_in=Fraction(data["cut_in"]) if "cut_in" in data else None,
-                   cut_out=Fraction(data["cut_out"]) if "cut_out" in data else None)
 
 
 def job_timeline(timeline: otio.schema.Timeline, segment: Segment) -> otio.schema.Timeline:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from dataclasses import dataclass, field
 
 from .bridge_import import sub
@@ -303,17 +302,7 @@ def place_extension(ctx: Context, target: Target, take, mpi, placement: str) -> 
         last = first + target.segment.source_duration + n
     else:
         raise ResolveError(f"placement {placement!r} is not 'gap' or 'track'")
-    ctx.media_pool.AppendToTimeline([{"mediaPoolItem": mpi, "startFrame": first, "endFrame": last,
-                                      "trackIndex": track, "recordFrame": record, "mediaType": 1}])
-    placed = [i for i in ctx.timeline.GetItemListInTrack("video", track) or []
-              if i.GetMediaPoolItem() is not None and read_meta(i.GetMediaPoolItem()).get("take_id") == take.take_id
-              and int(i.GetStart()) == record]
-    if not placed:
-        raise ResolveError(f"Resolve did not place the extension on V{track} at frame {record} (something overlaps "
-                           f"it there); the take is in the {BIN_NAME} bin")
-    placed_item = placed[0]
-    return {"track": track, "start": int(placed_item.GetStart()), "duration": int(placed_item.GetDuration()),
-            "expected_duration": last - first}
+    return _append_and_confirm(ctx, mpi, take, track, record, first, last)
 
 
 def place_overlay(ctx: Context, target: Target, take, mpi) -> dict:
@@ -322,10 +311,17 @@ def place_overlay(ctx: Context, target: Target, take, mpi) -> dict:
     record = ctx.start_frame + target.segment.record_start
     first = target.segment.source_start - take.source_range.start_frame
     last = first + target.segment.source_duration
+    return _append_and_confirm(ctx, mpi, take, track, record, first, last)
+
+
+def _append_and_confirm(ctx: Context, mpi, take, track: int, record: int, first: int, last: int) -> dict:
+    """AppendToTimeline, then re-list the track: Resolve drops an overlapping clip silently,
+    and its returned items cannot be trusted."""
     ctx.media_pool.AppendToTimeline([{"mediaPoolItem": mpi, "startFrame": first, "endFrame": last,
                                       "trackIndex": track, "recordFrame": record, "mediaType": 1}])
     placed = [i for i in ctx.timeline.GetItemListInTrack("video", track) or []
-              if i.GetMediaPoolItem() is not None and read_meta(i.GetMediaPoolItem()).get("take_id") == take.take_id]
+              if i.GetMediaPoolItem() is not None and read_meta(i.GetMediaPoolItem()).get("take_id") == take.take_id
+              and int(i.GetStart()) == record]
     if not placed:
         raise ResolveError(f"Resolve did not place the take on V{track} at frame {record} (something overlaps it "
                            f"there); the take is in the {BIN_NAME} bin")
@@ -440,12 +436,3 @@ def finalize(item) -> None:
     """Collapse the Take Selector to the selected take (only when the editor asks)."""
     if not item.FinalizeTake():
         raise ResolveError(f"Resolve did not finalize the take of {item.GetName()!r}")
-
-
-def wait_for(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..base import BackendError, Cancelled, ProgressFn, Spec
 from . import conform
-from .loading import ModelError, ModelProfile, PipelineCache, free_device_memory
+from .loading import ModelProfile, PipelineCache, free_device_memory
 
 log = logging.getLogger("takebridge.diffusers")
 PREVIEW_EVERY_STEPS = 2
@@ -104,10 +104,7 @@ class DiffusersBackend:
         self.check_memory(profile, size, min(profile.max_frames, len(frames) + spec.extend_frames))
         if cancel.is_set():
             raise Cancelled()
-        try:
-            pipe = self.cache.get(profile)
-        except ModelError as err:
-            raise BackendError(err.code, str(err)) from None
+        pipe = self.cache.get(profile)   # a ModelError is a BackendError: the job fails with its code
         runner = _Run(self, pipe, profile, spec, size, progress, cancel)
         try:
             if op == "refine":

@@ -27,6 +27,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from ..base import BackendError
+
 log = logging.getLogger("takebridge.models")
 
 PIPELINES = {  # profile name -> diffusers class
@@ -39,12 +41,8 @@ CODE_SUFFIXES = (".py", ".pyc", ".so")
 FRAME_RULES = {"4k+1": 4, "8k+1": 8}
 
 
-class ModelError(ValueError):
-    """A model that cannot be used, and what to do about it. `code` is machine-readable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
+class ModelError(BackendError):
+    """A model that cannot be used, and what to do about it (a job using it fails with `code`)."""
 
 
 @dataclasses.dataclass

@@ -39,6 +39,12 @@ def _t5(vocab_size: int, *, umt5: bool):
     return (UMT5EncoderModel(UMT5Config(**kw)) if umt5 else T5EncoderModel(T5Config(**kw))).eval()
 
 
+# the tiny Wan transformer shared by the VACE and video-to-video pipelines (diffusers' test sizes)
+TINY_WAN = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
+                text_dim=32, freq_dim=256, ffn_dim=32, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                rope_max_seq_len=32)
+
+
 def _wan_vae():
     from diffusers import AutoencoderKLWan
 
@@ -54,10 +60,7 @@ def tiny_wan_vace():
     torch.manual_seed(0)
     vae = _wan_vae()
     torch.manual_seed(0)
-    transformer = WanVACETransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
-        text_dim=32, freq_dim=256, ffn_dim=32, num_layers=3, cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, vace_layers=[0, 2], vace_in_channels=96)
+    transformer = WanVACETransformer3DModel(**TINY_WAN, num_layers=3, vace_layers=[0, 2], vace_in_channels=96)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
     return WanVACEPipeline(tokenizer=tokenizer, text_encoder=_t5(len(tokenizer), umt5=True), vae=vae,
                            scheduler=scheduler, transformer=transformer, transformer_2=None)
@@ -71,10 +74,7 @@ def tiny_wan_v2v():
     torch.manual_seed(0)
     vae = _wan_vae()
     torch.manual_seed(0)
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
-        text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
+    transformer = WanTransformer3DModel(**TINY_WAN, num_layers=2)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
     return WanVideoToVideoPipeline(tokenizer=tokenizer, text_encoder=_t5(len(tokenizer), umt5=True), vae=vae,
                                    scheduler=scheduler, transformer=transformer)
