@@ -33,7 +33,11 @@ def read(obj) -> dict:
     raw = obj.metadata.get(KEY)
     if raw is None:
         return {}
-    return _migrate(copy.deepcopy(_plain(raw)))
+    data = _plain(raw)
+    if not isinstance(data, dict):
+        raise MetadataError(f"{getattr(obj, 'name', '') or type(obj).__name__}: metadata[{KEY!r}] must be an "
+                            f"object, not {type(data).__name__}; export the timeline again with TakeBridge")
+    return _migrate(copy.deepcopy(data))
 
 
 def write(obj, data: dict) -> None:

@@ -7,6 +7,7 @@ reference's available range is), so a take lines up with the clip however it is 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import urllib.parse
 from fractions import Fraction
@@ -112,9 +113,17 @@ def export_selection(timeline: otio.schema.Timeline, clip_name: str, *, handles:
 
 
 def read_selection(timeline: otio.schema.Timeline, clip_name: str = "") -> Selection:
-    """What the server needs from a selection sub-timeline (or any timeline plus a clip name)."""
-    info = metadata.read(timeline).get("selection", {})
-    name = clip_name or info.get("clip", "")
+    """What the server needs from a selection sub-timeline (or any timeline plus a clip name).
+
+    Everything read here may come from a hostile request: every value is type- and range-checked
+    and a bad one is a SelectionError naming it."""
+    try:
+        info = metadata.read(timeline).get("selection", {})
+    except metadata.MetadataError as err:
+        raise SelectionError("malformed_otio", str(err)) from None
+    if not isinstance(info, dict):
+        raise SelectionError("malformed_otio", "the timeline's takebridge.selection metadata must be an object")
+    name = clip_name or _text_field(info, "clip", "")
     if not name:
         clips = [c for t in timeline.video_tracks() for c in t if isinstance(c, otio.schema.Clip)]
         if len(clips) != 1:
@@ -124,12 +133,28 @@ def read_selection(timeline: otio.schema.Timeline, clip_name: str = "") -> Selec
     clip, _track = find_clip(timeline, name)
     if clip.source_range is None:
         raise SelectionError("no_source_range", f"clip {name!r} has no source range; trim it on the timeline first")
-    rate = exact_rate(clip.source_range.start_time.rate)
-    timeline_rate = exact_rate(info["timeline_rate"]) if "timeline_rate" in info else _timeline_rate(timeline, clip)
-    record_start = info.get("record_start")
+    try:
+        rate = exact_rate(clip.source_range.start_time.rate)
+        timeline_rate = (exact_rate(info["timeline_rate"]) if "timeline_rate" in info
+                         else _timeline_rate(timeline, clip))
+    except ValueError as err:
+        raise SelectionError("bad_rate", f"clip {name!r}: {err}") from None
+    record_start = _int_field(info, "record_start", None, -MAX_FRAME, MAX_FRAME)
     if record_start is None:
         record_start = frames_of(clip.range_in_parent().start_time, timeline_rate)
-    shot = metadata.read(clip).get("shot") or name
+    try:
+        shot = metadata.read(clip).get("shot") or name
+    except metadata.MetadataError as err:
+        raise SelectionError("malformed_otio", str(err)) from None
+    if not isinstance(shot, str):
+        raise SelectionError("malformed_otio", f"clip {name!r}: its takebridge shot name must be text, not "
+                                               f"{type(shot).__name__} {shot!r}")
+    start, duration = clip.source_range.start_time.value, clip.source_range.duration.value
+    for what, value in (("start", start), ("duration", duration)):
+        if not math.isfinite(value) or abs(value) > MAX_FRAME:
+            raise SelectionError("malformed_otio", f"clip {name!r}: source range {what} {value!r} is not a "
+                                                   f"usable frame number")
+    handles = _int_field(info, "handles", 0, 0, MAX_HANDLES)
     return Selection(
         clip_name=name,
         shot=shot,
@@ -137,12 +162,35 @@ def read_selection(timeline: otio.schema.Timeline, clip_name: str = "") -> Selec
         source_start=frames_of(clip.source_range.start_time),
         source_duration=frames_of(clip.source_range.duration),
         rate=rate,
-        handles=int(info.get("handles", 0)),
+        handles=handles,
         record_start=int(record_start),
         timeline_rate=timeline_rate,
-        head_handles=int(info.get("head_handles", info.get("handles", 0))),
-        tail_handles=int(info.get("tail_handles", info.get("handles", 0))),
+        head_handles=_int_field(info, "head_handles", handles, 0, MAX_HANDLES),
+        tail_handles=_int_field(info, "tail_handles", handles, 0, MAX_HANDLES),
     )
+
+
+MAX_FRAME = 10**12      # frame numbers beyond this are refused rather than computed with
+MAX_HANDLES = 10_000    # a sanity bound; the server's own limit is much lower
+
+
+def _int_field(info: dict, key: str, default, low: int, high: int):
+    value = info.get(key, default)
+    if value is None or value is default:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value != int(value) or not low <= value <= high:
+        raise SelectionError("malformed_otio", f"selection metadata {key!r} is {str(value)[:40]!r}; it must be a "
+                                               f"whole number in {low}..{high}")
+    return int(value)
+
+
+def _text_field(info: dict, key: str, default: str) -> str:
+    value = info.get(key, default)
+    if not isinstance(value, str):
+        raise SelectionError("malformed_otio", f"selection metadata {key!r} must be text, not "
+                                               f"{type(value).__name__}")
+    return value
 
 
 def media_source(clip: otio.schema.Clip) -> MediaSource:

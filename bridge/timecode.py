@@ -18,6 +18,8 @@ KNOWN_RATES = tuple(Fraction(r) for r in (
     "120000/1001", "120", "12", "15", "16"))
 DROP_FRAME_RATES = (Fraction(30000, 1001), Fraction(60000, 1001))
 DAY_SECONDS = 24 * 3600
+MAX_RATE = 100_000   # frames per second; beyond any camera, and a bound for the arithmetic
+_RATE_TEXT = re.compile(r"^\d{1,12}(\.\d{1,12})?(/\d{1,12})?$")
 _TIMECODE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})([:;])(\d{2})$")
 
 
@@ -34,14 +36,23 @@ def exact_rate(rate) -> Fraction:
     if isinstance(rate, Fraction):
         value = rate
     elif isinstance(rate, str):
+        if not _RATE_TEXT.match(rate.strip()):
+            raise RateError(f"frame rate {rate[:40]!r} is not a number; write e.g. 25 or 24000/1001")
         try:
             value = Fraction(rate.strip())
         except (ValueError, ZeroDivisionError):
             raise RateError(f"frame rate {rate!r} is not a number; write e.g. 25 or 24000/1001") from None
+    elif isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        raise RateError(f"frame rate {str(rate)[:40]!r} is not a number; write e.g. 25 or 24000/1001")
     else:
-        value = Fraction(rate)
+        try:
+            value = Fraction(rate)
+        except (ValueError, OverflowError):   # NaN, infinity
+            raise RateError(f"frame rate {rate!r} is not a finite number; write e.g. 25 or 24000/1001") from None
     if value <= 0:
         raise RateError(f"frame rate {rate!r} must be positive")
+    if value > MAX_RATE:
+        raise RateError(f"frame rate {rate!r} is above {MAX_RATE} frames per second")
     for known in KNOWN_RATES:
         if abs(value - known) <= known * Fraction(1, 10000):
             return known

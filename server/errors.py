@@ -27,6 +27,13 @@ STATUS_OF = {
     "path_not_allowed": grpc.StatusCode.PERMISSION_DENIED,
     "backend_unavailable": grpc.StatusCode.FAILED_PRECONDITION,
     "too_many_frames": grpc.StatusCode.INVALID_ARGUMENT,
+    "bad_name": grpc.StatusCode.INVALID_ARGUMENT,
+    "bad_digest": grpc.StatusCode.INVALID_ARGUMENT,
+    "not_a_file": grpc.StatusCode.INVALID_ARGUMENT,
+    "not_a_folder": grpc.StatusCode.INVALID_ARGUMENT,
+    "bad_rate": grpc.StatusCode.INVALID_ARGUMENT,
+    "busy": grpc.StatusCode.UNAVAILABLE,
+    "shutting_down": grpc.StatusCode.UNAVAILABLE,
 }
 
 
@@ -34,5 +41,5 @@ def from_exception(exc: Exception) -> JobError:
     """Wrap a bridge SelectionError / media MediaError (anything with .code) as a JobError."""
     if isinstance(exc, JobError):
         return exc
-    code = getattr(exc, "code", "internal")
+    code = getattr(exc, "code", None) or "bad_input"
     return JobError(code, str(exc), STATUS_OF.get(code, grpc.StatusCode.INVALID_ARGUMENT))

@@ -66,6 +66,15 @@ CREATE TABLE IF NOT EXISTS reviews (
 );
 """
 
+class RequestConflict(Exception):
+    """A request_id already used for a different request."""
+
+    def __init__(self, request_id: str, job_id: str):
+        super().__init__(f"request_id {request_id[:128]!r} was already used for a different request (job "
+                         f"{job_id}); use a new request_id")
+        self.job_id = job_id
+
+
 DB_NAME = "takebridge.sqlite"   # inside the server's --store folder
 TERMINAL = (pb.SUCCEEDED, pb.FAILED, pb.CANCELLED)
 MAX_ATTEMPTS = 3
@@ -91,7 +100,11 @@ class JobStore:
     def _migrate(self) -> None:
         """Columns added after the first release, added to older stores in place."""
         for table, column, kind in (("takes", "metrics", "TEXT NOT NULL DEFAULT '{}'"),
-                                    ("jobs", "compute_ms", "INTEGER NOT NULL DEFAULT 0")):
+                                    ("jobs", "compute_ms", "INTEGER NOT NULL DEFAULT 0"),
+                                    # the take a job will commit, recorded before its media moves
+                                    # ({"take_id", "version", "shot", "manifest"}), so a restarted job
+                                    # adopts it instead of making another
+                                    ("jobs", "intended_take", "TEXT NOT NULL DEFAULT ''")):
             names = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in names:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -102,19 +115,30 @@ class JobStore:
 
     # -- jobs --------------------------------------------------------------------------------
     def create_job(self, request: "pb.SubmitJobRequest", shot: str, backend: str) -> tuple["pb.Job", bool]:
-        """Insert a queued job; for a known request_id return the existing job and False."""
+        """Insert a queued job; for a known request_id return the existing job and False.
+
+        One transaction decides: of concurrent submits with one request_id, exactly one inserts;
+        the others get that job when their payload is the same, and RequestConflict when not."""
+        payload = request.SerializeToString(deterministic=True)
         with self._lock:
             row = self._db.execute("SELECT job_id, request FROM jobs WHERE request_id=?",
                                    (request.request_id,)).fetchone()
             if row:
+                if bytes(row[1]) != payload:
+                    raise RequestConflict(request.request_id, row[0])
                 return self.get_job(row[0]), False
             job_id = uuid.uuid4().hex[:16]
-            self._db.execute(
-                "INSERT INTO jobs (job_id, request_id, request, operation, shot, backend, state, created_ms) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                (job_id, request.request_id, request.SerializeToString(deterministic=True),
-                 request.operation, shot, backend, pb.QUEUED, now_ms()))
-            self.append_event(job_id, pb.JobEvent(queued=pb.Queued(position=self.queue_position(job_id))))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO jobs (job_id, request_id, request, operation, shot, backend, state, created_ms) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    (job_id, request.request_id, payload, request.operation, shot, backend, pb.QUEUED, now_ms()))
+                self.append_event(job_id, pb.JobEvent(queued=pb.Queued(position=self.queue_position(job_id))))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             return self.get_job(job_id), True
 
     def job_for_request(self, request_id: str) -> Optional["pb.Job"]:
@@ -269,9 +293,32 @@ class JobStore:
                                     (job_id,)).fetchone()[0]
 
     # -- takes -------------------------------------------------------------------------------
-    def versions_in_use(self, shot: str) -> set[int]:
+    def versions_in_use(self, slug: str) -> set[int]:
+        """Versions of the shot whose folder name is `slug` (two shot names may share one),
+        recorded as takes or reserved by a job that has not committed yet."""
         with self._lock:
-            return {r[0] for r in self._db.execute("SELECT version FROM takes WHERE shot=?", (shot,))}
+            used = {version for take_id, version in self._db.execute("SELECT take_id, version FROM takes")
+                    if take_id == f"{slug}_v{version:03d}"}
+            for (text,) in self._db.execute("SELECT intended_take FROM jobs WHERE intended_take != ''"):
+                intended = json.loads(text)
+                if intended.get("slug") == slug:
+                    used.add(int(intended["version"]))
+            return used
+
+    def intended_take(self, job_id: str) -> dict | None:
+        with self._lock:
+            row = self._db.execute("SELECT intended_take FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def set_intended_take(self, job_id: str, intended: dict) -> None:
+        with self._lock:
+            self._db.execute("UPDATE jobs SET intended_take=? WHERE job_id=?", (json.dumps(intended), job_id))
+
+    def take_of_job(self, job_id: str) -> Optional["pb.Take"]:
+        with self._lock:
+            row = self._db.execute("SELECT take FROM takes WHERE job_id=? ORDER BY created_ms LIMIT 1",
+                                   (job_id,)).fetchone()
+        return pb.Take.FromString(row[0]) if row else None
 
     def add_take(self, take_dir: str, take: "pb.Take", metrics: dict | None = None) -> None:
         """Record a take with the figures the pilot report counts (timings, sizes, gates)."""

@@ -9,15 +9,18 @@ import os
 import random
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import grpc
 
 from bridge.api import pb
-from bridge.selection import Selection, parse_timeline, read_selection
+from bridge.selection import Selection
 from bridge.timecode import from_timecode, is_drop_frame_rate, to_timecode
+from server import bounds, paths
 from server.errors import JobError, from_exception
 from server.gates import thresholds_from
 from server.media import MediaError, MediaInfo, probe
+from server.otio_guard import read_in_process
 
 OP_NAMES = {pb.REFINE: "refine", pb.EXTEND: "extend", pb.INPAINT: "inpaint"}
 CODECS = {  # codec -> (media.encode name, file suffix; "" = a folder)
@@ -43,6 +46,13 @@ class Limits:
     # measured by bench/bench_classic.py on a 2-core VM, rounded up)
     costs: dict = dataclasses.field(default_factory=lambda: {
         "classic": {"refine": 0.12, "extend": 0.03, "inpaint": 0.03}})
+    # selection_otio text -> Selection; the server reads untrusted selections in a child process
+    # (server.otio_guard.SelectionReader), tools on a user's own files in process
+    read_selection: Callable[[str], Selection] = read_in_process
+
+    @property
+    def roots(self) -> paths.Roots:
+        return paths.Roots(self.allowed_roots)
 
     def estimate_seconds(self, backend: str, plan: "JobPlan") -> float:
         """Expected compute seconds of a plan (used to decide before spending it)."""
@@ -51,14 +61,8 @@ class Limits:
         return per * megapixels * (plan.read_count + plan.extend_frames)
 
     def check_path(self, path: str, what: str) -> Path:
-        real = Path(os.path.realpath(path))
-        if self.allowed_roots and not any(real == root or root in real.parents for root in self.allowed_roots):
-            roots = ", ".join(str(r) for r in self.allowed_roots)
-            raise JobError("path_not_allowed",
-                           f"{what} {path} is outside the folders this server may use ({roots}); "
-                           f"move it there or start the server with --allow {real.parent}",
-                           grpc.StatusCode.PERMISSION_DENIED)
-        return real
+        """The real path of `path` when it lies under an allowed root (existence not looked at)."""
+        return self.roots.check(path, what)
 
 
 @dataclasses.dataclass
@@ -115,12 +119,14 @@ def make_plan(request: "pb.SubmitJobRequest", limits: Limits, default_take_dir: 
               seed: int | None = None) -> JobPlan:
     """Validate the request against the timeline, the media and the limits; raise JobError."""
     try:
-        return _make_plan(request, limits, default_take_dir, seed)
+        with paths.reading_under(limits.roots):   # every read below: regular files under the roots
+            return _make_plan(request, limits, default_take_dir, seed)
     except (MediaError, ValueError) as exc:
         raise from_exception(exc) from None
 
 
 def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan:
+    bounds.check_submit(request, limits.max_frames, limits.max_handles)
     if request.operation not in OP_NAMES:
         raise JobError("bad_operation", f"operation {request.operation} is not one of REFINE, EXTEND, INPAINT")
     op = OP_NAMES[request.operation]
@@ -130,14 +136,29 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
     if not request.selection_otio:
         raise JobError("malformed_otio", "the request has no selection_otio; export the selection with "
                        "bridge.selection.export_selection")
-    timeline = parse_timeline(request.selection_otio, "selection_otio")
-    selection = read_selection(timeline)
+    selection = limits.read_selection(request.selection_otio)
+    paths.slug(selection.shot)
+    # Frame counts before any per-frame work: a hostile rate or duration costs nothing.
+    if selection.source_duration <= 0:
+        raise JobError("range_outside_media", f"clip {selection.clip_name!r} has {selection.source_duration} "
+                                              f"frames; select at least one")
+    max_frames = limits.max_frames
+    if selection.source_duration > max_frames:
+        raise JobError("too_many_frames", f"clip {selection.clip_name!r} selects {selection.source_duration} "
+                                          f"frames, over the limit of {max_frames}; select a shorter range")
+    if selection.handles > limits.max_handles:
+        raise JobError("bad_handles", f"handles {selection.handles} exceed the server limit of "
+                                      f"{limits.max_handles} frames")
     media_path = str(limits.check_path(resolve_media_url(selection.media.path, limits.cas_dir), "media"))
     if not os.path.exists(media_path if selection.media.kind == "movie" else os.path.dirname(media_path)):
         raise JobError("media_missing", f"media of clip {selection.clip_name!r} not found: {selection.media.path}; "
                        f"relink the clip or copy the media back", grpc.StatusCode.NOT_FOUND)
     media = probe(media_path, rate=selection.media.rate)
     rate = selection.rate
+    if rate / media.rate > 64 or media.rate / rate > 64:
+        raise JobError("bad_rate", f"clip {selection.clip_name!r} runs at {float(rate):g} fps over media at "
+                                   f"{float(media.rate):g} fps; a rate change over 64x is not a clip, check the "
+                                   f"clip's rate")
     origin = selection.media.available_start if selection.media.available_start is not None else 0
 
     def media_index(frame: int) -> int:
@@ -152,8 +173,6 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
                        f"{selection.source_end - 1} (media frames {first}..{last}) but {media.path} has "
                        f"{media.frame_count} frames (0..{media.frame_count - 1}); trim the clip to its media")
     handles = selection.handles
-    if handles > limits.max_handles:
-        raise JobError("bad_handles", f"handles {handles} exceed the server limit of {limits.max_handles} frames")
 
     plan = JobPlan(request=request, op=op, selection=selection, media=media, rate=rate,
                    read_start=selection.source_start, media_indices=[], take_start=selection.source_start,
@@ -181,13 +200,13 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
         plan.take_start = plan.read_start
     plan.take_count = plan.read_count + plan.extend_frames
 
-    plan.feather = max(0, request.contract.constraints.mask_feather_px)
-    if plan.feather > 64:
-        raise JobError("bad_feather", f"mask feather {plan.feather} px is over the limit of 64 px")
+    plan.feather = request.contract.constraints.mask_feather_px
     for ref in request.contract.reference_images:
         path = str(limits.check_path(resolve_media_url(ref.url, limits.cas_dir), "reference image"))
         if not os.path.isfile(path):
-            raise JobError("media_missing", f"reference image {ref.name or ref.role or ''} {ref.url} not found")
+            raise JobError("media_missing", f"reference image {ref.name or ref.role or ''} {ref.url} not found",
+                           grpc.StatusCode.NOT_FOUND)
+        os.close(limits.roots.open_regular(path, "reference image"))
         plan.reference_paths.append(path)
     try:
         thresholds_from(request.contract.review.thresholds)
@@ -233,9 +252,9 @@ def _plan_inpaint(plan: JobPlan, params, limits: Limits) -> None:
         raise JobError("mask_missing", "inpaint needs a mask (white = regenerate): a movie, image sequence or "
                        "still image of the clip's size", grpc.StatusCode.INVALID_ARGUMENT)
     mask_path = resolve_media_url(params.mask_url, limits.cas_dir)
+    mask_path = str(limits.check_path(mask_path, "mask"))   # before existence: refusals reveal nothing
     if not os.path.exists(mask_path) and not os.path.isdir(os.path.dirname(mask_path) or "."):
-        raise JobError("mask_missing", f"mask {mask_path} not found", grpc.StatusCode.NOT_FOUND)
-    mask_path = str(limits.check_path(mask_path, "mask"))
+        raise JobError("mask_missing", f"mask {params.mask_url} not found", grpc.StatusCode.NOT_FOUND)
     try:
         mask = probe(mask_path, rate=plan.rate)
     except MediaError as exc:
@@ -251,7 +270,7 @@ def _plan_inpaint(plan: JobPlan, params, limits: Limits) -> None:
         raise JobError("mask_too_short", f"mask {mask_path} has {mask.frame_count} frames but clip "
                        f"{plan.selection.clip_name!r} is {plan.selection.source_duration} frames; its frame 0 "
                        f"is the clip's first frame")
-    plan.mask_path, plan.mask_invert, plan.mask_grow = mask_path, params.invert, max(0, params.grow_pixels)
+    plan.mask_path, plan.mask_invert, plan.mask_grow = mask_path, params.invert, params.grow_pixels
 
 
 def _take_timecode(plan: JobPlan, origin: int) -> tuple[str, bool]:
@@ -269,10 +288,16 @@ def resolve_media_url(url: str, cas_dir: Path) -> str:
     """'cas:<sha256>' (after UploadMedia) -> the stored file's path; other urls unchanged."""
     if not url.startswith("cas:"):
         return url
-    digest = url[4:]
-    folder = cas_dir / digest
-    files = sorted(folder.iterdir()) if folder.is_dir() else []
-    if not files:
+    return str(cas_object(cas_dir, paths.digest(url[4:], "media url cas: digest")))
+
+
+def cas_object(cas_dir: Path, digest: str) -> Path:
+    """The stored file of an uploaded object: the one regular file (not a link) in its folder."""
+    folder = cas_dir / paths.digest(digest)
+    files = []
+    if folder.is_dir() and not folder.is_symlink():
+        files = sorted(p for p in folder.iterdir() if not p.is_symlink() and p.is_file())
+    if not files or not paths.is_under(files[0], os.path.realpath(cas_dir)):
         raise JobError("media_missing", f"no uploaded media with sha256 {digest}; upload it first",
                        grpc.StatusCode.NOT_FOUND)
-    return str(files[0])
+    return files[0]

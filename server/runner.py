@@ -12,7 +12,7 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
-from server import gates
+from server import faults, gates, paths
 from server.backends.base import Backend, Cancelled, Spec
 from server.media import MediaInfo, read_frames, read_mask, write_movie
 from server.backends.generative.conform import feathered_alpha
@@ -47,6 +47,7 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     mask = _decode_mask(plan) if plan.op == "inpaint" else None
     timings["decode"] = time.monotonic() - started
     _check(cancel)
+    faults.point("decoded")
 
     started = time.monotonic()
     work, work_mask = (source, mask) if plan.scale >= 1 else _smaller(source, mask, plan.scale)
@@ -60,6 +61,7 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     if work is not source:
         generated = _resized(generated, (source.shape[2], source.shape[1]), cv2.INTER_CUBIC)
     timings["generate"] = time.monotonic() - started
+    faults.point("generated")
     take_frames = _composite(plan, source, generated, mask)
     if len(take_frames) != plan.take_count:
         raise RuntimeError(f"backend {backend.name} returned {len(take_frames)} frames for a take of "
@@ -69,10 +71,11 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     started = time.monotonic()
     codec, suffix = CODECS[plan.codec]
     staging.mkdir(parents=True, exist_ok=True)
-    dest = staging / f"{plan.shot}{suffix}"
+    dest = staging / f"{paths.slug(plan.shot)}{suffix}"
     media = write_movie(_frames_reporting(take_frames, report, cancel), dest, codec=codec, rate=plan.rate,
                         start_timecode=plan.start_timecode, drop_frame=plan.drop_frame)
     timings["encode"] = time.monotonic() - started
+    faults.point("encoded")
     size = (source.shape[2], source.shape[1])
     generated_size = tuple(spec.info.get("generated_size") or (work.shape[2], work.shape[1]))
     if work is not source and "generated_size" in spec.info:  # degraded: the model's size at the smaller input
@@ -143,9 +146,17 @@ def _decode_mask(plan: JobPlan) -> np.ndarray:
     if plan.mask_invert:
         masks = ~masks
     if plan.mask_grow:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * plan.mask_grow + 1,) * 2)
-        masks = np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in masks])
+        masks = np.stack([grow_mask(m, plan.mask_grow) for m in masks])
     return masks
+
+
+def grow_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """`mask` grown by `pixels` (Euclidean): a distance transform, so its cost does not depend
+    on how far it grows (a dilation kernel's does, with the square of the radius)."""
+    if not mask.any():
+        return mask.copy()
+    distance = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return distance <= pixels
 
 
 def _composite(plan: JobPlan, source: np.ndarray, generated: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

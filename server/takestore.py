@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import sys
 import tempfile
 import threading
@@ -19,6 +18,7 @@ from google.protobuf import json_format
 
 from bridge.api import pb
 from bridge.timecode import to_pb_rate
+from server import faults, paths
 from server.gates import status_and_flags
 from server.jobstore import JobStore, now_ms
 from server.media.probe import find_sequence
@@ -32,9 +32,8 @@ LIBRARIES = ("takebridge", "opentimelineio", "grpcio", "protobuf", "numpy", "ope
 
 
 def safe_name(shot: str) -> str:
-    """A shot name usable as a folder and file name on every OS."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", shot).strip("._")
-    return name or "shot"
+    """A shot name usable as a folder and file name on every OS (server.paths.slug)."""
+    return paths.slug(shot)
 
 
 def library_versions() -> dict[str, str]:
@@ -85,8 +84,17 @@ def write_json_atomic(path: Path, data: dict) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def staging_root(plan: JobPlan) -> Path:
+    """The shot's staging folder: the only place under a take folder the server deletes in."""
+    return plan.take_dir / safe_name(plan.shot) / paths.STAGING
+
+
 def staging_dir(plan: JobPlan, job_id: str) -> Path:
-    return plan.take_dir / safe_name(plan.shot) / ".staging" / job_id
+    return staging_root(plan) / paths.component(job_id, "job id")
+
+
+def remove_staging(plan: JobPlan, job_id: str) -> None:
+    paths.remove_staging(staging_dir(plan, job_id), staging_root(plan))
 
 
 class TakeStore:
@@ -123,18 +131,69 @@ class TakeStore:
         return cached
 
     def next_version(self, shot_dir: Path, shot: str) -> int:
-        """The first version not taken in the database nor by a complete take on disk."""
-        used = self.jobs.versions_in_use(shot)
-        prefix = f"{safe_name(shot)}_v"
+        """The first version not taken in the database (recorded or reserved) nor by anything
+        with that version's name on disk (a take, or media a crashed job left)."""
+        slug = safe_name(shot)
+        used = self.jobs.versions_in_use(slug)
+        prefix = f"{slug}_v"
         if shot_dir.is_dir():
-            for manifest in shot_dir.glob(f"{prefix}*{MANIFEST_SUFFIX}"):
-                number = manifest.name[len(prefix):-len(MANIFEST_SUFFIX)]
-                if number.isdigit():
-                    used.add(int(number))
+            for entry in shot_dir.iterdir():
+                if not entry.name.startswith(prefix):
+                    continue
+                number = re.match(r"\d+", entry.name[len(prefix):])
+                if number:
+                    used.add(int(number.group()))
         version = 1
         while version in used:
             version += 1
         return version
+
+    def adopt(self, job_id: str) -> "pb.Take | None":
+        """The take a job already made, when an earlier attempt of it got that far before the
+        server died: recorded in the database, or complete on disk (media + a manifest naming
+        this job, media hash as recorded). None when the job has no complete take yet."""
+        recorded = self.jobs.take_of_job(job_id)
+        if recorded is not None:
+            return recorded
+        intended = self.jobs.intended_take(job_id)
+        if not intended:
+            return None
+        take = self._complete_on_disk(job_id, intended)
+        if take is not None:
+            self.jobs.add_take(intended["take_dir"], take, intended.get("metrics") or {})
+        return take
+
+    @staticmethod
+    def _complete_on_disk(job_id: str, intended: dict) -> "pb.Take | None":
+        manifest = Path(intended["manifest"])
+        if not manifest.is_file():
+            return None
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            take = json_format.ParseDict(data["take"], pb.Take(), ignore_unknown_fields=True)
+        except (OSError, ValueError, KeyError, json_format.ParseError):
+            return None
+        if take.job_id != job_id or take.take_id != intended["take_id"]:
+            return None
+        media = Path(intended["media"])
+        if not media.exists() or sha256_of(media) != take.media.sha256:
+            return None
+        return take
+
+    def _reserve(self, job: "pb.Job", plan: JobPlan, shot_dir: Path, suffix: str) -> dict:
+        """The job's take name: the one reserved by an earlier attempt, else the next free
+        version, recorded in the job store before any media moves."""
+        intended = self.jobs.intended_take(job.job_id)
+        if intended and intended.get("slug") == safe_name(plan.shot) and intended.get("suffix") == suffix:
+            return intended
+        slug = safe_name(plan.shot)
+        version = self.next_version(shot_dir, plan.shot)
+        take_id = f"{slug}_v{version:03d}"
+        intended = {"take_id": take_id, "version": version, "slug": slug, "suffix": suffix,
+                    "take_dir": str(plan.take_dir), "media": str(shot_dir / f"{take_id}{suffix}"),
+                    "manifest": str(shot_dir / f"{take_id}{MANIFEST_SUFFIX}")}
+        self.jobs.set_intended_take(job.job_id, intended)
+        return intended
 
     def commit(self, job: "pb.Job", plan: JobPlan, result: RunResult, backend: str, model: str) -> "pb.Take":
         """Move the staged media to its versioned name, write the manifest, record the take.
@@ -144,10 +203,18 @@ class TakeStore:
         verdict, reasons = status_and_flags(result.gates)
         status = pb.NEEDS_REVIEW if verdict == "needs_review" else pb.OK
         shot_dir = plan.take_dir / safe_name(plan.shot)
+        roots = paths.Roots((plan.take_dir,))
         with self._commit_lock:
-            version = self.next_version(shot_dir, plan.shot)
-            take_id = f"{safe_name(plan.shot)}_v{version:03d}"
-            media_path = self._move_media(result.staged, shot_dir, take_id)
+            adopted = self.adopt(job.job_id)
+            if adopted is not None:
+                return adopted
+            shot_dir.mkdir(parents=True, exist_ok=True)
+            roots.check_folder(shot_dir, "take folder")   # a symlink planted there cannot lead out
+            intended = self._reserve(job, plan, shot_dir, result.staged.suffix)
+            faults.point("take_reserved")
+            version, take_id = intended["version"], intended["take_id"]
+            media_path = self._move_media(result.staged, shot_dir, take_id, staging_root(plan))
+            faults.point("media_moved")
             url = str(media_path)
             if media_path.is_dir():
                 url = str(media_path / next(p.name for p in sorted(media_path.iterdir()) if p.suffix == ".png"))
@@ -167,23 +234,26 @@ class TakeStore:
                                    rate=to_pb_rate(info.rate), frame_count=info.frame_count,
                                    start_timecode=info.start_timecode or "", drop_frame=info.drop_frame,
                                    pixel_format=info.pix_fmt, sha256=sha256_of(media_path)))
+            metrics = self.metrics(job, plan, result, take)
             write_json_atomic(Path(take.manifest_url), self.manifest(job, plan, result, take))
-            self.jobs.add_take(str(plan.take_dir), take, self.metrics(job, plan, result, take))
-        shutil.rmtree(result.staged.parent, ignore_errors=True)
+            faults.point("manifest_written")
+            self.jobs.set_intended_take(job.job_id, {**intended, "metrics": metrics})
+            self.jobs.add_take(str(plan.take_dir), take, metrics)
+            faults.point("take_recorded")
         return take
 
     @staticmethod
-    def _move_media(staged: Path, shot_dir: Path, take_id: str) -> Path:
+    def _move_media(staged: Path, shot_dir: Path, take_id: str, staging: Path) -> Path:
         dest = shot_dir / f"{take_id}{staged.suffix}"
+        if os.path.lexists(dest):
+            # this job's own reserved name, left by an attempt that died before its manifest:
+            # incomplete. It goes back into staging (the only place anything is deleted).
+            os.replace(dest, staged.parent / f"incomplete-{take_id}{staged.suffix}")
         if staged.is_dir():
             # image sequence: rename the frames to the take id, then the folder
             for frame in sorted(staged.iterdir()):
                 frame.rename(staged / frame.name.replace(staged.name, take_id, 1))
-            if dest.exists():  # an earlier attempt died before its manifest: incomplete, replace it
-                shutil.rmtree(dest)
-            staged.rename(dest)
-        else:
-            os.replace(staged, dest)
+        os.replace(staged, dest)
         return dest
 
     @staticmethod

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import threading
 import time
 import traceback
@@ -20,7 +19,8 @@ from server.jobstore import JobStore
 from server.media import MediaError
 from server.plan import make_plan
 from server.runner import STAGE_WEIGHTS, run_plan
-from server.takestore import staging_dir
+from server import faults, paths
+from server.takestore import remove_staging, staging_dir
 
 log = logging.getLogger("takebridge.worker")
 PROGRESS_INTERVAL_S = 0.25
@@ -62,13 +62,27 @@ class Worker(threading.Thread):
         return True
 
     def run(self) -> None:
+        """Claim and run jobs until stopped. Nothing a job does ends this loop: a job that
+        raises anything is failed with the reason, and the next one runs."""
         while not self.stopping.is_set():
-            job_id = self.store.claim_next(self.backends)
-            if job_id is None:
-                self.wake.wait(0.5)
-                self.wake.clear()
-                continue
-            self.run_job(job_id)
+            job_id = None
+            try:
+                job_id = self.store.claim_next(self.backends)
+                if job_id is None:
+                    self.wake.wait(0.5)
+                    self.wake.clear()
+                    continue
+                self.run_job(job_id)
+            except Exception as exc:  # a bug outside a job's own handling; keep serving
+                log.error("worker %s: unexpected error%s:\n%s", self.name, f" on job {job_id}" if job_id else "",
+                          traceback.format_exc())
+                if job_id is not None:
+                    try:
+                        self._fail(job_id, "internal", f"internal error ({type(exc).__name__}); the server log "
+                                                       f"has the details")
+                    except Exception:
+                        log.error("could not mark job %s failed:\n%s", job_id, traceback.format_exc())
+                time.sleep(0.1)   # a store that keeps failing must not spin the CPU
 
     def run_job(self, job_id: str) -> None:
         cancel = threading.Event()
@@ -77,10 +91,17 @@ class Worker(threading.Thread):
             cancel.set()
         job = self.store.get_job(job_id)
         backend = self.backends[job.backend]
+        adopted = self.runtime.takes.adopt(job_id)
+        if adopted is not None:   # an earlier attempt made the take, then the server died
+            self.cancels.pop(job_id, None)
+            self.store.finish(job_id, pb.SUCCEEDED, take_id=adopted.take_id, event=pb.JobEvent(take_ready=adopted))
+            log.info("job %s: adopted take %s that an interrupted attempt had completed", job_id, adopted.take_id)
+            return
         self.store.append_event(job_id, pb.JobEvent(started=pb.Started(
             backend=backend.name, device=backend.device, attempt=job.attempts)))
-        log.info("job %s started: %s of shot %s on %s (attempt %d)", job_id,
+        log.info("job %s started: %s of shot %r on %s (attempt %d)", job_id,
                  pb.Operation.Name(job.operation).lower(), job.shot, backend.device, job.attempts)
+        faults.point("job_started")
         plan = None
         compute_started = time.monotonic()
         budget_hit = threading.Event()
@@ -96,7 +117,8 @@ class Worker(threading.Thread):
                 timer = threading.Timer(max(0.0, budget), lambda: (budget_hit.set(), cancel.set()))
                 timer.daemon = True
                 timer.start()
-            result = run_plan(plan, backend, staging_dir(plan, job_id), reporter, cancel)
+            with paths.reading_under(self.runtime.limits.roots):
+                result = run_plan(plan, backend, staging_dir(plan, job_id), reporter, cancel)
             if cancel.is_set():
                 raise Cancelled()
             take = self.runtime.takes.commit(job, plan, result, backend.name,
@@ -125,12 +147,19 @@ class Worker(threading.Thread):
             self._fail(job_id, "internal", f"internal error ({type(exc).__name__}: {exc}); the server log "
                                            f"has the details")
         finally:
+            # each step on its own: a failing one must neither skip the others nor escape
             if timer is not None:
                 timer.cancel()
-            self.store.add_compute(job_id, time.monotonic() - compute_started)
             self.cancels.pop(job_id, None)
+            try:
+                self.store.add_compute(job_id, time.monotonic() - compute_started)
+            except Exception:
+                log.error("job %s: compute time not recorded:\n%s", job_id, traceback.format_exc())
             if plan is not None:
-                shutil.rmtree(staging_dir(plan, job_id), ignore_errors=True)
+                try:
+                    remove_staging(plan, job_id)
+                except Exception as exc:
+                    log.warning("job %s: staging folder not removed (%s)", job_id, exc)
 
     def _budget(self, request) -> tuple[float, str]:
         """(seconds this job may compute, which budget that is)."""

@@ -12,12 +12,16 @@ from pathlib import Path
 
 import av
 
+from ..paths import PathError, check_listed, pinned, read_bytes
 from .errors import MediaError
 
 # Image sequences carry no rate or timecode of their own; write_movie leaves them in this file.
 SEQUENCE_SIDECAR = "sequence.json"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".dpx", ".bmp", ".tga", ".webp"})
 DEFAULT_IMAGE_RATE = Fraction(24)
+_IMAGE_DEMUXERS = {".png": "png_pipe", ".jpg": "jpeg_pipe", ".jpeg": "jpeg_pipe", ".tif": "tiff_pipe",
+                   ".tiff": "tiff_pipe", ".exr": "exr_pipe", ".dpx": "dpx_pipe", ".bmp": "bmp_pipe",
+                   ".webp": "webp_pipe"}
 STANDARD_RATES = tuple(
     Fraction(rate)
     for rate in ("24000/1001", "24", "25", "30000/1001", "30", "48000/1001", "48", "50",
@@ -115,10 +119,15 @@ def probe(path: str | Path, *, rate: Fraction | int | None = None) -> MediaInfo:
 
 def open_media(path: Path) -> av.container.InputContainer:
     """Open `path` for reading, turning FFmpeg's failures into MediaErrors that name the file."""
-    if not path.exists():
-        raise MediaError("media_missing", f"media file {path} does not exist; relink or re-render it")
     try:
-        return av.open(str(path))
+        with pinned(path) as readable:   # under the server's read policy: opened, checked, pinned
+            if readable == str(path) and not path.exists():
+                raise MediaError("media_missing", f"media file {path} does not exist; relink or re-render it")
+            # a pinned fd path has no file extension: name the image demuxer the suffix implies
+            image_format = _IMAGE_DEMUXERS.get(path.suffix.lower()) if readable != str(path) else None
+            return av.open(readable, format=image_format)
+    except PathError as error:
+        raise MediaError(error.code, str(error)) from None
     except av.FFmpegError as error:
         raise MediaError(
             "media_unreadable",
@@ -256,7 +265,12 @@ def _read_sidecar(directory: Path) -> dict | None:
     if not sidecar.exists():
         return None
     try:
-        return json.loads(sidecar.read_text(encoding="utf-8"))
+        data = json.loads(read_bytes(sidecar, "image sequence sidecar").decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return data
+    except PathError as error:
+        raise MediaError(error.code, str(error)) from None
     except (OSError, ValueError) as error:
         raise MediaError(
             "media_unreadable",
@@ -266,6 +280,7 @@ def _read_sidecar(directory: Path) -> dict | None:
 
 
 def _numbers_matching(directory: Path, prefix: str, padding: int, suffix: str) -> list[int]:
+    _check_listed(directory)
     if not directory.is_dir():
         return []
     numbered = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + "$")
@@ -279,6 +294,7 @@ def _numbers_matching(directory: Path, prefix: str, padding: int, suffix: str) -
 
 
 def _sequence_in_directory(directory: Path) -> ImageSequence:
+    _check_listed(directory)
     runs: dict[tuple[str, str], list[str]] = {}
     for entry in directory.iterdir():
         match = _NUMBERED.match(entry.name)
@@ -302,3 +318,10 @@ def _sequence_in_directory(directory: Path) -> ImageSequence:
     padding = min(len(text) for text in digits)
     numbers = [int(text) for text in digits]
     return ImageSequence(directory, prefix, padding, suffix, min(numbers), max(numbers))
+
+
+def _check_listed(directory: Path) -> None:
+    try:
+        check_listed(directory, "image sequence folder")
+    except PathError as error:
+        raise MediaError(error.code, str(error)) from None

@@ -31,7 +31,7 @@ class ClassicBackend:
         if cancel.is_set():
             raise Cancelled()
         # Nothing here draws random numbers today; seeding keeps it so if something ever does.
-        cv2.setRNGSeed(spec.seed)
+        cv2.setRNGSeed(int(spec.seed) % 2**31)   # OpenCV takes a 32-bit seed
         if op == "refine":
             made, total = refine.refined_frames(frames, spec.strength), len(frames)
         elif op == "extend":
