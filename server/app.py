@@ -3,12 +3,13 @@ with health checking, reflection, loopback by default and TLS + token for anythi
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 import logging
 import os
 import tempfile
-from concurrent import futures
+import threading
 from pathlib import Path
 
 import grpc
@@ -20,6 +21,7 @@ from bridge.api import pb, pb_grpc
 from server.backends.base import OPERATIONS
 from server.backends.classic import ClassicBackend
 from server.jobstore import DB_NAME, JobStore
+from server.otio_guard import SelectionReader
 from server.plan import CODECS, Limits
 from server.service import GenerationService
 from server.takestore import TakeStore, library_versions
@@ -28,6 +30,8 @@ from server.worker import Worker
 log = logging.getLogger("takebridge.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Generation"].full_name
 OP_ENUM = {"refine": pb.REFINE, "extend": pb.EXTEND, "inpaint": pb.INPAINT}
+MAX_MESSAGE_BYTES = 16 << 20      # a 4 MiB selection or a 4 MiB upload chunk, with room to spare
+MAX_CONCURRENT_RPCS = 1024        # beyond this a call is refused RESOURCE_EXHAUSTED, not queued forever
 
 
 class ConfigError(ValueError):
@@ -103,8 +107,10 @@ class Runtime:
         allowed = tuple(Path(os.path.realpath(a)) for a in config.allow) or default_allowed_roots(self.store_dir)
         if self.store_dir not in allowed and not any(r in self.store_dir.parents for r in allowed):
             allowed += (self.store_dir,)
+        # untrusted selections are read in child processes: an OTIO crash cannot end the server
+        self.selection_reader = SelectionReader()
         self.limits = Limits(max_frames=config.max_frames, allowed_roots=allowed, cas_dir=self.store_dir / "media",
-                             compute_budget_s=config.compute_budget)
+                             compute_budget_s=config.compute_budget, read_selection=self.selection_reader)
         self.max_upload_bytes = config.max_upload_bytes
         self.store = JobStore(str(self.store_dir / DB_NAME))
         self.backends = {"classic": ClassicBackend()}
@@ -140,7 +146,9 @@ class Runtime:
         for worker in self.workers:
             worker.stop()
         for worker in self.workers:
-            worker.join(timeout=10)
+            if worker.ident is not None:
+                worker.join(timeout=10)
+        self.selection_reader.close()
         self.store.close()
 
     def wake_workers(self) -> None:
@@ -178,22 +186,35 @@ class Runtime:
         return caps
 
 
-class _TokenInterceptor(grpc.ServerInterceptor):
+class _TokenInterceptor(grpc.aio.ServerInterceptor):
     """Refuses calls without `authorization: Bearer <token>` (health checks stay open)."""
 
     def __init__(self, token: str):
         self.expected = f"Bearer {token}"
 
-        def deny(request, context):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token; pass the server's --token")
-        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if details.method.startswith("/grpc.health.v1.Health/") or handler is None:
+            return handler
+        if dict(details.invocation_metadata).get("authorization") == self.expected:
+            return handler
+        return _denying(handler)
 
-    def intercept_service(self, continuation, details):
-        if details.method.startswith("/grpc.health.v1.Health/"):
-            return continuation(details)
-        if dict(details.invocation_metadata).get("authorization") != self.expected:
-            return self._deny
-        return continuation(details)
+
+def _denying(handler):
+    """A handler of the same kind as `handler` that answers UNAUTHENTICATED."""
+    async def deny(request, context):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token; pass the server's --token")
+
+    async def deny_stream(request, context):
+        await deny(request, context)
+        yield  # pragma: no cover - never reached: abort raises
+
+    kinds = {(False, False): grpc.unary_unary_rpc_method_handler, (True, False): grpc.stream_unary_rpc_method_handler,
+             (False, True): grpc.unary_stream_rpc_method_handler, (True, True): grpc.stream_stream_rpc_method_handler}
+    make = kinds[(handler.request_streaming, handler.response_streaming)]
+    return make(deny_stream if handler.response_streaming else deny,
+                request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
 
 
 def check_security(config: ServerConfig) -> None:
@@ -207,37 +228,77 @@ def check_security(config: ServerConfig) -> None:
                           f"--host 127.0.0.1, or give TLS and a token")
 
 
-def build_server(config: ServerConfig) -> tuple[grpc.Server, Runtime, int]:
+class GrpcServer:
+    """The grpc.aio server on an event loop of its own (a thread), so the server can be started
+    and stopped from plain code: the CLI, tests, an editor add-on's helper."""
+
+    def __init__(self, runtime: "Runtime", config: ServerConfig):
+        self.runtime, self.config = runtime, config
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="takebridge-grpc", daemon=True)
+        self.thread.start()
+        self.service = GenerationService(runtime)
+        self.server: grpc.aio.Server | None = None
+
+    def start(self) -> int:
+        return asyncio.run_coroutine_threadsafe(self._start(), self.loop).result()
+
+    async def _start(self) -> int:
+        config = self.config
+        interceptors = [_TokenInterceptor(config.token)] if config.token else []
+        self.server = grpc.aio.server(interceptors=interceptors, maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
+                                      options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                                               ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+        self.service.attach(self.loop)
+        pb_grpc.add_GenerationServicer_to_server(self.service, self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.server)
+        address = f"{config.host}:{config.port}" if ":" not in config.host else f"[{config.host}]:{config.port}"
+        try:
+            if config.tls_cert:
+                creds = grpc.ssl_server_credentials([(Path(config.tls_key).read_bytes(),
+                                                      Path(config.tls_cert).read_bytes())])
+                port = self.server.add_secure_port(address, creds)
+            else:
+                port = self.server.add_insecure_port(address)
+        except RuntimeError:
+            port = 0
+        if port == 0:
+            raise ConfigError(f"cannot listen on {address}: the port is in use or the address is not local; "
+                              f"choose another --port")
+        await self.server.start()
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return port
+
+    def stop(self, grace: float) -> None:
+        if self.server is not None:
+            self.loop.call_soon_threadsafe(self.service.wake_all)
+            asyncio.run_coroutine_threadsafe(self.server.stop(grace), self.loop).result(timeout=grace + 10)
+        self.service.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+def build_server(config: ServerConfig) -> tuple[GrpcServer, Runtime, int]:
     """A started gRPC server and its runtime; port 0 picks a free port (returned)."""
     check_security(config)
     runtime = Runtime(config)
-    interceptors = [_TokenInterceptor(config.token)] if config.token else []
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="takebridge-rpc"),
-                         interceptors=interceptors,
-                         options=[("grpc.max_receive_message_length", 64 << 20),
-                                  ("grpc.max_send_message_length", 64 << 20)])
-    pb_grpc.add_GenerationServicer_to_server(GenerationService(runtime), server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
-    address = f"{config.host}:{config.port}" if ":" not in config.host else f"[{config.host}]:{config.port}"
-    if config.tls_cert:
-        creds = grpc.ssl_server_credentials([(Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())])
-        port = server.add_secure_port(address, creds)
-    else:
-        port = server.add_insecure_port(address)
-    if port == 0:
-        raise ConfigError(f"cannot listen on {address}: the port is in use or the address is not local; "
-                          f"choose another --port")
+    server = GrpcServer(runtime, config)
+    try:
+        port = server.start()
+    except BaseException:
+        server.stop(0)
+        runtime.stop()
+        raise
     runtime.start()
-    server.start()
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, runtime, port
 
 
-def shutdown(server: grpc.Server, runtime: Runtime, grace: float = 2.0) -> None:
+def shutdown(server: GrpcServer, runtime: Runtime, grace: float = 2.0) -> None:
     runtime.stopping = True
-    server.stop(grace).wait()
+    server.stop(grace)
     runtime.stop()

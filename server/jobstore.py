@@ -96,6 +96,10 @@ class JobStore:
         self._migrate()
         self._lock = threading.RLock()
         self.changed = threading.Condition(self._lock)
+        self._listeners: list = []   # called with a job id after each event (the async service's wake-up)
+
+    def add_listener(self, listener) -> None:
+        self._listeners.append(listener)
 
     def _migrate(self) -> None:
         """Columns added after the first release, added to older stores in place."""
@@ -277,15 +281,21 @@ class JobStore:
             self._db.execute("INSERT INTO events (job_id, seq, kind, event) VALUES (?,?,?,?)",
                              (job_id, seq, event.WhichOneof("kind") or "", event.SerializeToString()))
             self.changed.notify_all()
-            return event
+        for listener in self._listeners:
+            try:
+                listener(job_id)
+            except RuntimeError:   # the listener's event loop has closed (server stopped)
+                pass
+        return event
 
-    def events_after(self, job_id: str, after_seq: int, include_previews: bool) -> list["pb.JobEvent"]:
+    def events_after(self, job_id: str, after_seq: int, include_previews: bool,
+                     limit: int = -1) -> list["pb.JobEvent"]:
         query = "SELECT event FROM events WHERE job_id=? AND seq>?"
         if not include_previews:
             query += " AND kind != 'preview'"
         with self._lock:
-            return [pb.JobEvent.FromString(r[0]) for r in self._db.execute(query + " ORDER BY seq",
-                                                                          (job_id, after_seq))]
+            return [pb.JobEvent.FromString(r[0]) for r in self._db.execute(query + " ORDER BY seq LIMIT ?",
+                                                                          (job_id, after_seq, limit))]
 
     def last_seq(self, job_id: str) -> int:
         with self._lock:
@@ -342,6 +352,11 @@ class JobStore:
         with self._lock:
             row = self._db.execute("SELECT take FROM takes WHERE take_id=?", (take_id,)).fetchone()
         return pb.Take.FromString(row[0]) if row else None
+
+    def take_dirs(self) -> list[str]:
+        """Every take folder a take was committed to (the folders the server wrote)."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT DISTINCT take_dir FROM takes")]
 
     def take_dir_of(self, take_id: str) -> Optional[str]:
         with self._lock:

@@ -287,7 +287,10 @@ class SelectionReader:
 
     def __init__(self, size: int = 2, timeout: float = PARSE_TIMEOUT_S):
         self.size, self.timeout = size, timeout
-        self._context = multiprocessing.get_context("spawn")
+        # forkserver: children fork from a small clean process with OTIO already imported (fast,
+        # and never a fork of the threaded server)
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["server.otio_guard"])
         self._idle: queue.LifoQueue[_Child] = queue.LifoQueue()
         self._started = 0
         self._lock = threading.Lock()

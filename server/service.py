@@ -1,49 +1,145 @@
-"""The gRPC Generation service: validates requests, queues jobs, streams their events, and
-serves reviews and content-addressed media. Every refusal says what was wrong and what to do.
+"""The gRPC Generation service (grpc.aio): validates requests, queues jobs, streams their events,
+and serves reviews and content-addressed media. Every refusal says what was wrong and what to do.
+
+Threads: the service runs on one asyncio event loop. Blocking work (the job store, planning a
+request, media files) runs in two bounded thread pools: one for calls (GetJob, SubmitJob, ...)
+and one for event streams, so open WatchJob streams hold no thread while they wait and cannot
+starve the calls. Every request is untrusted: bounds first (server.bounds), then names and paths
+through server.paths, and any refusal is a status naming the field and the value; an unexpected
+error is logged once with its traceback and answered INTERNAL, never UNKNOWN.
 """
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
 import logging
 import os
 import tempfile
+import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 
 from bridge.api import pb, pb_grpc
-from server.errors import JobError
-from server.jobstore import TERMINAL
-from server.plan import make_plan
+from server import bounds, paths
+from server.errors import STATUS_OF, JobError, from_exception
+from server.jobstore import TERMINAL, RequestConflict
+from server.plan import cas_object, make_plan
 from server.takestore import write_json_atomic
 
 log = logging.getLogger("takebridge.service")
-CHUNK = 1 << 20
+WATCH_POLL_S = 1.0
+
+
+def _status_error(exc: Exception) -> JobError | None:
+    """The JobError a refusal maps to; None for an unexpected exception (a bug)."""
+    if isinstance(exc, RequestConflict):
+        return JobError("request_conflict", str(exc), grpc.StatusCode.ALREADY_EXISTS)
+    if isinstance(exc, JobError):
+        return exc
+    if isinstance(exc, ValueError) and getattr(exc, "code", None):   # SelectionError, MediaError, PathError
+        error = from_exception(exc)
+        error.status = STATUS_OF.get(error.code, grpc.StatusCode.INVALID_ARGUMENT)
+        return error
+    return None
+
+
+async def _refuse(context, method: str, exc: Exception):
+    error = _status_error(exc)
+    if error is None:
+        log.error("%s: internal error:\n%s", method, traceback.format_exc())
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method} ({type(exc).__name__}); the "
+                                                      f"server log has the details")
+    log.info("%s refused [%s]: %s", method, error.code, error)
+    await context.abort(error.status, str(error))
+
+
+def _unary(method):
+    """Turn refusals raised by a unary handler into their status."""
+    @functools.wraps(method)
+    async def handler(self, request, context):
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _refuse(context, method.__name__, exc)
+    return handler
+
+
+def _streaming(method):
+    """The same for a response-streaming handler (an async generator)."""
+    @functools.wraps(method)
+    async def handler(self, request, context):
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            await _refuse(context, method.__name__, exc)
+    return handler
 
 
 class GenerationService(pb_grpc.GenerationServicer):
-    def __init__(self, runtime):
+    def __init__(self, runtime, *, call_threads: int = 8, stream_threads: int = 4):
         self.rt = runtime
+        self.calls = ThreadPoolExecutor(call_threads, thread_name_prefix="takebridge-call")
+        self.streams = ThreadPoolExecutor(stream_threads, thread_name_prefix="takebridge-stream")
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def GetCapabilities(self, request, context):
+    # -- plumbing ----------------------------------------------------------------------------
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake this loop's watchers whenever the store records an event (from any thread)."""
+        self._loop = loop
+        self.rt.store.add_listener(lambda job_id: loop.call_soon_threadsafe(self._wake, job_id))
+
+    def _wake(self, job_id: str) -> None:
+        for event in self._watchers.get(job_id, ()):
+            event.set()
+
+    def wake_all(self) -> None:
+        for events in self._watchers.values():
+            for event in events:
+                event.set()
+
+    async def _call(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.calls, functools.partial(fn, *args))
+
+    async def _stream(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.streams, functools.partial(fn, *args))
+
+    def close(self) -> None:
+        self.calls.shutdown(wait=False, cancel_futures=True)
+        self.streams.shutdown(wait=False, cancel_futures=True)
+
+    # -- calls -------------------------------------------------------------------------------
+    @_unary
+    async def GetCapabilities(self, request, context):
         return self.rt.capabilities()
 
-    def SubmitJob(self, request, context):
+    @_unary
+    async def SubmitJob(self, request, context):
+        return await self._call(self._submit, request)
+
+    def _submit(self, request: "pb.SubmitJobRequest") -> "pb.Job":
         if not request.request_id:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          "request_id is empty; send a new UUID per request (resending it makes the submit idempotent)")
+            raise JobError("bad_request_id", "request_id is empty; send a new UUID per request (resending it makes "
+                                             "the submit idempotent)")
+        bounds.check_submit(request, self.rt.limits.max_frames, self.rt.limits.max_handles)
         existing = self.rt.store.job_for_request(request.request_id)
         if existing is not None:
             if not self.rt.store.same_request(existing.job_id, request):
-                context.abort(grpc.StatusCode.ALREADY_EXISTS,
-                              f"request_id {request.request_id} was already used for a different request "
-                              f"(job {existing.job_id}); use a new request_id")
+                raise RequestConflict(request.request_id, existing.job_id)
             return existing
         backend = request.backend or self.rt.default_backend
         if backend not in self.rt.backend_names():
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"unknown backend {backend!r}; this server has {', '.join(self.rt.backend_names())}")
+            raise JobError("unknown_backend", f"unknown backend {backend[:64]!r}; this server has "
+                                              f"{', '.join(self.rt.backend_names())}")
         reason = self.rt.unavailable_reason(backend)
         if reason:
             if request.contract.fallback == pb.CLASSIC and "classic" in self.rt.backends:
@@ -51,50 +147,32 @@ class GenerationService(pb_grpc.GenerationServicer):
                          request.request_id, backend, reason)
                 backend = "classic"
             else:
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                              f"backend {backend!r} is not available: {reason}; set the shot contract's fallback "
-                              f"to CLASSIC to run it on the CPU backend instead")
+                raise JobError("backend_unavailable", f"backend {backend!r} is not available: {reason}; set the "
+                                                      f"shot contract's fallback to CLASSIC to run it on the CPU "
+                                                      f"backend instead", grpc.StatusCode.FAILED_PRECONDITION)
         if self.rt.budget_left() <= 0:
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          f"the server's compute budget of {self.rt.limits.compute_budget_s:g} s is spent "
-                          f"({self.rt.store.compute_seconds_used():.1f} s used); restart it with a larger "
-                          f"--compute-budget to go on")
-        try:
-            plan = make_plan(request, self.rt.limits, self.rt.take_dir, seed=0)
-        except JobError as err:
-            log.info("refused request %s [%s]: %s", request.request_id, err.code, err)
-            context.abort(err.status, str(err))
-        job, created = self.rt.store.create_job(request, plan.shot, backend)
+            raise JobError("budget_spent", f"the server's compute budget of {self.rt.limits.compute_budget_s:g} s "
+                                           f"is spent ({self.rt.store.compute_seconds_used():.1f} s used); restart "
+                                           f"it with a larger --compute-budget to go on",
+                           grpc.StatusCode.RESOURCE_EXHAUSTED)
+        plan = make_plan(request, self.rt.limits, self.rt.take_dir, seed=0)
+        job, created = self.rt.store.create_job(request, plan.shot, backend)   # one transaction decides
         if created:
-            log.info("queued job %s: %s of shot %s (%d frames)", job.job_id, plan.op, plan.shot, plan.take_count)
+            log.info("queued job %s: %s of shot %r (%d frames)", job.job_id, plan.op, plan.shot, plan.take_count)
             self.rt.wake_workers()
         return job
 
-    def WatchJob(self, request, context):
-        job = self._job(request.job_id, context)
-        last = request.after_seq
-        store = self.rt.store
-        while context.is_active():
-            events = store.events_after(job.job_id, last, request.include_previews)
-            for event in events:
-                last = event.seq
-                yield event
-            if store.get_job(job.job_id).state in TERMINAL and store.last_seq(job.job_id) <= last:
-                return
-            with store.changed:
-                if store.last_seq(job.job_id) <= last:
-                    store.changed.wait(timeout=1.0)
-            if self.rt.stopping:
-                # not a normal end: the job resumes at the next start, so the client retries
-                context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; watch again to resume")
+    @_unary
+    async def CancelJob(self, request, context):
+        return await self._call(self._cancel, request.job_id)
 
-    def CancelJob(self, request, context):
-        job = self._job(request.job_id, context)
+    def _cancel(self, job_id: str) -> "pb.Job":
+        job = self._job(job_id)
         if job.state == pb.CANCELLED:
             return job
         if job.state in (pb.SUCCEEDED, pb.FAILED):
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"job {job.job_id} already {pb.JobState.Name(job.state).lower()}; nothing to cancel")
+            raise JobError("job_finished", f"job {job.job_id} already {pb.JobState.Name(job.state).lower()}; "
+                                           f"nothing to cancel", grpc.StatusCode.FAILED_PRECONDITION)
         self.rt.store.request_cancel(job.job_id)
         if job.state == pb.QUEUED and self.rt.store.cancel_if_queued(job.job_id):
             log.info("job %s cancelled while queued", job.job_id)
@@ -102,98 +180,202 @@ class GenerationService(pb_grpc.GenerationServicer):
             self.rt.cancel_running(job.job_id)
         return self.rt.store.get_job(job.job_id)
 
-    def GetJob(self, request, context):
-        return self._job(request.job_id, context)
+    @_unary
+    async def GetJob(self, request, context):
+        return await self._call(self._job, request.job_id)
 
-    def ListJobs(self, request, context):
-        return pb.ListJobsResponse(jobs=self.rt.store.list_jobs(request.states, request.shot, request.limit))
+    @_unary
+    async def ListJobs(self, request, context):
+        limit = bounds.check_list(request)
+        jobs = await self._call(self.rt.store.list_jobs, list(request.states), request.shot, limit)
+        return pb.ListJobsResponse(jobs=jobs)
 
-    def ReviewTake(self, request, context):
+    @_unary
+    async def ReviewTake(self, request, context):
+        bounds.check_review(request)
+        return await self._call(self._review, request)
+
+    def _review(self, request: "pb.ReviewTakeRequest") -> "pb.Take":
         take = self.rt.store.get_take(request.take_id)
         if take is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no take {request.take_id!r} on this server")
+            raise JobError("unknown_take", f"no take {request.take_id[:128]!r} on this server",
+                           grpc.StatusCode.NOT_FOUND)
         take.status = pb.APPROVED if request.approve else pb.REJECTED
         take.review_note, take.reviewer = request.note, request.reviewer
         self.rt.store.add_review(take.take_id, request.approve, request.note, request.reviewer)
         self.rt.store.update_take(take)
-        manifest = Path(take.manifest_url)
-        if manifest.exists():
-            data = json.loads(manifest.read_text())
+        manifest = self._take_file(take.manifest_url, take.take_id)
+        if manifest is not None and manifest.is_file():
+            data = json.loads(paths.read_bytes(manifest, "take manifest"))
             data.setdefault("reviews", []).append({"approve": request.approve, "note": request.note,
                                                    "reviewer": request.reviewer})
             data["take"]["status"] = pb.TakeStatus.Name(take.status)
             write_json_atomic(manifest, data)
         log.info("take %s %s by %s: %s", take.take_id, "approved" if request.approve else "rejected",
-                 request.reviewer or "someone", request.note)
+                 request.reviewer or "someone", request.note[:200])
         return take
 
-    def UploadMedia(self, request_iterator, context):
+    # -- event streams -----------------------------------------------------------------------
+    @_streaming
+    async def WatchJob(self, request, context):
+        job = await self._stream(self._job, request.job_id)
+        if request.after_seq < 0:
+            raise JobError("out_of_range", f"after_seq is {request.after_seq}; give 0 or the last seq you saw")
+        last = request.after_seq
+        wake = asyncio.Event()
+        self._watchers.setdefault(job.job_id, set()).add(wake)
+        try:
+            while True:
+                wake.clear()
+                events, done = await self._stream(self._events, job.job_id, last, request.include_previews)
+                for event in events:
+                    last = event.seq
+                    yield event
+                if done and not events:
+                    return
+                if self.rt.stopping:
+                    # not a normal end: the job resumes at the next start, so the client retries
+                    raise JobError("shutting_down", "the server is shutting down; watch again to resume",
+                                   grpc.StatusCode.UNAVAILABLE)
+                if events:
+                    continue
+                try:
+                    await asyncio.wait_for(wake.wait(), WATCH_POLL_S)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            watchers = self._watchers.get(job.job_id)
+            if watchers is not None:
+                watchers.discard(wake)
+                if not watchers:
+                    self._watchers.pop(job.job_id, None)
+
+    def _events(self, job_id: str, after: int, previews: bool) -> tuple[list, bool]:
+        """(events after `after`, whether the job has ended and nothing after them remains)."""
+        store = self.rt.store
+        events = store.events_after(job_id, after, previews, limit=256)
+        last = events[-1].seq if events else after
+        done = store.get_job(job_id).state in TERMINAL and store.last_seq(job_id) <= last
+        return events, done
+
+    # -- media -------------------------------------------------------------------------------
+    async def UploadMedia(self, request_iterator, context):
+        try:
+            return await self._upload(request_iterator)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _refuse(context, "UploadMedia", exc)
+
+    async def _upload(self, request_iterator) -> "pb.MediaObject":
         cas = self.rt.limits.cas_dir
         cas.mkdir(parents=True, exist_ok=True)
-        digest, size, expected, filename = hashlib.sha256(), 0, "", ""
-        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=cas)
+        temp_root = cas / paths.STAGING
+        temp_root.mkdir(exist_ok=True)
+        digest, size, expected, filename, first = hashlib.sha256(), 0, "", "", True
+        fd, tmp = tempfile.mkstemp(prefix="upload-", dir=temp_root)
+        fh = os.fdopen(fd, "wb")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in request_iterator:
-                    expected = expected or chunk.sha256
-                    filename = filename or chunk.filename
-                    if chunk.offset != size:
-                        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                      f"upload chunk at offset {chunk.offset}, expected {size}; send chunks in order")
-                    size += len(chunk.data)
-                    if size > self.rt.max_upload_bytes:
-                        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                      f"upload is over {self.rt.max_upload_bytes} bytes; use a shared disk instead")
-                    fh.write(chunk.data)
-                    digest.update(chunk.data)
+            async for chunk in request_iterator:
+                if first:   # name and digest come with the first chunk; checked before any byte is kept
+                    first = False
+                    expected, filename = chunk.sha256, chunk.filename or "media"
+                    paths.component(filename, "upload file name")
+                    if expected:
+                        paths.digest(expected, "announced sha256")
+                if chunk.offset != size:
+                    raise JobError("bad_offset", f"upload chunk at offset {chunk.offset}, expected {size}; send "
+                                                 f"chunks in order")
+                size += len(chunk.data)
+                if size > self.rt.max_upload_bytes:
+                    raise JobError("upload_too_large", f"upload is over {self.rt.max_upload_bytes} bytes; use a "
+                                                       f"shared disk instead", grpc.StatusCode.RESOURCE_EXHAUSTED)
+                await self._call(fh.write, chunk.data)
+                digest.update(chunk.data)
+            if first:
+                raise JobError("empty_upload", "the upload sent no chunks; send the file's bytes")
+            await self._call(fh.close)
             actual = digest.hexdigest()
             if expected and expected != actual:
-                context.abort(grpc.StatusCode.DATA_LOSS,
-                              f"upload hashes to {actual}, not the announced {expected}; upload it again")
-            name = os.path.basename(filename) or "media"
-            folder = cas / actual
-            present = folder.is_dir() and any(folder.iterdir())
-            if not present:
-                folder.mkdir(exist_ok=True)
-                os.replace(tmp, folder / name)
+                raise JobError("hash_mismatch", f"upload hashes to {actual}, not the announced {expected}; upload "
+                                                f"it again", grpc.StatusCode.DATA_LOSS)
+            present = await self._call(self._store_upload, tmp, actual, filename)
             return pb.MediaObject(sha256=actual, url=f"cas:{actual}", size=size, already_present=present)
         finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            if not fh.closed:
+                fh.close()
+            if os.path.lexists(tmp):
+                paths.remove_staging(tmp, temp_root)
 
-    def DownloadMedia(self, request, context):
-        which = request.WhichOneof("what")
-        if which == "take_id":
-            take = self.rt.store.get_take(request.take_id)
-            if take is None:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"no take {request.take_id!r} on this server")
-            path, digest = Path(take.media.url), take.media.sha256
-            if not path.is_file():
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                              f"take {take.take_id} is an image sequence or its media is gone ({path}); "
-                              f"only movie takes can be downloaded")
-        elif which == "sha256":
-            folder = self.rt.limits.cas_dir / request.sha256
-            files = sorted(folder.iterdir()) if folder.is_dir() else []
-            if not files:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"no media with sha256 {request.sha256}")
-            path, digest = files[0], request.sha256
-        else:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "say which media: sha256 or take_id")
-        size = path.stat().st_size
-        step = request.chunk_size or CHUNK
-        with open(path, "rb") as fh:
+    def _store_upload(self, tmp: str, actual: str, filename: str) -> bool:
+        cas = self.rt.limits.cas_dir
+        try:
+            cas_object(cas, actual)
+            return True
+        except JobError:
+            pass
+        folder = cas / actual
+        folder.mkdir(exist_ok=True)
+        os.replace(tmp, folder / filename)
+        return False
+
+    @_streaming
+    async def DownloadMedia(self, request, context):
+        step = bounds.check_chunk_size(request.chunk_size)
+        path, digest = await self._call(self._download_target, request)
+        fd = await self._call(self._open_download, path)
+        with os.fdopen(fd, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
             offset = 0
             while True:
-                data = fh.read(step)
+                data = await self._call(fh.read, step)
                 if not data:
                     break
                 yield pb.MediaChunk(sha256=digest, filename=path.name if offset == 0 else "", offset=offset,
                                     data=data, total_size=size)
                 offset += len(data)
 
-    def _job(self, job_id: str, context) -> "pb.Job":
+    def _download_target(self, request) -> tuple[Path, str]:
+        which = request.WhichOneof("what")
+        if which == "take_id":
+            bounds.check_id(request.take_id, "take_id")
+            take = self.rt.store.get_take(request.take_id)
+            if take is None:
+                raise JobError("unknown_take", f"no take {request.take_id[:128]!r} on this server",
+                               grpc.StatusCode.NOT_FOUND)
+            path = self._take_file(take.media.url, take.take_id)
+            if path is None or not path.is_file():
+                raise JobError("not_a_file", f"take {take.take_id} is an image sequence or its media is gone; only "
+                                             f"movie takes can be downloaded", grpc.StatusCode.FAILED_PRECONDITION)
+            return path, take.media.sha256
+        if which == "sha256":
+            digest = paths.digest(request.sha256, "sha256")
+            return cas_object(self.rt.limits.cas_dir, digest), digest
+        raise JobError("bad_request", "say which media: sha256 or take_id")
+
+    def _open_download(self, path: Path) -> int:
+        """An fd of a file the server may send: a regular file under the media store or the
+        take folders, checked on the file actually opened (no symlink swap after the check)."""
+        roots = paths.Roots((self.rt.limits.cas_dir, self.rt.take_dir, *self._take_roots()))
+        return roots.open_regular(path, "media")
+
+    def _take_roots(self) -> tuple[Path, ...]:
+        return tuple(Path(d) for d in self.rt.store.take_dirs())
+
+    def _take_file(self, url: str, take_id: str) -> Path | None:
+        """A take's file (media or manifest) when it lies under a take folder the server wrote;
+        None when the record points anywhere else."""
+        roots = paths.Roots((self.rt.take_dir, *self._take_roots()))
+        try:
+            return roots.check(url, f"take {take_id} file")
+        except paths.PathError:
+            log.warning("take %s: recorded path %s is outside the take folders; not touched", take_id, url)
+            return None
+
+    def _job(self, job_id: str) -> "pb.Job":
+        bounds.check_id(job_id, "job_id")
         job = self.rt.store.get_job(job_id) if job_id else None
         if job is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no job {job_id!r} on this server; list jobs with ListJobs")
+            raise JobError("unknown_job", f"no job {job_id[:128]!r} on this server; list jobs with ListJobs",
+                           grpc.StatusCode.NOT_FOUND)
         return job
