@@ -241,6 +241,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cycles", type=int, default=1000, help="submit/cancel cycles for the memory check")
     parser.add_argument("--attack", type=int, default=3000, help="hostile SubmitJob requests")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--only", choices=("streams", "memory", "attack"), default=None)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tb-load-") as tmp:
         tmp = Path(tmp)
@@ -255,21 +256,30 @@ def main(argv=None) -> int:
         try:
             result = {"machine": {"hostname": socket.gethostname(), "platform": platform.platform(),
                                   "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
-                                  "grpcio": grpc.__version__},
-                      "streams": bench_streams(stub, channel, big, small, args.streams, args.calls)}
-            print(json.dumps(result["streams"], indent=1), flush=True)
-            result["memory"] = bench_memory(stub, proc.pid, small, args.cycles)
-            print(json.dumps(result["memory"], indent=1), flush=True)
+                                  "grpcio": grpc.__version__}}
+            if args.only in (None, "streams"):
+                result["streams"] = bench_streams(stub, channel, big, small, args.streams, args.calls)
+                print(json.dumps(result["streams"], indent=1), flush=True)
+            if args.only in (None, "memory"):
+                result["memory"] = bench_memory(stub, proc.pid, small, args.cycles)
+                print(json.dumps(result["memory"], indent=1), flush=True)
+            if args.only not in (None, "attack"):
+                return _write(result, args.out)
             result["attack"] = bench_attack(stub, proc, small, args.attack)
             log = (tmp / "server.log").read_text(errors="replace")
             result["attack"]["reader_children_replaced"] = log.count("OTIO reader child")
             result["attack"]["tracebacks_in_log"] = log.count("Traceback")
+            result["attack"]["traceback_samples"] = [part[:1500] for part in log.split("Traceback")[1:4]]
             print(json.dumps(result["attack"], indent=1), flush=True)
         finally:
             channel.close()
             proc.terminate()
             proc.wait(timeout=30)
-    out = args.out or RESULTS / f"load_{socket.gethostname()}.json"
+    return _write(result, args.out)
+
+
+def _write(result: dict, out: Path | None) -> int:
+    out = out or RESULTS / f"load_{socket.gethostname()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"written to {out}")

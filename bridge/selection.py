@@ -175,9 +175,9 @@ MAX_HANDLES = 10_000    # a sanity bound; the server's own limit is much lower
 
 
 def _int_field(info: dict, key: str, default, low: int, high: int):
-    value = info.get(key, default)
-    if value is None or value is default:
-        return value
+    value = info.get(key)
+    if value is None:   # absent or null: the default
+        return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value != int(value) or not low <= value <= high:
         raise SelectionError("malformed_otio", f"selection metadata {key!r} is {str(value)[:40]!r}; it must be a "

@@ -63,6 +63,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` so that a crash leaves either the old file or the new one."""
     path = Path(path)
@@ -73,6 +82,7 @@ def write_text_atomic(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _FILE_MODE)   # mkstemp makes 0600; a manifest is as readable as its media
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -147,6 +157,13 @@ class TakeStore:
         while version in used:
             version += 1
         return version
+
+    def remove_staging_of(self, job_id: str) -> None:
+        """Remove the staging folder an interrupted attempt of a job left (its take adopted)."""
+        intended = self.jobs.intended_take(job_id)
+        if intended:
+            root = Path(intended["take_dir"]) / intended["slug"] / paths.STAGING
+            paths.remove_staging(root / paths.component(job_id, "job id"), root)
 
     def adopt(self, job_id: str) -> "pb.Take | None":
         """The take a job already made, when an earlier attempt of it got that far before the

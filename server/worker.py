@@ -96,6 +96,10 @@ class Worker(threading.Thread):
             self.cancels.pop(job_id, None)
             self.store.finish(job_id, pb.SUCCEEDED, take_id=adopted.take_id, event=pb.JobEvent(take_ready=adopted))
             log.info("job %s: adopted take %s that an interrupted attempt had completed", job_id, adopted.take_id)
+            try:
+                self.runtime.takes.remove_staging_of(job_id)
+            except Exception as exc:
+                log.warning("job %s: staging folder not removed (%s)", job_id, exc)
             return
         self.store.append_event(job_id, pb.JobEvent(started=pb.Started(
             backend=backend.name, device=backend.device, attempt=job.attempts)))

@@ -360,3 +360,61 @@ def test_many_open_streams_do_not_starve_calls(server, write_media):
         for stream in streams:
             stream.cancel()
         channel.close()
+
+
+# -- untrusted OTIO ------------------------------------------------------------------------------
+@pytest.mark.parametrize("mutation, words", [
+    (lambda d: d["metadata"].__setitem__("takebridge", "text"), "must be an object"),
+    (lambda d: d["metadata"]["takebridge"].__setitem__("selection", "text"), "selection metadata must be an object"),
+    (lambda d: d["metadata"]["takebridge"]["selection"].__setitem__("timeline_rate", [24]), "frame rate"),
+    (lambda d: d["tracks"]["children"][0]["children"].__setitem__(0, {"OTIO_SCHEMA": "Marker.2"}),
+     "'Marker.2' where a Clip or Gap"),
+    (lambda d: d["tracks"]["children"][0].__setitem__("children", {"OTIO_SCHEMA": "Clip.2"}), "must be a list"),
+    (lambda d: d["tracks"]["children"][0]["children"][0]["source_range"]["duration"].__setitem__("rate", 0),
+     "rate 0"),
+    (lambda d: d["tracks"]["children"][0]["children"][0]["source_range"]["start_time"].__setitem__("value", 1e300),
+     "beyond"),
+    (lambda d: d["tracks"]["children"][0]["children"][0].__setitem__("OTIO_SCHEMA", "Clip.99"), "Clip.99"),
+])
+def test_malformed_otio_is_refused_naming_the_place(server, timeline, mutation, words):
+    import json
+    client, _ = server
+    request = submit_request(timeline, "A", "refine")
+    data = json.loads(request.selection_otio)
+    mutation(data)
+    request.selection_otio = json.dumps(data)
+    err = refused(client, request)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT and words in str(err), str(err)
+
+
+@pytest.mark.parametrize("text", ["[" * 200_000, '{"a":' * 50_000 + "1" + "}" * 50_000, "\x00", "null", "[]", "7"])
+def test_deep_or_odd_otio_text_is_refused_at_once(server, timeline, text):
+    client, runtime = server
+    request = submit_request(timeline, "A", "refine")
+    request.selection_otio = text
+    started = time.monotonic()
+    err = refused(client, request)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT and time.monotonic() - started < 5
+    assert runtime.selection_reader.crashes == 0
+
+
+def test_an_otio_reader_that_dies_costs_one_request_not_the_server(server, timeline, monkeypatch):
+    """Whatever still crashes OTIO's C++ layer ends a child process: simulated here by killing
+    the reader child while it reads; the request is refused and the next one is read."""
+    import signal
+    client, runtime = server
+    reader = runtime.selection_reader
+    assert client.wait(client.submit(submit_request(timeline, "A", "refine")).job_id).state == pb.SUCCEEDED
+    child = reader._idle.get_nowait()
+    original = child.ask
+
+    def dying_ask(text, timeout):
+        os.kill(child.process.pid, signal.SIGSEGV)
+        child.process.join(5)
+        return original(text, timeout)
+    child.ask = dying_ask
+    reader._idle.put(child)
+    err = refused(client, submit_request(timeline, "A", "refine"))
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT and "crashed the OpenTimelineIO reader" in str(err)
+    assert reader.crashes == 1
+    assert client.wait(client.submit(submit_request(timeline, "A", "refine")).job_id).state == pb.SUCCEEDED
