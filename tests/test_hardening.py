@@ -418,3 +418,59 @@ def test_an_otio_reader_that_dies_costs_one_request_not_the_server(server, timel
     assert err.code == grpc.StatusCode.INVALID_ARGUMENT and "crashed the OpenTimelineIO reader" in str(err)
     assert reader.crashes == 1
     assert client.wait(client.submit(submit_request(timeline, "A", "refine")).job_id).state == pb.SUCCEEDED
+
+
+# -- tokens and TLS ------------------------------------------------------------------------------
+def test_a_token_is_enforced_on_every_kind_of_call(tmp_path):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    grpc_server, runtime, port = build_server(ServerConfig(port=0, store=tmp_path / "store", token="s3cret"))
+    address = f"127.0.0.1:{port}"
+    try:
+        channel = grpc.insecure_channel(address)
+        stub = pb_grpc.GenerationStub(channel)
+        calls = [lambda md: stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=md, timeout=10),
+                 lambda md: list(stub.WatchJob(pb.WatchJobRequest(job_id="x"), metadata=md, timeout=10)),
+                 lambda md: stub.UploadMedia(iter([pb.MediaChunk(filename="a.bin", data=b"1")]), metadata=md,
+                                             timeout=10),
+                 lambda md: list(stub.DownloadMedia(pb.DownloadMediaRequest(sha256="a" * 64), metadata=md,
+                                                    timeout=10))]
+        for call in calls:
+            for metadata in ((), (("authorization", "Bearer wrong"),)):
+                with pytest.raises(grpc.RpcError) as err:
+                    call(metadata)
+                assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, err.value.details()
+        good = (("authorization", "Bearer s3cret"),)
+        assert calls[0](good).server_version
+        with pytest.raises(grpc.RpcError) as err:
+            calls[1](good)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND   # past the token: the job is unknown
+        assert calls[2](good).size == 1
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING   # health stays open
+        channel.close()
+    finally:
+        shutdown(grpc_server, runtime, grace=0.1)
+
+
+def test_tls_and_a_token_serve_a_client_that_has_both(tmp_path):
+    import shutil
+    import subprocess
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    config = ServerConfig(host="localhost", port=0, store=tmp_path / "store", tls_cert=cert, tls_key=key,
+                          token="t0ken")
+    grpc_server, runtime, port = build_server(config)
+    try:
+        with GenerationClient(f"localhost:{port}", token="t0ken", root_certificates=cert.read_bytes()) as client:
+            assert client.capabilities().server_version
+            assert client.list_jobs() == []
+        with GenerationClient(f"localhost:{port}", token="nope", root_certificates=cert.read_bytes()) as client:
+            with pytest.raises(ClientError) as err:
+                client.list_jobs()
+            assert err.value.code == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        shutdown(grpc_server, runtime, grace=0.1)
