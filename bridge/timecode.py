@@ -19,6 +19,7 @@ KNOWN_RATES = tuple(Fraction(r) for r in (
 DROP_FRAME_RATES = (Fraction(30000, 1001), Fraction(60000, 1001))
 DAY_SECONDS = 24 * 3600
 MAX_RATE = 100_000   # frames per second; beyond any camera, and a bound for the arithmetic
+MIN_RATE = Fraction(1, 1000)   # one frame in 1000 s: below this a "rate" is a mistake, not footage
 _RATE_TEXT = re.compile(r"^\d{1,12}(\.\d{1,12})?(/\d{1,12})?$")
 _TIMECODE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})([:;])(\d{2})$")
 
@@ -32,7 +33,10 @@ def exact_rate(rate) -> Fraction:
     if isinstance(rate, pb.Rate):
         if rate.num <= 0 or rate.den <= 0:
             raise RateError(f"rate {rate.num}/{rate.den} is not positive; send e.g. 24000/1001")
-        return Fraction(rate.num, rate.den)
+        value = Fraction(rate.num, rate.den)
+        if not MIN_RATE <= value <= MAX_RATE:
+            raise RateError(f"rate {rate.num}/{rate.den} is outside {MIN_RATE}..{MAX_RATE} frames per second")
+        return value
     if isinstance(rate, Fraction):
         value = rate
     elif isinstance(rate, str):
@@ -51,6 +55,8 @@ def exact_rate(rate) -> Fraction:
             raise RateError(f"frame rate {rate!r} is not a finite number; write e.g. 25 or 24000/1001") from None
     if value <= 0:
         raise RateError(f"frame rate {rate!r} must be positive")
+    if value < MIN_RATE:
+        raise RateError(f"frame rate {rate!r} is below {MIN_RATE} frames per second; check the clip's rate")
     if value > MAX_RATE:
         raise RateError(f"frame rate {rate!r} is above {MAX_RATE} frames per second")
     for known in KNOWN_RATES:

@@ -228,6 +228,69 @@ def check_security(config: ServerConfig) -> None:
                           f"--host 127.0.0.1, or give TLS and a token")
 
 
+class _Undecodable:
+    """What a request that is not a valid message deserializes to (then refused by _DecodeGuard)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _tolerant(deserializer):
+    def parse(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as err:   # DecodeError, bad UTF-8 in a string field, ...
+            return _Undecodable(err)
+    return parse
+
+
+async def _refuse_undecodable(context, request) -> None:
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"the request is not a valid takebridge.v1 message ({str(request.error)[:200]}); send it "
+                        f"with the generated stubs (bridge.client)")
+
+
+class _DecodeGuard(grpc.aio.ServerInterceptor):
+    """Requests whose bytes are not a valid message are answered INVALID_ARGUMENT (grpc.aio's
+    own answer to a failed deserialization is UNKNOWN)."""
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or not details.method.startswith(f"/{SERVICE_NAME}/"):
+            return handler
+        parse = _tolerant(handler.request_deserializer)
+        common = dict(request_deserializer=parse, response_serializer=handler.response_serializer)
+        if handler.unary_unary:
+            behaviour = handler.unary_unary
+
+            async def unary(request, context):
+                if isinstance(request, _Undecodable):
+                    await _refuse_undecodable(context, request)
+                return await behaviour(request, context)
+            return grpc.unary_unary_rpc_method_handler(unary, **common)
+        if handler.unary_stream:
+            behaviour_stream = handler.unary_stream
+
+            async def unary_stream(request, context):
+                if isinstance(request, _Undecodable):
+                    await _refuse_undecodable(context, request)
+                async for item in behaviour_stream(request, context):
+                    yield item
+            return grpc.unary_stream_rpc_method_handler(unary_stream, **common)
+        if handler.stream_unary:
+            behaviour_upload = handler.stream_unary
+
+            async def stream_unary(requests, context):
+                async def checked():
+                    async for request in requests:
+                        if isinstance(request, _Undecodable):
+                            await _refuse_undecodable(context, request)
+                        yield request
+                return await behaviour_upload(checked(), context)
+            return grpc.stream_unary_rpc_method_handler(stream_unary, **common)
+        return handler
+
+
 class GrpcServer:
     """The grpc.aio server on an event loop of its own (a thread), so the server can be started
     and stopped from plain code: the CLI, tests, an editor add-on's helper."""
@@ -245,7 +308,7 @@ class GrpcServer:
 
     async def _start(self) -> int:
         config = self.config
-        interceptors = [_TokenInterceptor(config.token)] if config.token else []
+        interceptors = ([_TokenInterceptor(config.token)] if config.token else []) + [_DecodeGuard()]
         self.server = grpc.aio.server(interceptors=interceptors, maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
                                       options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])

@@ -28,6 +28,7 @@ MAX_DEPTH = 48            # a selection nests ~10 deep (timeline, stack, track, 
 MAX_NODES = 200_000
 MAX_STRING = 1 << 16
 MAX_RATE = 1000.0         # frames per second
+MIN_RATE = 0.001          # one frame in 1000 s
 MAX_TIME_VALUE = 1e12     # frames (over 1,000 years at 24 fps)
 PARSE_TIMEOUT_S = 10.0
 
@@ -164,10 +165,12 @@ class _Walker:
             if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**31 - 1:
                 raise Invalid(where, f"must be an integer within 32 bits, not {_shown(value)}")
         elif kind in ("number", "time", "rate"):
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63:
+                raise Invalid(where, f"is an integer of {len(str(abs(value)))} digits, beyond any usable number")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise Invalid(where, f"must be a finite number, not {_shown(value)}")
-            if kind == "rate" and not 0 < value <= MAX_RATE:
-                raise Invalid(where, f"rate {value!r} is outside 0..{MAX_RATE:g} frames per second")
+            if kind == "rate" and not MIN_RATE <= value <= MAX_RATE:
+                raise Invalid(where, f"rate {value!r} is outside {MIN_RATE:g}..{MAX_RATE:g} frames per second")
             if kind == "time" and abs(value) > MAX_TIME_VALUE:
                 raise Invalid(where, f"time {value!r} is beyond {MAX_TIME_VALUE:g} frames")
             if kind == "number" and abs(value) > 1e15:

@@ -29,6 +29,8 @@ from typing import Iterator
 
 MAX_COMPONENT_BYTES = 200   # room for "_v001.manifest.json" within the 255 bytes file systems allow
 MAX_SLUG_CHARS = 80
+MAX_NAME_BYTES = 255        # one path component, as file systems allow
+MAX_PATH_BYTES = 4095
 STAGING = ".staging"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _PROC_FD = Path("/proc/self/fd")
@@ -108,8 +110,16 @@ class Roots:
         """The real path of `path` (symlinks resolved) when it lies under a root. Existence is not
         looked at, so the answer is the same for files that exist and files that do not."""
         if not isinstance(path, (str, os.PathLike)) or "\x00" in os.fspath(path):
-            raise PathError("bad_name", f"{what} {path!r} is not a path")
-        real = os.path.realpath(os.path.expanduser(os.fspath(path)))
+            raise PathError("bad_name", f"{what} {str(path)[:80]!r} is not a path")
+        text = os.fspath(path)
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+            raise PathError("bad_name", f"{what} is a path of {len(text)} characters, over the limit of "
+                                        f"{MAX_PATH_BYTES} bytes")
+        for part in Path(text).parts:
+            if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+                raise PathError("bad_name", f"{what} has a name of {len(part)} characters ({part[:40]!r}...), over "
+                                            f"the {MAX_NAME_BYTES} bytes file systems allow; shorten it")
+        real = os.path.realpath(os.path.expanduser(text))
         if not self.contains(real):
             raise self.refusal(path, what)
         return Path(real)
@@ -145,8 +155,11 @@ class Roots:
     def check_folder(self, path, what: str) -> Path:
         """A folder under a root (real path); a symlink in it pointing out is refused."""
         real = self.check(path, what)
-        if real.exists() and not real.is_dir():
-            raise PathError("not_a_folder", f"{what} {path} is not a folder")
+        existing = real
+        while not existing.exists() and existing != existing.parent:   # the nearest part that exists
+            existing = existing.parent
+        if not existing.is_dir():
+            raise PathError("not_a_folder", f"{what} {path} cannot be a folder: {existing} is a file")
         return real
 
 

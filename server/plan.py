@@ -123,6 +123,9 @@ def make_plan(request: "pb.SubmitJobRequest", limits: Limits, default_take_dir: 
             return _make_plan(request, limits, default_take_dir, seed)
     except (MediaError, ValueError) as exc:
         raise from_exception(exc) from None
+    except OSError as exc:   # a path the OS refuses (too long, a loop of links, no permission)
+        raise JobError("media_unreadable", f"{exc.filename or 'a path of the request'} cannot be used "
+                                           f"({exc.strerror}); check the path") from None
 
 
 def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan:
@@ -226,7 +229,7 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
         raise JobError("bad_codec", f"H.264 needs even sizes and the media is {media.width}x{media.height}; "
                        f"choose PRORES_422_HQ or FFV1")
     take_dir = contract.output.take_dir or str(default_take_dir)
-    plan.take_dir = limits.check_path(take_dir, "take folder")
+    plan.take_dir = limits.roots.check_folder(take_dir, "take folder")
     plan.seed = contract.seed if contract.HasField("seed") else (seed if seed is not None else random.randrange(2**31))
     plan.start_timecode, plan.drop_frame = _take_timecode(plan, origin)
     return plan

@@ -146,6 +146,9 @@ class Worker(threading.Thread):
         except (JobError, MediaError, BackendError, ValueError) as exc:
             error = from_exception(exc)
             self._fail(job_id, error.code, str(error))
+        except OSError as exc:   # the disk, not a bug: full, read-only, a path the OS refuses
+            self._fail(job_id, "io_error", f"{exc.strerror or exc} ({exc.filename or 'the take folder'}); free "
+                                           f"space or check the take folder, then submit again")
         except Exception as exc:  # a bug: fail the job, keep the server up, log the traceback
             log.error("job %s crashed:\n%s", job_id, traceback.format_exc())
             self._fail(job_id, "internal", f"internal error ({type(exc).__name__}: {exc}); the server log "
