@@ -14,9 +14,10 @@ import sys
 import threading
 from pathlib import Path
 
+from server.codec_names import CODEC_CHOICES
+
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_NO_SERVER = 0, 1, 2, 3
 DEFAULT_ADDRESS = "127.0.0.1:50151"
-CODEC_CHOICES = {"prores": "PRORES_422_HQ", "lossless": "FFV1", "png": "PNG_SEQUENCE", "h264": "H264_PROXY"}
 
 
 class CliError(Exception):
@@ -96,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--seed", type=int, help="seed; the same seed reproduces the same take")
     submit.add_argument("--codec", choices=list(CODEC_CHOICES), default="prores",
                         help="take media: prores (ProRes 422 HQ .mov, default), lossless (FFV1 .mkv), "
-                             "png (PNG sequence) or h264 (proxy .mp4)")
+                             "png (PNG sequence, 8/16-bit), exr (OpenEXR sequence) or h264 (proxy .mp4)")
     submit.add_argument("--backend", default="", help="backend (default: the server's): classic or diffusers")
     submit.add_argument("--model", default="", help="diffusers: model id from the server's profile "
                                                     "(default: the first that does the operation)")
@@ -148,6 +149,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--frames", type=int, default=72, help="length of the sample clip in frames")
     demo.add_argument("--width", type=int, default=1280)
     demo.add_argument("--height", type=int, default=720)
+    demo.add_argument("--codec", choices=sorted(CODEC_CHOICES), default="prores",
+                      help="takes' codec: prores (matched to the 10-bit ProRes plate), lossless (FFV1 in the plate's "
+                           "own pixel format: every pixel outside the inpaint mask is the plate's, bit for bit), "
+                           "png, exr or h264")
     demo.add_argument("--json", action="store_true")
     return parser
 

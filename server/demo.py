@@ -17,6 +17,7 @@ from bridge.client import GenerationClient, new_request_id
 from bridge.selection import export_selection
 from bridge.takes import place_take
 from bridge.timecode import from_timecode, rational_time
+from server.codec_names import CODEC_CHOICES
 from server.contact_sheet import contact_sheet
 from server.media import read_frames, write_movie
 from server.progress_bar import ProgressBar
@@ -62,7 +63,7 @@ def run_demo(args) -> int:
                 request.client = "takebridge-demo"
                 request.selection_otio = otio.adapters.write_to_string(export_selection(timeline, clip), "otio_json")
                 request.contract.seed = 1
-                request.contract.output.codec = pb.PRORES_422_HQ
+                request.contract.output.codec = pb.Codec.Value(CODEC_CHOICES[getattr(args, "codec", "prores")])
                 request.contract.output.take_dir = str(out / "takes")
                 job = client.submit(request)
                 bar = ProgressBar(f"    {op:<8}{clip}", enabled=False if args.json else None)

@@ -28,6 +28,7 @@ CODECS = {  # codec -> (media.encode name, file suffix; "" = a folder)
     pb.FFV1: ("ffv1", ".mkv"),
     pb.PNG_SEQUENCE: ("png", ""),
     pb.H264_PROXY: ("h264", ".mp4"),
+    pb.EXR_SEQUENCE: ("exr", ""),
 }
 DEFAULT_CONTEXT_FRAMES = 16
 
@@ -85,6 +86,7 @@ class JobPlan:
     mask_first: int = 0             # mask frame of the first frame read
     mask_invert: bool = False
     mask_grow: int = 0
+    mask_grid: tuple = (1, 1)      # the chroma grid the mask was aligned to (2, 1 for 4:2:2)
     codec: int = pb.PRORES_422_HQ
     take_dir: Path = Path(".")
     seed: int = 0
@@ -157,6 +159,10 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
         raise JobError("media_missing", f"media of clip {selection.clip_name!r} not found: {selection.media.path}; "
                        f"relink the clip or copy the media back", grpc.StatusCode.NOT_FOUND)
     media = probe(media_path, rate=selection.media.rate)
+    if media.interlaced:
+        raise JobError("interlaced_source", f"media of clip {selection.clip_name!r} ({media.path.name}) is interlaced; "
+                                            f"generation works on whole frames. Deinterlace it first (e.g. ffmpeg "
+                                            f"-vf bwdif=mode=send_frame) and relink the clip to the result")
     rate = selection.rate
     if rate / media.rate > 64 or media.rate / rate > 64:
         raise JobError("bad_rate", f"clip {selection.clip_name!r} runs at {float(rate):g} fps over media at "

@@ -14,7 +14,9 @@ import numpy as np
 
 from server import faults, gates, paths
 from server.backends.base import Backend, Cancelled, Spec
-from server.media import MediaInfo, read_frames, read_mask, write_movie
+from server.media import MediaInfo, delivery_for, iter_pictures, read_mask, write_movie
+from server.media.pixels import (align_mask, chroma_grid, composite_native, has_alpha, native_of_rgb,
+                                 working_depth)
 from server.backends.generative.conform import feathered_alpha
 from server.plan import CODECS, JobPlan
 
@@ -36,15 +38,28 @@ class RunResult:
     gates: list = dataclasses.field(default_factory=list)   # server.gates.Gate, in order
     device: str = "cpu"
     info: dict = dataclasses.field(default_factory=dict)    # what the backend reported (model, fps, generator)
+    pixels: dict = dataclasses.field(default_factory=dict)  # depth, delivery format, colour, untouched frames
 
 
 def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
              cancel: threading.Event) -> RunResult:
     timings: dict[str, float] = {}
+    codec, suffix = CODECS[plan.codec]
+    depth = working_depth(plan.media.bit_depth)
+    delivery = delivery_for(codec, plan.media, depth)
+    # the source's own samples are kept when the take is stored in the source's pixel format
+    native = delivery.pix_fmt == plan.media.pix_fmt and codec not in ("png", "exr")
+    # the source's pictures are also read when the take carries their alpha in another format
+    keep_pictures = native or (plan.media.has_alpha and has_alpha(delivery.pix_fmt))
 
     started = time.monotonic()
-    source = _decode(plan, report)
-    mask = _decode_mask(plan) if plan.op == "inpaint" else None
+    source, natives = _decode(plan, report, depth, keep_pictures)
+    mask = None
+    if plan.op == "inpaint":
+        mask = _decode_mask(plan)
+        grid = chroma_grid(plan.media.pix_fmt) if native else (1, 1)
+        mask = align_mask(mask, grid)   # whole chroma samples: pixels outside keep every sample
+        plan.mask_grid = grid
     timings["decode"] = time.monotonic() - started
     _check(cancel)
     faults.point("decoded")
@@ -57,7 +72,9 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
                 model=plan.request.model, steps_scale=plan.steps_scale)
     spec.reference_images = [_read_image(path) for path in plan.reference_paths]
     generated = backend.run(plan.op, work, spec,
-                            lambda done, total, preview: report("generate", done, total, preview), cancel)
+                            lambda done, total, preview: report("generate", done, total, _preview8(preview)),
+                            cancel)
+    generated = _at_depth(generated, source.dtype)
     if work is not source:
         generated = _resized(generated, (source.shape[2], source.shape[1]), cv2.INTER_CUBIC)
     timings["generate"] = time.monotonic() - started
@@ -69,11 +86,11 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     _check(cancel)
 
     started = time.monotonic()
-    codec, suffix = CODECS[plan.codec]
     staging.mkdir(parents=True, exist_ok=True)
     dest = staging / f"{paths.slug(plan.shot)}{suffix}"
-    media = write_movie(_frames_reporting(take_frames, report, cancel), dest, codec=codec, rate=plan.rate,
-                        start_timecode=plan.start_timecode, drop_frame=plan.drop_frame)
+    items, kept = _take_items(plan, source, natives, take_frames, mask, delivery)
+    media = write_movie(_frames_reporting(items, report, cancel), dest, codec=codec, rate=plan.rate,
+                        start_timecode=plan.start_timecode, drop_frame=plan.drop_frame, delivery=delivery)
     timings["encode"] = time.monotonic() - started
     faults.point("encoded")
     size = (source.shape[2], source.shape[1])
@@ -83,11 +100,79 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     result = RunResult(staged=dest, media=media, timings=timings, generated_size=generated_size,
                        delivered_size=size, fallbacks=list(plan.fallbacks), device=backend.device,
                        info=dict(spec.info))
+    result.pixels = {"source_bit_depth": plan.media.bit_depth, "processing_bit_depth": depth,
+                     "delivery": delivery.describe(), "source_pix_fmt": plan.media.pix_fmt,
+                     "source_color": plan.media.color.describe(),
+                     "kept_source_samples": native,
+                     "frames_untouched": _ranges(kept), "frames_encoded": _ranges(
+                         [i for i in range(plan.take_count) if i not in set(kept)]),
+                     "mask_grid": list(getattr(plan, "mask_grid", (1, 1))) if plan.op == "inpaint" else None}
 
     started = time.monotonic()
-    result.gates = run_gates(plan, source, take_frames, mask, result)
+    result.gates = run_gates(plan, _eight(source), _eight(take_frames), mask, result)
     timings["gates"] = time.monotonic() - started
     return result
+
+
+def _take_items(plan: JobPlan, source: np.ndarray, natives: list | None, take_frames: np.ndarray,
+                mask: np.ndarray | None, delivery) -> tuple[list, list[int]]:
+    """What is written for each take frame: the source's own picture where the operation left
+    the frame as it was (bit-exact in any decoder), the source's samples outside the mask for an
+    inpaint frame, the take's RGB otherwise (with the source's alpha where the take has alpha).
+    Returns (items, indexes of the frames the operation left as they were)."""
+    offset = plan.extend_frames if plan.op == "extend" and plan.extend_side == "head" else 0
+    same_format = bool(natives) and natives[0].pix_fmt == delivery.pix_fmt
+    items, kept = [], []
+
+    def converted(frame, s):
+        if not natives:
+            return frame
+        return native_of_rgb(frame, delivery.pix_fmt, delivery.color,
+                             alpha_from=natives[min(max(s, 0), len(natives) - 1)])
+
+    for index, frame in enumerate(take_frames):
+        s = index - offset
+        if not 0 <= s < len(source):
+            items.append(converted(frame, s))
+        elif np.array_equal(frame, source[s]):
+            kept.append(index)
+            items.append(natives[s] if same_format else converted(frame, s))
+        elif same_format and plan.op == "inpaint":
+            items.append(composite_native(natives[s], converted(frame, s), mask[s]))
+        else:
+            items.append(converted(frame, s))
+    return items, kept
+
+
+def _ranges(indexes: list[int]) -> list[list[int]]:
+    """[[first, last], ...] runs of consecutive indexes."""
+    runs: list[list[int]] = []
+    for i in indexes:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return runs
+
+
+def _eight(frames: np.ndarray) -> np.ndarray:
+    """An 8-bit view of working frames, for the gates (their thresholds are in 8-bit levels)."""
+    if frames.dtype == np.uint8:
+        return frames
+    return ((frames.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _preview8(preview):
+    return None if preview is None else _eight(preview[None])[0]
+
+
+def _at_depth(frames: np.ndarray, dtype) -> np.ndarray:
+    """A backend's frames at the working depth (a backend that only makes 8 bits is widened)."""
+    if frames.dtype == dtype:
+        return frames
+    if frames.dtype == np.uint8 and dtype == np.uint16:
+        return frames.astype(np.uint16) * 257
+    raise RuntimeError(f"backend returned {frames.dtype} frames for {np.dtype(dtype)} work; this is a bug")
 
 
 def run_gates(plan: JobPlan, source: np.ndarray, take_frames: np.ndarray, mask: np.ndarray | None,
@@ -124,16 +209,25 @@ def _smaller(source: np.ndarray, mask: np.ndarray | None, scale: float):
                             for m in mask])
 
 
-def _decode(plan: JobPlan, report: Report) -> np.ndarray:
-    """The frames of the read range; media frames are fetched once even when a rate change
-    maps several take frames onto one media frame."""
+def _decode(plan: JobPlan, report: Report, depth: int, native: bool) -> tuple[np.ndarray, list | None]:
+    """The frames of the read range at the working depth (and the source's own pictures when
+    the take keeps them); media frames are fetched once even when a rate change maps several
+    take frames onto one media frame."""
     first, last = min(plan.media_indices), max(plan.media_indices)
     report("decode", 0, plan.read_count, None)
-    span = read_frames(plan.media.path, first, last - first + 1, rate=plan.media.rate)
+    frames = np.empty((last - first + 1, plan.media.height, plan.media.width, 3),
+                      np.uint8 if depth == 8 else np.uint16)
+    pictures = [] if native else None
+    for slot, (rgb, picture) in enumerate(iter_pictures(plan.media.path, first, last - first + 1,
+                                                        rate=plan.media.rate, depth=depth, native=native)):
+        frames[slot] = rgb
+        if native:
+            pictures.append(picture)
     report("decode", plan.read_count, plan.read_count, None)
     if plan.media_indices == list(range(first, last + 1)):
-        return span
-    return span[np.asarray(plan.media_indices) - first]
+        return frames, pictures
+    picks = np.asarray(plan.media_indices) - first
+    return frames[picks], ([pictures[i] for i in picks] if native else None)
 
 
 def _decode_mask(plan: JobPlan) -> np.ndarray:
@@ -166,7 +260,7 @@ def _composite(plan: JobPlan, source: np.ndarray, generated: np.ndarray, mask: n
         if plan.feather > 0:  # a soft edge inside the mask; outside it the source, exactly
             alpha = feathered_alpha(mask, plan.feather)[..., None]
             blended = np.rint(alpha * generated.astype(np.float32) + (1 - alpha) * source.astype(np.float32))
-            return np.where(mask[..., None], blended.astype(np.uint8), source)
+            return np.where(mask[..., None], blended.astype(source.dtype), source)
         return np.where(mask[..., None], generated, source)
     if plan.op == "extend":
         parts = (generated, source) if plan.extend_side == "head" else (source, generated)
@@ -174,7 +268,7 @@ def _composite(plan: JobPlan, source: np.ndarray, generated: np.ndarray, mask: n
     return generated
 
 
-def _frames_reporting(frames: np.ndarray, report: Report, cancel: threading.Event):
+def _frames_reporting(frames, report: Report, cancel: threading.Event):
     for index, frame in enumerate(frames):
         _check(cancel)
         yield frame

@@ -234,8 +234,9 @@ class TakeStore:
             faults.point("media_moved")
             url = str(media_path)
             if media_path.is_dir():
-                url = str(media_path / next(p.name for p in sorted(media_path.iterdir()) if p.suffix == ".png"))
-                url = re.sub(r"(\d+)(\.png)$", lambda m: f"%0{len(m.group(1))}d{m.group(2)}", url)
+                url = str(media_path / next(p.name for p in sorted(media_path.iterdir())
+                                            if p.suffix in (".png", ".exr")))
+                url = re.sub(r"(\d+)(\.(png|exr))$", lambda m: f"%0{len(m.group(1))}d{m.group(2)}", url)
             info = result.media
             take = pb.Take(
                 take_id=take_id, job_id=job.job_id, shot=plan.shot, version=version, operation=job.operation,
@@ -325,11 +326,13 @@ class TakeStore:
                               "rate": str(result.info.get("generated_fps") or plan.rate)},
                 "delivered": {"width": take.media.width, "height": take.media.height, "rate": str(plan.rate)},
                 "upscaled": result.generated_size != result.delivered_size,
-                # backends work on 8-bit RGB today; a 10-bit source is honest about losing depth here
-                "processing_bit_depth": 8,
+                "processing_bit_depth": result.pixels.get("processing_bit_depth", 8),
                 "source_bit_depth": plan.media.bit_depth,
                 "delivered_bit_depth": result.media.bit_depth,
             },
+            # how the pixels were kept: working depth, the take's format and colour tags (matched
+            # to the source), which frames are the source's own samples and which were encoded
+            "pixels": result.pixels,
             "fallbacks": list(result.fallbacks),
             "gates": [g.as_dict() for g in result.gates],
             "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},

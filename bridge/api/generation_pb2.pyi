@@ -39,6 +39,7 @@ class Codec(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FFV1: _ClassVar[Codec]
     PNG_SEQUENCE: _ClassVar[Codec]
     H264_PROXY: _ClassVar[Codec]
+    EXR_SEQUENCE: _ClassVar[Codec]
 
 class ExtendSide(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -73,6 +74,7 @@ PRORES_422_HQ: Codec
 FFV1: Codec
 PNG_SEQUENCE: Codec
 H264_PROXY: Codec
+EXR_SEQUENCE: Codec
 EXTEND_SIDE_UNSPECIFIED: ExtendSide
 TAIL: ExtendSide
 HEAD: ExtendSide

@@ -2,14 +2,20 @@
 
 Everything here speaks integer frames at exact rational rates; errors are MediaError with a code.
 """
-from .decode import iter_frames, read_frames, read_mask, to_rgb
-from .encode import CODECS, write_movie
+from .decode import iter_frames, iter_pictures, read_frames, read_mask, to_rgb
+from .encode import CODECS, Delivery, delivery_for, write_movie
+from .pixels import ColorTags, Native
 from .errors import MediaError
 from .probe import MediaInfo, probe
 from .timecode import frames_to_timecode, shift_timecode, timecode_to_frames
 
 __all__ = [
     "CODECS",
+    "ColorTags",
+    "Delivery",
+    "Native",
+    "delivery_for",
+    "iter_pictures",
     "MediaError",
     "MediaInfo",
     "frames_to_timecode",

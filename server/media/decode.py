@@ -12,44 +12,57 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from av.video.reformatter import Colorspace, Interpolation
 
 from .errors import MediaError
-from .probe import IMAGE_SUFFIXES, MediaInfo, bit_depth, find_sequence, open_media, probe, video_stream
+from .pixels import SCALE_FLAGS, ColorTags, Native, rgb_of
+from .probe import IMAGE_SUFFIXES, MediaInfo, find_sequence, open_media, probe, video_stream
 
-# libavutil's AVCOL_SPC_UNSPECIFIED: the file does not say which YUV matrix it used.
-_COLORSPACE_UNSPECIFIED = 2
-# swscale's fast path copies each chroma sample to its neighbours and truncates; interpolated
-# chroma with exact rounding brings a ProRes 4:2:2 round trip from ~1.8 to ~0.01 mean error.
-SCALE_FLAGS = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+__all__ = ["SCALE_FLAGS", "iter_frames", "iter_pictures", "read_frames", "read_mask", "to_rgb"]
 # Luma above this is "inside" the mask: white paints where generation happens.
 _MASK_THRESHOLD = 127
 
 
 def read_frames(
-    path: str | Path, start: int, count: int, *, rate: Fraction | int | None = None
+    path: str | Path, start: int, count: int, *, rate: Fraction | int | None = None, depth: int = 8
 ) -> np.ndarray:
-    """Frames start .. start+count-1 of `path` as one (count, H, W, 3) uint8 RGB array.
+    """Frames start .. start+count-1 of `path` as one (count, H, W, 3) RGB array: uint8 at
+    depth 8, uint16 (0..65535) at depth 16, converted with the media's own colour tags.
 
     `rate` only matters for image sequences without a sidecar (see probe()).
     """
     info = probe(path, rate=rate)
     _check_range(info, start, count)
-    frames = np.empty((count, info.height, info.width, 3), np.uint8)
-    for slot, frame in enumerate(_iter_checked(info, start, count)):
-        frames[slot] = frame
+    frames = np.empty((count, info.height, info.width, 3), np.uint8 if depth == 8 else np.uint16)
+    for slot, picture in enumerate(_iter_checked(info, start, count)):
+        frames[slot] = rgb_of(picture, depth, _tags(info))
     return frames
 
 
 def iter_frames(
-    path: str | Path, start: int = 0, count: int | None = None, *, rate: Fraction | int | None = None
+    path: str | Path, start: int = 0, count: int | None = None, *, rate: Fraction | int | None = None,
+    depth: int = 8
 ) -> Iterator[np.ndarray]:
     """Like read_frames, one (H, W, 3) frame at a time; count=None reads to the end of the media."""
+    return (rgb for rgb, _ in iter_pictures(path, start, count, rate=rate, depth=depth, native=False))
+
+
+def iter_pictures(
+    path: str | Path, start: int = 0, count: int | None = None, *, rate: Fraction | int | None = None,
+    depth: int = 8, native: bool = True
+) -> Iterator[tuple[np.ndarray, Native | None]]:
+    """(working RGB at `depth`, the picture's own planes or None) for each frame of the range."""
     info = probe(path, rate=rate)
     if count is None:
         count = info.frame_count - start
     _check_range(info, start, count)
-    return _iter_checked(info, start, count)
+    tags = _tags(info)
+    return ((rgb_of(picture, depth, tags), Native.of(picture) if native else None)
+            for picture in _iter_checked(info, start, count))
+
+
+def _tags(info: MediaInfo) -> ColorTags | None:
+    """The media's stated colour tags (None: each picture's own)."""
+    return info.color if info.color != ColorTags() else None
 
 
 def read_mask(
@@ -73,34 +86,18 @@ def read_mask(
             f"{size[0]}x{size[1]}; render the mask at the frame size",
         )
     if not info.is_sequence and info.frame_count == 1:
-        still = _mask_of(next(_iter_checked(info, 0, 1)))
+        still = _mask_of(to_rgb(next(_iter_checked(info, 0, 1))))
         return np.repeat(still[np.newaxis], count, axis=0)
     _check_range(info, start, count)
     masks = np.empty((count, info.height, info.width), bool)
     for slot, frame in enumerate(_iter_checked(info, start, count)):
-        masks[slot] = _mask_of(frame)
+        masks[slot] = _mask_of(to_rgb(frame))
     return masks
 
 
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """A decoded picture as (H, W, 3) uint8 RGB, whatever its pixel format and bit depth."""
-    if frame.format.name == "rgb24":
-        return frame.to_ndarray()
-    if _is_deep_rgb_or_gray(frame.format):
-        # swscale rounds 16-bit RGB up by one for half of all values (0x8080 -> 0x81);
-        # scaling by 255/65535 with rounding gives each 8-bit value back exactly.
-        deep = frame.to_ndarray(format="rgb48le").astype(np.uint32)
-        return ((deep * 255 + 32767) // 65535).astype(np.uint8)
-    matrix = None
-    if not frame.format.is_rgb and frame.colorspace == _COLORSPACE_UNSPECIFIED:
-        # Untagged YUV: follow what players assume, BT.709 for HD and up, BT.601 below.
-        matrix = Colorspace.ITU709 if frame.height >= 720 else Colorspace.ITU601
-    return frame.reformat(format="rgb24", src_colorspace=matrix, interpolation=SCALE_FLAGS).to_ndarray()
-
-
-def _is_deep_rgb_or_gray(pixel_format: av.VideoFormat) -> bool:
-    has_no_chroma = pixel_format.is_rgb or len(pixel_format.components) <= 2
-    return has_no_chroma and bit_depth(pixel_format.name) > 8
+    return rgb_of(frame, 8)
 
 
 def _mask_of(frame: np.ndarray) -> np.ndarray:
@@ -117,7 +114,7 @@ def _check_range(info: MediaInfo, start: int, count: int) -> None:
         )
 
 
-def _iter_checked(info: MediaInfo, start: int, count: int) -> Iterator[np.ndarray]:
+def _iter_checked(info: MediaInfo, start: int, count: int) -> Iterator[av.VideoFrame]:
     if count == 0:
         return iter(())
     if info.is_sequence:
@@ -127,11 +124,11 @@ def _iter_checked(info: MediaInfo, start: int, count: int) -> Iterator[np.ndarra
     return _iter_movie(info, start, count)
 
 
-def _iter_still(path: Path) -> Iterator[np.ndarray]:
+def _iter_still(path: Path) -> Iterator[av.VideoFrame]:
     yield _decode_image(path)
 
 
-def _iter_sequence(info: MediaInfo, start: int, count: int) -> Iterator[np.ndarray]:
+def _iter_sequence(info: MediaInfo, start: int, count: int) -> Iterator[av.VideoFrame]:
     sequence = find_sequence(info.path)
     for index in range(start, start + count):
         image = sequence.frame_path(index)
@@ -144,15 +141,15 @@ def _iter_sequence(info: MediaInfo, start: int, count: int) -> Iterator[np.ndarr
         yield _decode_image(image)
 
 
-def _decode_image(path: Path) -> np.ndarray:
+def _decode_image(path: Path) -> av.VideoFrame:
     with open_media(path) as container:
         stream = video_stream(container, path)
         for frame in container.decode(stream):
-            return to_rgb(frame)
+            return frame
     raise MediaError("media_unreadable", f"image {path} decodes to no picture; re-export it")
 
 
-def _iter_movie(info: MediaInfo, start: int, count: int) -> Iterator[np.ndarray]:
+def _iter_movie(info: MediaInfo, start: int, count: int) -> Iterator[av.VideoFrame]:
     end = start + count
     # Seek to a keyframe at or before `start`. With B-frames (open GOPs) the demuxer's index can
     # land on a keyframe shown after `start`, and seeks in MPEG-TS are byte guesses that may land
@@ -203,8 +200,8 @@ def _fill_range(
     end: int,
     first: tuple[int, av.VideoFrame] | None,
     rest: Iterator[tuple[int, av.VideoFrame]],
-) -> Iterator[np.ndarray]:
-    """One RGB frame per index start..end-1, holding the last picture over timestamp gaps."""
+) -> Iterator[av.VideoFrame]:
+    """One picture per index start..end-1, holding the last picture over timestamp gaps."""
     wanted = start
     held = None
     pictures = rest if first is None else itertools.chain([first], rest)
@@ -214,10 +211,10 @@ def _fill_range(
             # editors do; duplicates of an index already handed out are skipped.
             filler = picture if held is None else held
             while wanted < min(index, end):
-                yield to_rgb(filler)
+                yield filler
                 wanted += 1
             if wanted < end:
-                yield to_rgb(picture)
+                yield picture
                 wanted += 1
             if wanted >= end:
                 return
@@ -225,5 +222,5 @@ def _fill_range(
     if held is None:
         raise MediaError("media_unreadable", f"{info.path} decoded to no pictures from frame {start} on")
     while wanted < end:
-        yield to_rgb(held)
+        yield held
         wanted += 1

@@ -4,6 +4,7 @@ Rates and start timecodes go into the file exactly; a destination is replaced wh
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -16,15 +17,14 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from av.video.reformatter import ColorRange, Colorspace
 
-from .decode import SCALE_FLAGS
 from .errors import MediaError
+from .pixels import ColorTags, Native, float_picture, native_of_rgb
 from .probe import SEQUENCE_SIDECAR, MediaInfo, probe
 from .timecode import is_drop_frame, timecode_to_frames
 
-# libavutil's AVCOL_* value shared by BT.709 primaries, transfer and matrix.
-_BT709 = 1
+# What a take is written with when nothing else is said: BT.709, limited range.
+DEFAULT_TAGS = ColorTags(1, 1, 1, 1)
 
 # First file number of a PNG sequence; frame N of the take is file N.
 SEQUENCE_FIRST_NUMBER = 0
@@ -53,13 +53,69 @@ MOVIE_CODECS = {
         "libx264", "mp4", (".mp4",), "yuv420p", {"crf": "18", "preset": "medium"}, {"movflags": "+faststart"}
     ),
 }
-CODECS = (*MOVIE_CODECS, "png")
+CODECS = (*MOVIE_CODECS, "png", "exr")
+SEQUENCE_CODECS = ("png", "exr")
+# pixel formats each encoder takes (a take keeps the source's format when its encoder does)
+ENCODER_FORMATS = {name: tuple(f.name for f in (av.codec.Codec(movie.encoder, "w").video_formats or ()))
+                   for name, movie in MOVIE_CODECS.items()}
+PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "4444xq": 5}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How a take is stored: codec, pixel format, codec options and colour tags."""
+
+    codec: str
+    pix_fmt: str
+    options: dict = field(default_factory=dict)
+    color: ColorTags = DEFAULT_TAGS
+
+    def describe(self) -> dict:
+        return {"codec": self.codec, "pix_fmt": self.pix_fmt, "options": dict(self.options),
+                "color": self.color.describe()}
+
+
+def delivery_for(codec: str, source: MediaInfo | None, depth: int = 8) -> Delivery:
+    """The take's format for `codec`, matched to the source: its pixel format where the encoder
+    takes it (FFV1 every planar YUV/RGB depth, ProRes 422/4444/4444 XQ with alpha), its ProRes
+    profile, its colour tags; PNG at 8 or 16 bits, EXR as half floats (exact for 8-bit sources)
+    or 32-bit floats (deeper ones)."""
+    color = source.color.stated(source.height) if source is not None else DEFAULT_TAGS
+    alpha = source is not None and source.has_alpha
+    if codec == "png":
+        return Delivery(codec, {(8, False): "rgb24", (16, False): "rgb48be", (8, True): "rgba",
+                                (16, True): "rgba64be"}[(depth, alpha)], color=color)
+    if codec == "exr":
+        return Delivery(codec, "gbrapf32le" if alpha else "gbrpf32le",
+                        {"format": "half" if depth == 8 else "float", "compression": "zip1"}, color=color)
+    movie = MOVIE_CODECS[codec]
+    if codec == "h264" or source is None:
+        return Delivery(codec, movie.pix_fmt, dict(movie.options), color)
+    pix_fmt = source.pix_fmt if source.pix_fmt in ENCODER_FORMATS[codec] else None
+    if codec == "ffv1" and pix_fmt is None:
+        pix_fmt = {(8, False): "bgr0", (8, True): "bgra", (16, False): "rgb48le", (16, True): "rgba64le"}[(depth, alpha)]
+    options = dict(movie.options)
+    if codec == "prores":
+        chroma_444 = pix_fmt is None and (source.pix_fmt.startswith(("yuv444", "yuva444", "gbr", "rgb", "bgr"))
+                                          or alpha)
+        pix_fmt = pix_fmt or ("yuva444p10le" if alpha else "yuv444p10le" if chroma_444 else movie.pix_fmt)
+        wanted = (source.profile or "").lower().replace(" ", "") if source.codec == "prores" else ""
+        if wanted not in PRORES_PROFILES:
+            wanted = "4444" if pix_fmt.startswith(("yuv444", "yuva444")) else "hq"
+        options["profile"] = wanted
+        if alpha and pix_fmt.startswith("yuva"):
+            options["alpha_bits"] = "16"
+        # ProRes is limited-range video by definition: a full-range source is converted, and
+        # tagged as what it then is (its look is kept; the numbers change)
+        color = dataclasses.replace(color, range=1)
+    return Delivery(codec, pix_fmt, options, color)
+
 
 Progress = Callable[[int, "int | None"], None]
 
 
 def write_movie(
-    frames: np.ndarray | Iterable[np.ndarray],
+    frames: np.ndarray | Iterable[np.ndarray | Native],
     dest: str | Path,
     *,
     codec: str = "prores",
@@ -67,11 +123,15 @@ def write_movie(
     start_timecode: str | None = None,
     drop_frame: bool | None = None,
     progress: Progress | None = None,
+    delivery: Delivery | None = None,
 ) -> MediaInfo:
-    """Encode RGB frames ((N, H, W, 3) uint8, or an iterable of (H, W, 3)) to `dest`; probe it back.
+    """Encode frames to `dest`; probe it back.
 
-    codec: "prores" (.mov), "ffv1" (.mkv), "h264" (.mp4) or "png" (`dest` is a folder of
-    `<dest name>.NNNNNN.png` plus a sequence.json holding rate and timecode).
+    Frames are RGB ((H, W, 3) uint8, or uint16 at 0..65535 for deep takes) or Native pictures,
+    which are written sample for sample when they are already in the delivery's pixel format.
+    codec: "prores" (.mov), "ffv1" (.mkv), "h264" (.mp4), "png" or "exr" (`dest` is a folder of
+    `<dest name>.NNNNNN.png|exr` plus a sequence.json holding rate and timecode).
+    delivery: pixel format, options and colour tags (delivery_for); default: the codec's own.
     drop_frame=None takes the counting from the timecode's separator (';' is drop-frame).
     progress(done, total) is called after every frame; total is None for a plain iterator.
     """
@@ -81,6 +141,10 @@ def write_movie(
     movie = _checked_codec(codec, dest)
     total = len(frames) if hasattr(frames, "__len__") else None
     size, checked = _checked_frames(frames, codec)
+    if delivery is None:
+        delivery = delivery_for(codec, None)
+    elif delivery.codec != codec:
+        raise MediaError("unsupported_codec", f"delivery is for {delivery.codec!r}, not {codec!r}")
 
     def report(done: int) -> None:
         if progress is not None:
@@ -89,9 +153,9 @@ def write_movie(
     def write(temp: Path) -> None:
         try:
             if movie is None:
-                _write_png_sequence(checked, temp, dest.name, rate, start_timecode, report)
+                _write_sequence(checked, temp, dest.name, rate, start_timecode, report, delivery, size)
             else:
-                _write_movie_file(checked, temp, movie, size, rate, start_timecode, report)
+                _write_movie_file(checked, temp, movie, size, rate, start_timecode, report, delivery)
         except (av.FFmpegError, OSError) as error:
             raise MediaError(
                 "encode_failed", f"writing {dest} as {codec} failed ({error}); check free space and permissions"
@@ -132,9 +196,9 @@ def _checked_codec(codec: str, dest: Path) -> MovieCodec | None:
     """The movie codec for `codec`, or None for a PNG sequence, once `dest` suits it."""
     if codec not in CODECS:
         raise MediaError("unsupported_codec", f"codec {codec!r} is not one of {', '.join(CODECS)}")
-    if codec == "png":
+    if codec in SEQUENCE_CODECS:
         if dest.is_file():
-            raise MediaError("bad_destination", f"destination {dest} is a file; a PNG sequence needs a folder name")
+            raise MediaError("bad_destination", f"destination {dest} is a file; an image sequence needs a folder name")
         return None
     movie = MOVIE_CODECS[codec]
     if dest.suffix.lower() not in movie.suffixes:
@@ -148,38 +212,43 @@ def _checked_codec(codec: str, dest: Path) -> MovieCodec | None:
 
 
 def _checked_frames(
-    frames: np.ndarray | Iterable[np.ndarray], codec: str
-) -> tuple[tuple[int, int], Iterator[np.ndarray]]:
+    frames: np.ndarray | Iterable[np.ndarray | Native], codec: str
+) -> tuple[tuple[int, int], Iterator[np.ndarray | Native]]:
     """(width, height) of the first frame, and all frames one at a time, checked against it."""
     iterator = iter(frames)
     first = next(iterator, None)
     if first is None:
         raise MediaError("bad_frames", "no frames to write; a take needs at least one frame")
-    first = np.asarray(first)
-    if first.dtype != np.uint8 or first.ndim != 3 or first.shape[2] != 3:
-        raise MediaError(
-            "bad_frames",
-            f"frame 0 is {first.shape} {first.dtype}; frames must be (height, width, 3) uint8 RGB",
-        )
-    height, width = first.shape[:2]
+    width, height = _size_of(first, 0)
     if codec == "h264" and (width % 2 or height % 2):
         raise MediaError(
             "bad_frames",
             f"H.264 (yuv420p) needs even width and height, frames are {width}x{height}; crop or pad "
             f"to {width + width % 2}x{height + height % 2}, or write prores/ffv1/png",
         )
-    return (width, height), _same_shape(first, iterator)
+    return (width, height), _same_size(first, (width, height), iterator)
 
 
-def _same_shape(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+def _size_of(frame, index: int) -> tuple[int, int]:
+    if isinstance(frame, Native):
+        return frame.width, frame.height
+    array = np.asarray(frame)
+    if array.dtype not in (np.uint8, np.uint16) or array.ndim != 3 or array.shape[2] != 3:
+        raise MediaError(
+            "bad_frames",
+            f"frame {index} is {array.shape} {array.dtype}; frames must be (height, width, 3) uint8 or uint16 RGB",
+        )
+    return array.shape[1], array.shape[0]
+
+
+def _same_size(first, size: tuple[int, int], rest: Iterator) -> Iterator[np.ndarray | Native]:
     yield first
     for index, frame in enumerate(rest, start=1):
-        frame = np.asarray(frame)
-        if frame.shape != first.shape or frame.dtype != np.uint8:
+        if _size_of(frame, index) != size:
             raise MediaError(
                 "bad_frames",
-                f"frame {index} is {frame.shape} {frame.dtype} but frame 0 is {first.shape} uint8; "
-                "every frame of a take must have the same size",
+                f"frame {index} is {_size_of(frame, index)} but frame 0 is {size}; every frame of a take must "
+                "have the same size",
             )
         yield frame
 
@@ -210,21 +279,22 @@ def _remove(path: Path) -> None:
 
 
 def _write_movie_file(
-    frames: Iterator[np.ndarray],
+    frames: Iterator[np.ndarray | Native],
     temp: Path,
     movie: MovieCodec,
     size: tuple[int, int],
     rate: Fraction,
     start_timecode: str | None,
     report: Callable[[int], None],
+    delivery: Delivery,
 ) -> None:
     with av.open(str(temp), "w", format=movie.container, options=movie.container_options) as container:
         if start_timecode is not None:
             # MOV/MP4 turn this into a tmcd track, Matroska into a TIMECODE tag; probe reads both.
             container.metadata["timecode"] = start_timecode
-        stream = _add_video_stream(container, movie, size, rate)
-        for index, array in enumerate(frames):
-            picture = _to_picture(array, movie.pix_fmt)
+        stream = _add_video_stream(container, movie, size, rate, delivery)
+        for index, item in enumerate(frames):
+            picture = picture_of(item, delivery)
             picture.pts = index
             for packet in stream.encode(picture):
                 container.mux(packet)
@@ -234,44 +304,62 @@ def _write_movie_file(
 
 
 def _add_video_stream(
-    container: av.container.OutputContainer, movie: MovieCodec, size: tuple[int, int], rate: Fraction
+    container: av.container.OutputContainer, movie: MovieCodec, size: tuple[int, int], rate: Fraction,
+    delivery: Delivery,
 ) -> av.VideoStream:
     # rate= sets the codec time base to exactly 1/rate (1001/24000), which MOV keeps as 1/24000.
-    stream = container.add_stream(movie.encoder, rate=rate, options=dict(movie.options))
+    stream = container.add_stream(movie.encoder, rate=rate, options=dict(delivery.options))
     stream.width, stream.height = size
-    stream.pix_fmt = movie.pix_fmt
+    stream.pix_fmt = delivery.pix_fmt
     stream.thread_type = "AUTO"
-    if not av.VideoFormat(movie.pix_fmt).is_rgb:
-        # Tag what _to_picture did, so every reader turns it back into the same RGB.
-        context = stream.codec_context
-        context.colorspace = context.color_primaries = context.color_trc = _BT709
-        context.color_range = ColorRange.MPEG
+    _tag(stream.codec_context, delivery)
     return stream
 
 
-def _to_picture(array: np.ndarray, pix_fmt: str) -> av.VideoFrame:
-    picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
-    if av.VideoFormat(pix_fmt).is_rgb:
-        return picture.reformat(format=pix_fmt)
-    return picture.reformat(
-        format=pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG, interpolation=SCALE_FLAGS
-    )
+def _tag(context, delivery: Delivery) -> None:
+    """Write the colour tags a reader needs to turn the samples back into the same RGB."""
+    fmt = av.VideoFormat(delivery.pix_fmt)
+    tags = delivery.color
+    context.color_primaries, context.color_trc = tags.primaries, tags.transfer
+    if not fmt.is_rgb:
+        context.colorspace, context.color_range = tags.matrix, tags.range or 1
 
 
-def _write_png_sequence(
-    frames: Iterator[np.ndarray],
+def picture_of(item: np.ndarray | Native, delivery: Delivery) -> av.VideoFrame:
+    """An encoder's input for one take frame: a Native already in the delivery's pixel format as
+    it is (sample for sample), anything else converted with the delivery's colour tags."""
+    if isinstance(item, Native):
+        if item.pix_fmt == delivery.pix_fmt:
+            return item.frame()
+        item = _rgb_of_native(item, delivery)
+    return native_of_rgb(np.ascontiguousarray(item), delivery.pix_fmt, delivery.color).frame()
+
+
+def _rgb_of_native(item: Native, delivery: Delivery) -> np.ndarray:
+    from .pixels import rgb_of
+    depth = 8 if max(c.bits for c in av.VideoFormat(item.pix_fmt).components) <= 8 else 16
+    return rgb_of(item.frame(), depth, delivery.color)
+
+
+def _write_sequence(
+    frames: Iterator[np.ndarray | Native],
     temp: Path,
     name: str,
     rate: Fraction,
     start_timecode: str | None,
     report: Callable[[int], None],
+    delivery: Delivery,
+    size: tuple[int, int],
 ) -> None:
     temp.mkdir()
-    pattern = f"{name}.%0{SEQUENCE_PADDING}d.png"
-    for index, array in enumerate(frames):
+    suffix = delivery.codec
+    pattern = f"{name}.%0{SEQUENCE_PADDING}d.{suffix}"
+    for index, item in enumerate(frames):
         image = temp / (pattern % (SEQUENCE_FIRST_NUMBER + index))
-        if not cv2.imwrite(str(image), cv2.cvtColor(array, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"OpenCV could not write frame {index} as PNG")
+        if delivery.codec == "exr":
+            rgb = _rgb_of_native(item, delivery) if isinstance(item, Native) else np.asarray(item)
+            item = float_picture(rgb, alpha=delivery.pix_fmt.startswith("gbrap"))
+        _write_image(image, item, delivery)
         report(index + 1)
     sidecar = {
         "schema_version": 1,
@@ -280,5 +368,28 @@ def _write_png_sequence(
         "rate": f"{rate.numerator}/{rate.denominator}",
         "start_timecode": start_timecode,
         "drop_frame": start_timecode is not None and is_drop_frame(start_timecode),
+        "pixel_format": delivery.pix_fmt,
+        "color": delivery.color.describe(),
     }
     (temp / SEQUENCE_SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_image(path: Path, item, delivery: Delivery) -> None:
+    """One PNG (8 or 16 bits, through OpenCV) or EXR (half or float, through FFmpeg's encoder)."""
+    if delivery.codec == "png":
+        if isinstance(item, Native):
+            item = _rgb_of_native(item, delivery)
+        array = np.asarray(item)
+        if array.dtype == np.uint8 and delivery.pix_fmt.startswith("rgb48"):
+            array = array.astype(np.uint16) * 257
+        if not cv2.imwrite(str(path), cv2.cvtColor(array, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"OpenCV could not write {path.name} as PNG")
+        return
+    with av.open(str(path), "w", format="image2") as container:
+        stream = container.add_stream("exr", rate=1, options=dict(delivery.options))
+        stream.width, stream.height, stream.pix_fmt = item.width, item.height, delivery.pix_fmt
+        item.pts = 0
+        for packet in stream.encode(item):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

@@ -14,6 +14,7 @@ import av
 
 from ..paths import PathError, check_listed, pinned, read_bytes
 from .errors import MediaError
+from .pixels import ColorTags
 
 # Image sequences carry no rate or timecode of their own; write_movie leaves them in this file.
 SEQUENCE_SIDECAR = "sequence.json"
@@ -50,6 +51,11 @@ class MediaInfo:
     pix_fmt: str                # FFmpeg pixel format: "yuv422p10le", "yuv420p", "rgb24", ...
     is_sequence: bool
     bit_depth: int              # bits per component of the stored pixels
+    color: ColorTags = ColorTags()   # matrix, primaries, transfer, range as the file states them
+    profile: str | None = None  # the codec's profile ("HQ", "4444", "4444 XQ" for ProRes)
+    has_alpha: bool = False
+    interlaced: bool = False    # the stream says its pictures are interlaced (field order)
+    sample_aspect: Fraction = Fraction(1)   # pixel aspect ratio (1 = square pixels)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -190,7 +196,26 @@ def _probe_movie(path: Path) -> MediaInfo:
             pix_fmt=context.format.name,
             is_sequence=False,
             bit_depth=bit_depth(context.format.name),
+            **_picture_facts(context),
         )
+
+
+# AVFieldOrder: 0 unknown, 1 progressive, 2.. the interlaced orders (tt, bb, tb, bt)
+_PROGRESSIVE_OR_UNKNOWN = (0, 1)
+
+
+def _picture_facts(context) -> dict:
+    """Colour tags, profile, alpha, interlacing and pixel aspect of a decoder context."""
+    fmt = context.format
+    try:
+        field_order = int(context.field_order or 0)
+    except (TypeError, ValueError):
+        field_order = 0
+    sar = context.sample_aspect_ratio
+    return {"color": ColorTags.of(context), "profile": context.profile or None,
+            "has_alpha": any(c.is_alpha for c in fmt.components) or fmt.name in ("bgra", "rgba", "argb", "abgr"),
+            "interlaced": field_order not in _PROGRESSIVE_OR_UNKNOWN,
+            "sample_aspect": Fraction(sar) if sar else Fraction(1)}
 
 
 def _frame_count(container: av.container.InputContainer, stream: av.VideoStream, rate: Fraction) -> int:
@@ -250,6 +275,7 @@ def _image_info(
             pix_fmt=pix_fmt,
             is_sequence=is_sequence,
             bit_depth=bit_depth(pix_fmt),
+            **_picture_facts(context),
         )
 
 

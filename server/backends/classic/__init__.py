@@ -46,7 +46,7 @@ class ClassicBackend:
             raise BackendError("unsupported_operation",
                                f"the classic backend has no operation {op!r}; "
                                f"choose one of {', '.join(self.operations())}")
-        return _collect(made, total, frames.shape[1:], progress, cancel)
+        return _collect(made, total, frames.shape[1:], progress, cancel, frames.dtype)
 
 
 def _check_extend(spec: Spec) -> None:
@@ -68,9 +68,10 @@ def _check_mask(mask: np.ndarray | None, frames_shape: tuple[int, ...]) -> None:
 
 
 def _collect(made: Iterator[np.ndarray], total: int, frame_shape: tuple[int, ...],
-             progress: ProgressFn, cancel: threading.Event) -> np.ndarray:
-    """Gather frames as they are made, reporting progress and honouring cancel between them."""
-    out = np.empty((total,) + tuple(frame_shape), np.uint8)
+             progress: ProgressFn, cancel: threading.Event, dtype=np.uint8) -> np.ndarray:
+    """Gather frames as they are made (at the input's depth), reporting progress and honouring
+    cancel between them."""
+    out = np.empty((total,) + tuple(frame_shape), dtype)
     for done in range(1, total + 1):
         if cancel.is_set():
             raise Cancelled()

@@ -58,9 +58,18 @@ def filled_frames(frames: np.ndarray, masks: np.ndarray,
             if not hole.any():
                 break
         if hole.any():
-            painted = cv2.inpaint(filled, hole.astype(np.uint8), _SPATIAL_RADIUS, cv2.INPAINT_TELEA)
-            filled[hole] = painted[hole]
+            filled[hole] = _painted(filled, hole)[hole]
         yield filled
+
+
+def _painted(frame: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Telea's fill of `hole`; deep frames channel by channel (Telea takes 16-bit only as one
+    channel), so the fill keeps the frame's depth."""
+    hole8 = hole.astype(np.uint8)
+    if frame.dtype == np.uint8:
+        return cv2.inpaint(frame, hole8, _SPATIAL_RADIUS, cv2.INPAINT_TELEA)
+    return np.dstack([cv2.inpaint(np.ascontiguousarray(frame[..., c]), hole8, _SPATIAL_RADIUS, cv2.INPAINT_TELEA)
+                      for c in range(frame.shape[2])])
 
 
 def _to_first_frame(frames: np.ndarray, distrusted: np.ndarray,

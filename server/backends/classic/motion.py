@@ -95,13 +95,16 @@ def pull_along_flow(image: np.ndarray, flow: np.ndarray,
 
 
 def disagreement(a: np.ndarray, b: np.ndarray, blur_px: int = 5) -> np.ndarray:
-    """(H, W) uint8: per pixel, the worst channel's absolute difference, box-blurred.
+    """(H, W) uint8: per pixel, the worst channel's absolute difference in 8-bit levels, box-blurred.
 
     The worst channel, so a grey subject over a colourful set of equal brightness still reads
     as different; blurred, so isolated noise spikes do not read as a mismatch.
     """
     red, green, blue = cv2.split(cv2.absdiff(a, b))
-    return cv2.blur(cv2.max(cv2.max(red, green), blue), (blur_px, blur_px))
+    worst = cv2.max(cv2.max(red, green), blue)
+    if worst.dtype != np.uint8:   # deep frames: measured in 8-bit levels, like every threshold here
+        worst = cv2.convertScaleAbs(worst, alpha=255.0 / 65535.0)
+    return cv2.blur(worst, (blur_px, blur_px))
 
 
 def warp(image: np.ndarray, homography: np.ndarray, interpolation: int = cv2.INTER_LINEAR,
@@ -147,7 +150,11 @@ def _track(gray_a: np.ndarray, gray_b: np.ndarray, points: np.ndarray
 
 
 def _small_gray(image: np.ndarray, scale: float) -> np.ndarray:
+    """8-bit luma at `scale`: motion is estimated at 8 bits whatever the frames' depth (the
+    trackers take 8-bit images; the pixels they move keep their depth)."""
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if gray.dtype != np.uint8:
+        gray = cv2.convertScaleAbs(gray, alpha=255.0 / 65535.0)
     if scale == 1.0:
         return gray
     return cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)

@@ -51,7 +51,8 @@ def refined_frames(frames: np.ndarray, strength: float) -> Iterator[np.ndarray]:
             weight_sum += weight
         blended = reference + strength * (total / weight_sum - reference)
         detail = blended - cv2.GaussianBlur(blended, (0, 0), DETAIL_SIGMA)
-        yield np.clip(np.rint(blended + strength * DETAIL_GAIN * detail), 0, 255).astype(np.uint8)
+        top = np.iinfo(reference.dtype).max   # 255, or 65535 for deep frames
+        yield np.clip(np.rint(blended + strength * DETAIL_GAIN * detail), 0, top).astype(reference.dtype)
 
 
 def _agreement_table(typical: float) -> np.ndarray:

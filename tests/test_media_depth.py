@@ -1,0 +1,326 @@
+"""Takes keep the source's depth, format and colour, and every sample the operation did not
+change, through the real server: 10-bit ProRes sources made with FFmpeg's own encoders, FFV1,
+16-bit PNG and float EXR deliveries, alpha, BT.601 and full-range tags, odd sizes.
+
+"Untouched" is checked on the decoded samples in the source's own pixel format (the planes a
+decoder hands out, at 16-bit containers for deep formats): outside the inpaint mask, grown to
+whole chroma samples, they are identical. Decoded to RGB, pixels next to the mask can still
+differ by chroma interpolation, which reaches across the mask edge; the tests say how far.
+"""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from bridge.api import pb
+from server.media import probe, read_frames
+from server.media.encode import Delivery, delivery_for, write_movie
+from server.media.pixels import ColorTags, align_mask, chroma_grid, plane_masks
+from server.media.decode import iter_pictures
+from server.samples import pan_clip
+
+from conftest import make_timeline, submit_request
+
+N, H, W = 8, 72, 128
+
+
+def deep_clip(n=N, h=H, w=W, seed=3) -> np.ndarray:
+    """(n, h, w, 3) uint16 footage with detail below 8 bits: a blurred pan plus fine noise."""
+    base = pan_clip(n, h, w, 2.0).astype(np.float32) * 257
+    rng = np.random.default_rng(seed)
+    frames = np.stack([cv2.GaussianBlur(f, (0, 0), 1.2) for f in base]) + rng.normal(0, 90, base.shape)
+    return np.clip(np.rint(frames), 0, 65535).astype(np.uint16)
+
+
+def box_mask(n=N, h=H, w=W, x0=41, y0=17, x1=87, y1=49) -> np.ndarray:
+    mask = np.zeros((n, h, w), bool)
+    mask[:, y0:y1, x0:x1] = True
+    mask[2] = False          # a frame with an empty mask: untouched whole
+    return mask
+
+
+def write_mask(path: Path, mask: np.ndarray) -> Path:
+    return write_movie(np.repeat(mask[..., None], 3, axis=3).astype(np.uint8) * 255, path, codec="ffv1",
+                       rate=Fraction(24)).path
+
+
+def natives(path, start, count, rate=None):
+    return [n for _, n in iter_pictures(path, start, count, depth=16, rate=rate)]
+
+
+def samples_outside(source_natives, take_natives, mask) -> tuple[int, int]:
+    """(identical, compared) samples outside the mask on every plane's own grid."""
+    same = total = 0
+    for i, (a, b) in enumerate(zip(source_natives, take_natives)):
+        assert a.pix_fmt == b.pix_fmt
+        for pa, pb_, m in zip(a.planes, b.planes, plane_masks(mask[i], a)):
+            outside = ~m
+            same += int((pa[outside] == pb_[outside]).sum())
+            total += int(outside.sum()) * pa.shape[2]
+    return same, total
+
+
+def run(client, timeline, op, **params):
+    job = client.wait(client.submit(submit_request(timeline, "A", op, **params)).job_id)
+    assert job.state == pb.SUCCEEDED, job.error
+    return job, json.loads(Path(job.take.manifest_url).read_text())
+
+
+@pytest.fixture
+def prores10(tmp_path):
+    """A 10-bit ProRes 422 HQ plate (FFmpeg's prores_ks), BT.709 tagged, timecode 01:00:00:00."""
+    media = write_movie(deep_clip(), tmp_path / "plate.mov", codec="prores", rate=Fraction(24),
+                        start_timecode="01:00:00:00").path
+    info = probe(media)
+    assert (info.pix_fmt, info.bit_depth, info.color.matrix) == ("yuv422p10le", 10, 1)
+    return media
+
+
+def timeline_of(media, n=N):
+    return make_timeline(media, rate=24, media_start=86400, media_frames=n, clip_in=0, clip_frames=n)
+
+
+def test_a_lossless_inpaint_of_10bit_prores_keeps_every_sample_outside_the_mask(server, prores10, tmp_path):
+    client, _ = server
+    mask = box_mask()
+    job, manifest = run(client, timeline_of(prores10), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask),
+                        codec=pb.FFV1)
+    take = probe(job.take.media.url)
+    assert take.pix_fmt == "yuv422p10le" and take.bit_depth == 10 and take.color.matrix == 1
+    pixels = manifest["pixels"]
+    assert manifest["resolution"]["processing_bit_depth"] == 16 and pixels["source_bit_depth"] == 10
+    assert pixels["kept_source_samples"] and pixels["mask_grid"] == [2, 1]
+    assert pixels["frames_untouched"] == [[2, 2]], "the empty-mask frame is the source's own"
+    aligned = align_mask(mask, (2, 1))
+    source, made = natives(prores10, 0, N), natives(job.take.media.url, 0, N)
+    same, total = samples_outside(source, made, aligned)
+    assert same == total, f"{total - same} of {total} samples outside the mask changed"
+    inside = np.abs(source[0].planes[0][aligned[0]].astype(int) - made[0].planes[0][aligned[0]].astype(int))
+    assert inside.mean() > 0, "the inside was regenerated"
+    # decoded to RGB at 16 bits: identical away from the edge; chroma interpolation reaches 3 px
+    src_rgb, take_rgb = read_frames(prores10, 0, N, depth=16), read_frames(job.take.media.url, 0, N, depth=16)
+    far = ~np.stack([cv2.dilate(m.astype(np.uint8), np.ones((1, 7), np.uint8)) > 0 for m in aligned])
+    assert np.array_equal(src_rgb[far], take_rgb[far])
+
+
+def test_an_extension_keeps_the_source_frames_sample_for_sample(server, prores10):
+    client, _ = server
+    job, manifest = run(client, timeline_of(prores10), "extend", frames=4, codec=pb.FFV1)
+    assert job.take.media.frame_count == N + 4
+    assert manifest["pixels"]["frames_untouched"] == [[0, N - 1]]
+    assert manifest["pixels"]["frames_encoded"] == [[N, N + 3]]
+    for a, b in zip(natives(prores10, 0, N), natives(job.take.media.url, 0, N)):
+        assert a.equals(b)
+
+
+def test_refine_at_strength_zero_gives_the_source_back(server, prores10):
+    client, _ = server
+    job, manifest = run(client, timeline_of(prores10), "refine", strength=0.0, codec=pb.FFV1)
+    assert manifest["pixels"]["frames_untouched"] == [[0, N - 1]]
+    assert all(a.equals(b) for a, b in zip(natives(prores10, 0, N), natives(job.take.media.url, 0, N)))
+
+
+def test_a_refined_10bit_take_keeps_detail_below_8_bits(server, prores10):
+    client, _ = server
+    job, _ = run(client, timeline_of(prores10), "refine", strength=0.3, codec=pb.FFV1)
+    take = read_frames(job.take.media.url, 0, N, depth=16)
+    assert take.dtype == np.uint16
+    # 8-bit processing would leave every value a multiple of 257 (x * 257 after widening)
+    assert np.mean(take % 257 != 0) > 0.5
+
+
+def reencoded_floor(source: Path, dest: Path, profile: str) -> Path:
+    """The source re-encoded with FFmpeg's prores_ks at the same profile: the least a ProRes
+    take can differ from it."""
+    with av.open(str(source)) as inp, av.open(str(dest), "w") as out:
+        stream_in = inp.streams.video[0]
+        stream = out.add_stream("prores_ks", rate=stream_in.average_rate, options={"profile": profile})
+        stream.width, stream.height, stream.pix_fmt = stream_in.width, stream_in.height, stream_in.pix_fmt
+        for index, frame in enumerate(inp.decode(stream_in)):
+            frame.pts, frame.time_base = index, 1 / Fraction(stream_in.average_rate)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return dest
+
+
+def test_a_prores_take_is_within_5_percent_of_a_plain_reencode_outside_the_mask(server, prores10, tmp_path):
+    client, _ = server
+    mask = box_mask()
+    job, manifest = run(client, timeline_of(prores10), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask),
+                        codec=pb.PRORES_422_HQ)
+    take = probe(job.take.media.url)
+    assert take.pix_fmt == "yuv422p10le" and take.profile == "HQ"
+    floor = reencoded_floor(prores10, tmp_path / "floor.mov", "hq")
+    aligned = align_mask(mask, (2, 1))
+    source = natives(prores10, 0, N)
+
+    def error(other) -> float:
+        diffs = []
+        for i, (a, b) in enumerate(zip(source, natives(other, 0, N))):
+            outside = ~plane_masks(aligned[i], a)[0]
+            diffs.append(np.abs(a.planes[0][outside].astype(int) - b.planes[0][outside].astype(int)))
+        return float(np.concatenate(diffs).mean())
+    take_error, floor_error = error(job.take.media.url), error(floor)
+    print(f"\nProRes 422 HQ luma error outside the mask (10-bit codes): take {take_error:.4f}, "
+          f"plain re-encode {floor_error:.4f}")
+    assert floor_error > 0, "a re-encode is lossy: the comparison means something"
+    assert take_error <= 1.05 * floor_error
+
+
+def test_prores_4444_with_alpha_stays_4444_and_keeps_the_alpha(server, tmp_path):
+    client, _ = server
+    rgb = deep_clip()
+    alpha = np.tile(np.linspace(64, 1000, W, dtype=np.uint16), (H, 1))   # a soft 10-bit ramp
+    path = tmp_path / "plate4444.mov"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("prores_ks", rate=Fraction(24), options={"profile": "4444", "alpha_bits": "16"})
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuva444p10le"
+        for i, frame in enumerate(rgb):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb48le").reformat(
+                format="yuva444p10le", dst_colorspace=1, dst_color_range=1)
+            picture.planes[3].update(np.ascontiguousarray(alpha).tobytes())
+            picture.pts = i
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    info = probe(path)
+    assert info.has_alpha and info.profile == "4444"
+    job, manifest = run(client, timeline_of(path), "refine", strength=0.5, codec=pb.PRORES_422_HQ)
+    take = probe(job.take.media.url)
+    # the ProRes 4444 decoder hands out 12-bit planes, for the source and the take alike
+    assert take.pix_fmt == info.pix_fmt == "yuva444p12le" and take.profile == "4444" and take.has_alpha
+    assert manifest["pixels"]["delivery"]["pix_fmt"] == "yuva444p10le"
+    for a, b in zip(natives(path, 0, N), natives(job.take.media.url, 0, N)):
+        assert np.array_equal(a.planes[3], b.planes[3]), "alpha is the source's"
+
+
+def tagged_source(path: Path, matrix: int, color_range: int, pix_fmt="yuv420p", w=W, h=H) -> Path:
+    """An FFV1 source with explicit colour tags, converted from RGB with those very tags."""
+    frames = pan_clip(N, h, w, 2.0)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=Fraction(24))
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        ctx = stream.codec_context
+        ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc = matrix, color_range, 6, 6
+        for i, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
+                format=pix_fmt, dst_colorspace=5 if matrix in (5, 6) else 1, dst_color_range=color_range)
+            picture.pts = i
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("matrix, color_range", [(6, 1), (6, 2), (1, 2)])
+def test_bt601_and_full_range_sources_keep_their_look(server, tmp_path, matrix, color_range):
+    client, _ = server
+    source = tagged_source(tmp_path / "tagged.mkv", matrix, color_range)
+    assert probe(source).color == ColorTags(matrix, 6, 6, color_range)
+    mask = box_mask()
+    mask_path = write_mask(tmp_path / "m.mkv", mask)
+    timeline = timeline_of(source)
+    # lossless in its own format: the samples and the tags are the source's
+    job, manifest = run(client, timeline, "inpaint", mask=mask_path, codec=pb.FFV1)
+    take = probe(job.take.media.url)
+    assert (take.pix_fmt, take.color.matrix, take.color.range) == ("yuv420p", matrix, color_range)
+    same, total = samples_outside(natives(source, 0, N), natives(job.take.media.url, 0, N),
+                                  align_mask(mask, chroma_grid("yuv420p")))
+    assert same == total
+    # PNG: RGB as the source's own tags decode it, exactly, outside the mask
+    job, _ = run(client, timeline, "inpaint", mask=mask_path, codec=pb.PNG_SEQUENCE)
+    src_rgb, take_rgb = read_frames(source, 0, N), read_frames(job.take.media.url, 0, N)
+    assert np.array_equal(src_rgb[~mask], take_rgb[~mask])
+    # read with the wrong matrix or range, the same samples look different: the tags matter
+    with av.open(str(source)) as inp:
+        wrong = next(inp.decode(video=0)).reformat(format="rgb24", src_colorspace=1 if matrix == 6 else 5,
+                                                   src_color_range=1 if color_range == 2 else 2).to_ndarray()
+    assert np.abs(wrong.astype(int) - src_rgb[0].astype(int)).max() > 3
+    # ProRes (4:2:2 10-bit) states the source's tags and keeps its look within codec error
+    job, _ = run(client, timeline, "refine", strength=0.0, codec=pb.PRORES_422_HQ)
+    take = probe(job.take.media.url)
+    assert (take.color.matrix, take.color.range) == (matrix, 1), "ProRes is limited range: converted, tagged so"
+    error = np.abs(read_frames(job.take.media.url, 0, N).astype(int) - src_rgb.astype(int)).mean()
+    misread = np.abs(wrong.astype(int) - src_rgb[0].astype(int)).mean()
+    print(f"\nmatrix {matrix} range {color_range}: ProRes take vs source {error:.2f} levels (8-bit RGB mean); "
+          f"the source read with the wrong tags {misread:.2f}")
+    assert error < 2.5 and error < misread / 2
+
+
+def test_16bit_png_and_float_exr_takes_of_a_10bit_source_are_exact_outside_the_mask(server, prores10, tmp_path):
+    client, _ = server
+    mask = box_mask()
+    mask_path = write_mask(tmp_path / "m.mkv", mask)
+    source = read_frames(prores10, 0, N, depth=16)
+    for codec, pix_fmt in ((pb.PNG_SEQUENCE, "rgb48be"), (pb.EXR_SEQUENCE, "gbrpf32le")):
+        job, manifest = run(client, timeline_of(prores10), "inpaint", mask=mask_path, codec=codec)
+        assert manifest["pixels"]["delivery"]["pix_fmt"] == pix_fmt
+        take = read_frames(job.take.media.url, 0, N, depth=16)
+        assert take.dtype == np.uint16
+        assert np.array_equal(source[~mask], take[~mask]), pb.Codec.Name(codec)
+        assert not np.array_equal(source[mask], take[mask])
+
+
+def test_odd_sizes_keep_their_geometry_and_samples(server, tmp_path):
+    client, _ = server
+    source = tagged_source(tmp_path / "odd.mkv", 1, 1, pix_fmt="yuv420p", w=63, h=35)
+    mask = box_mask(h=35, w=63, x0=21, y0=9, x1=40, y1=24)
+    job, _ = run(client, timeline_of(source), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask), codec=pb.FFV1)
+    take = probe(job.take.media.url)
+    assert (take.width, take.height, take.pix_fmt) == (63, 35, "yuv420p")
+    same, total = samples_outside(natives(source, 0, N), natives(job.take.media.url, 0, N),
+                                  align_mask(mask, (2, 2)))
+    assert same == total
+
+
+def test_an_interlaced_source_is_refused_with_what_to_do(server, tmp_path):
+    client, _ = server
+    path = tmp_path / "interlaced.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=Fraction(25))
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.codec_context.field_order = 2   # AV_FIELD_TT
+        for i in range(N):
+            frame = av.VideoFrame(W, H, "yuv420p")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    if not probe(path).interlaced:
+        pytest.skip("this FFmpeg does not keep the field order in Matroska")
+    from bridge.client import ClientError
+    with pytest.raises(ClientError) as err:
+        client.submit(submit_request(make_timeline(path, rate=25, media_start=0, media_frames=N, clip_in=0,
+                                                   clip_frames=N), "A", "refine"))
+    assert "interlaced" in str(err.value) and "Deinterlace" in str(err.value)
+
+
+def test_delivery_matches_the_source_format():
+    info = probe  # noqa: F841 - documented by the assertions below
+    from server.media.probe import MediaInfo
+    base = dict(path=Path("x.mov"), width=64, height=48, rate=Fraction(24), frame_count=1, start_timecode=None,
+                drop_frame=False, is_sequence=False)
+    def source(pix_fmt, codec="prores", profile=None, alpha=False, depth=10):
+        return MediaInfo(codec=codec, pix_fmt=pix_fmt, bit_depth=depth, profile=profile, has_alpha=alpha, **base)
+    assert delivery_for("prores", source("yuv422p10le", profile="HQ")).options["profile"] == "hq"
+    assert delivery_for("prores", source("yuv422p10le", profile="LT")).options["profile"] == "lt"
+    xq = delivery_for("prores", source("yuva444p10le", profile="4444 XQ", alpha=True))
+    assert (xq.pix_fmt, xq.options["profile"]) == ("yuva444p10le", "4444xq")
+    assert delivery_for("prores", source("yuv420p", codec="h264", depth=8)).pix_fmt == "yuv422p10le"
+    assert delivery_for("prores", source("gbrp12le", codec="ffv1", depth=12)).pix_fmt == "yuv444p10le"
+    assert delivery_for("ffv1", source("yuv422p12le", codec="ffv1", depth=12)).pix_fmt == "yuv422p12le"
+    assert delivery_for("ffv1", source("yuvj420p", codec="mjpeg", depth=8)).pix_fmt == "bgr0"
+    assert delivery_for("png", source("yuv422p10le"), depth=16).pix_fmt == "rgb48be"
+    assert delivery_for("exr", source("yuv420p", depth=8), depth=8).options["format"] == "half"
+    assert isinstance(delivery_for("h264", source("yuv422p10le")), Delivery)
