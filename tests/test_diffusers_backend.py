@@ -277,3 +277,27 @@ def test_degrade_halves_the_denoising_steps_of_a_generative_job(gen_server, writ
     request.contract.budget.max_compute_seconds = 30.0
     job = client.wait(client.submit(request).job_id)
     assert job.state == pb.FAILED and job.error_code == "over_budget" and job.error.startswith("estimated")
+
+
+def test_a_10bit_prores_source_through_the_model_keeps_its_depth_outside_the_mask(gen_server, write_media, tmp_path):
+    """The model sees 8 bits at its boundary; the take is 10-bit ProRes again and, with FFV1,
+    every sample outside the mask is the source's own."""
+    from server.media.decode import iter_pictures
+    from server.media.pixels import align_mask, plane_masks
+    client, _runtime = gen_server
+    video, masks, _ = moving_object_clip(9, 48, 64, seed=4)
+    deep = video.astype(np.uint16) * 257 + 100          # values no 8-bit pipeline could make
+    media = write_movie(deep, tmp_path / "deep.mov", codec="prores", rate=Fraction(24),
+                        start_timecode="01:00:00:00").path
+    mask = write_movie(np.repeat(masks[..., None] * np.uint8(255), 3, axis=-1), tmp_path / "mask.mkv",
+                       codec="ffv1", rate=Fraction(24)).path
+    timeline = make_timeline(media, rate=24, media_start=86400, media_frames=9, clip_in=0, clip_frames=9)
+    job = client.wait(client.submit(_diffusers(submit_request(timeline, "A", "inpaint", mask=mask,
+                                                              codec=pb.FFV1))).job_id)
+    assert job.state == pb.SUCCEEDED, job.error
+    assert probe(job.take.media.url).pix_fmt == "yuv422p10le"
+    aligned = align_mask(masks.astype(bool), (2, 1))
+    pairs = zip(iter_pictures(media, 0, 9, depth=16), iter_pictures(job.take.media.url, 0, 9, depth=16))
+    for i, ((_, a), (_, b)) in enumerate(pairs):
+        for pa, pb_, m in zip(a.planes, b.planes, plane_masks(aligned[i], a)):
+            assert np.array_equal(pa[~m], pb_[~m])

@@ -324,3 +324,26 @@ def test_delivery_matches_the_source_format():
     assert delivery_for("png", source("yuv422p10le"), depth=16).pix_fmt == "rgb48be"
     assert delivery_for("exr", source("yuv420p", depth=8), depth=8).options["format"] == "half"
     assert isinstance(delivery_for("h264", source("yuv422p10le")), Delivery)
+
+
+def test_non_square_pixels_keep_their_aspect(server, tmp_path):
+    """An anamorphic ProRes plate (4:3 pixels, stated in the MOV) gives a take with the same
+    pixel aspect. (Matroska as written here keeps no pixel aspect: an FFV1 .mkv take of such a
+    plate is square-pixelled; its manifest still states the source's aspect.)"""
+    client, _ = server
+    path = tmp_path / "anamorphic.mov"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("prores_ks", rate=Fraction(24), options={"aspect": "4/3", "profile": "hq"})
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv422p10le"
+        for i, frame in enumerate(pan_clip(N, H, W, 2.0)):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv422p10le")
+            picture.pts = i
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    assert probe(path).sample_aspect == Fraction(4, 3)
+    job, manifest = run(client, timeline_of(path), "refine", strength=0.4, codec=pb.PRORES_422_HQ)
+    take = probe(job.take.media.url)
+    assert (take.width, take.height, take.sample_aspect) == (W, H, Fraction(4, 3))
+    assert manifest["pixels"]["delivery"]["sample_aspect"] == "4/3"

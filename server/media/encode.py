@@ -69,10 +69,11 @@ class Delivery:
     pix_fmt: str
     options: dict = field(default_factory=dict)
     color: ColorTags = DEFAULT_TAGS
+    sample_aspect: Fraction = Fraction(1)
 
     def describe(self) -> dict:
         return {"codec": self.codec, "pix_fmt": self.pix_fmt, "options": dict(self.options),
-                "color": self.color.describe()}
+                "color": self.color.describe(), "sample_aspect": str(self.sample_aspect)}
 
 
 def delivery_for(codec: str, source: MediaInfo | None, depth: int = 8) -> Delivery:
@@ -88,6 +89,13 @@ def delivery_for(codec: str, source: MediaInfo | None, depth: int = 8) -> Delive
     if codec == "exr":
         return Delivery(codec, "gbrapf32le" if alpha else "gbrpf32le",
                         {"format": "half" if depth == 8 else "float", "compression": "zip1"}, color=color)
+    delivery = _matched(codec, source, depth, color, alpha)
+    if source is not None and source.sample_aspect != 1 and codec not in SEQUENCE_CODECS:
+        delivery = dataclasses.replace(delivery, sample_aspect=source.sample_aspect)
+    return delivery
+
+
+def _matched(codec: str, source: MediaInfo | None, depth: int, color: ColorTags, alpha: bool) -> Delivery:
     movie = MOVIE_CODECS[codec]
     if codec == "h264" or source is None:
         return Delivery(codec, movie.pix_fmt, dict(movie.options), color)
@@ -308,7 +316,10 @@ def _add_video_stream(
     delivery: Delivery,
 ) -> av.VideoStream:
     # rate= sets the codec time base to exactly 1/rate (1001/24000), which MOV keeps as 1/24000.
-    stream = container.add_stream(movie.encoder, rate=rate, options=dict(delivery.options))
+    options = dict(delivery.options)
+    if delivery.sample_aspect != 1:   # non-square pixels stay what they were (MOV keeps it; MKV does not)
+        options["aspect"] = f"{delivery.sample_aspect.numerator}/{delivery.sample_aspect.denominator}"
+    stream = container.add_stream(movie.encoder, rate=rate, options=options)
     stream.width, stream.height = size
     stream.pix_fmt = delivery.pix_fmt
     stream.thread_type = "AUTO"

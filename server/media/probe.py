@@ -184,6 +184,9 @@ def _probe_movie(path: Path) -> MediaInfo:
                 f"{path} is {context.name} video that this FFmpeg cannot decode; transcode it to "
                 "ProRes or H.264 first",
             )
+        facts = _picture_facts(context)
+        if stream.sample_aspect_ratio:   # the container's word (MOV 'pasp') over the codec's
+            facts["sample_aspect"] = Fraction(stream.sample_aspect_ratio)
         return MediaInfo(
             path=path,
             width=context.width,
@@ -196,7 +199,7 @@ def _probe_movie(path: Path) -> MediaInfo:
             pix_fmt=context.format.name,
             is_sequence=False,
             bit_depth=bit_depth(context.format.name),
-            **_picture_facts(context),
+            **facts,
         )
 
 

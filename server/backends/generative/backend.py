@@ -96,6 +96,11 @@ class DiffusersBackend:
     def run(self, op: str, frames: np.ndarray, spec: Spec, progress: ProgressFn,
             cancel: threading.Event) -> np.ndarray:
         profile = self.model_for(op, spec.model)
+        if frames.dtype != np.uint8:
+            # the model's input is 8-bit images: deep working frames are narrowed at this boundary
+            # (the server widens what comes back, and pixels outside a mask or frames kept stay
+            # the source's at its own depth)
+            frames = ((frames.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
         height, width = frames.shape[1:3]
         size = conform.model_size(width, height, tuple(profile.native_size), profile.size_multiple)
         spec.info.update({"model": profile.id, "weights_sha256": profile.weights_sha256,
