@@ -134,6 +134,10 @@ def seam(source: np.ndarray, take: np.ndarray, side: str, frames: int, threshold
     else:
         edge, new = source[-1], generated[0]
         window = source[-9:]
+    return _seam_gate(window, edge, new, threshold)
+
+
+def _seam_gate(window: np.ndarray, edge: np.ndarray, new: np.ndarray, threshold: float) -> Gate:
     typical = float(np.median([_mad(window[i + 1], window[i]) for i in range(len(window) - 1)]))
     jump = _mad(new, edge)
     value = jump / max(typical, MOTION_FLOOR)
@@ -147,15 +151,11 @@ def mask_outside(source: np.ndarray, take: np.ndarray, mask: np.ndarray, thresho
     n = min(len(source), len(take), len(mask))
     worst, worst_frame, mean_diff = 0.0, 0, 0.0
     for i in range(n):
-        outside = np.where(mask[i], 0, 255).astype(np.uint8)
-        count = cv2.countNonZero(outside)
-        if not count:
+        numbers = _outside_numbers(source[i], take[i], mask[i])
+        if numbers is None:
             continue
-        d = cv2.absdiff(take[i], source[i])
-        d = cv2.max(cv2.max(d[..., 0], d[..., 1]), d[..., 2])
-        changed = cv2.compare(d, CHANGED_LEVELS, cv2.CMP_GT)
-        share = cv2.countNonZero(cv2.bitwise_and(changed, outside)) / count
-        mean_diff += cv2.mean(d, mask=outside)[0] / n
+        share, mean = numbers
+        mean_diff += mean / n
         if share > worst:
             worst, worst_frame = share, i
     verdict = "flag" if worst > threshold else "pass"
@@ -164,25 +164,43 @@ def mask_outside(source: np.ndarray, take: np.ndarray, mask: np.ndarray, thresho
                 f"(frame {worst_frame}; mean change outside {mean_diff:.2f} levels)")
 
 
+def _outside_numbers(source: np.ndarray, take: np.ndarray, mask: np.ndarray) -> tuple[float, float] | None:
+    """(share of the outside pixels changed beyond CHANGED_LEVELS, their mean change) of one
+    frame; None when the mask covers it all."""
+    outside = np.where(mask, 0, 255).astype(np.uint8)
+    count = cv2.countNonZero(outside)
+    if not count:
+        return None
+    d = cv2.absdiff(take, source)
+    d = cv2.max(cv2.max(d[..., 0], d[..., 1]), d[..., 2])
+    changed = cv2.compare(d, CHANGED_LEVELS, cv2.CMP_GT)
+    return cv2.countNonZero(cv2.bitwise_and(changed, outside)) / count, cv2.mean(d, mask=outside)[0]
+
+
+_RING_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+
+
+def _boundary_ratio(frame: np.ndarray, mask: np.ndarray) -> float | None:
+    """Gradient on the mask's edge ring / gradient of the band just outside, for one frame."""
+    ys, xs = np.nonzero(mask)
+    if not len(ys) or len(ys) == mask.size:
+        return None
+    pad = 16  # the measuring bands reach 10 px past the mask
+    y0, y1 = max(0, ys.min() - pad), min(mask.shape[0], ys.max() + pad + 1)
+    x0, x1 = max(0, xs.min() - pad), min(mask.shape[1], xs.max() + pad + 1)
+    m = mask[y0:y1, x0:x1].astype(np.uint8)
+    ring = (cv2.dilate(m, _RING_KERNEL) > 0) & ~(cv2.erode(m, _RING_KERNEL) > 0)
+    outer = (cv2.dilate(m, _RING_KERNEL, iterations=4) > 0) & ~(cv2.dilate(m, _RING_KERNEL, iterations=2) > 0)
+    if not ring.any() or not outer.any():
+        return None
+    gray = _gray(frame[None, y0:y1, x0:x1])[0]
+    grad = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    return float(grad[ring].mean()) / max(float(grad[outer].mean()), 1.0)
+
+
 def mask_boundary(take: np.ndarray, mask: np.ndarray, threshold: float) -> Gate:
     n = min(len(take), len(mask))
-    ratios = []
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    for i in range(n):
-        ys, xs = np.nonzero(mask[i])
-        if not len(ys) or len(ys) == mask[i].size:
-            continue
-        pad = 16  # the measuring bands reach 10 px past the mask
-        y0, y1 = max(0, ys.min() - pad), min(mask.shape[1], ys.max() + pad + 1)
-        x0, x1 = max(0, xs.min() - pad), min(mask.shape[2], xs.max() + pad + 1)
-        m = mask[i, y0:y1, x0:x1].astype(np.uint8)
-        ring = (cv2.dilate(m, kernel) > 0) & ~(cv2.erode(m, kernel) > 0)
-        outer = (cv2.dilate(m, kernel, iterations=4) > 0) & ~(cv2.dilate(m, kernel, iterations=2) > 0)
-        if not ring.any() or not outer.any():
-            continue
-        gray = _gray(take[i:i + 1, y0:y1, x0:x1])[0]
-        grad = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-        ratios.append(float(grad[ring].mean()) / max(float(grad[outer].mean()), 1.0))
+    ratios = [r for r in (_boundary_ratio(take[i], mask[i]) for i in range(n)) if r is not None]
     if not ratios:
         return Gate("mask_boundary", None, threshold, "n/a", "the mask has no edge inside the frame")
     value = float(np.median(ratios))
@@ -197,26 +215,34 @@ def _blocks(frames: np.ndarray, grid: int = BLOCKS) -> np.ndarray:
                      for f in frames])
 
 
-def _second_difference(frames: np.ndarray) -> np.ndarray:
-    blocks = _blocks(_gray(frames))
+def _second_difference_blocks(blocks: np.ndarray) -> np.ndarray:
     return np.abs(blocks[2:] - 2 * blocks[1:-1] + blocks[:-2])
 
 
-def _block_flicker(frames: np.ndarray) -> float:
+def _flicker_of_blocks(blocks: np.ndarray) -> float:
     """Mean |2nd temporal difference| of block luminance: smooth motion and steady light give
     little, frame-to-frame wobble a lot."""
-    if len(frames) < 3:
+    if len(blocks) < 3:
         return float("nan")
-    return float(_second_difference(frames).mean())
+    return float(_second_difference_blocks(blocks).mean())
+
+
+def _block_flicker(frames: np.ndarray) -> float:
+    return _flicker_of_blocks(_blocks(_gray(frames)) if len(frames) else np.zeros((0, BLOCKS, BLOCKS)))
 
 
 def _inpaint_flicker(take: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
-    """(wobble where the mask covered the block in all three frames, wobble where it covered
-    none of them): the fill should breathe like the untouched background around it."""
     if len(take) < 3:
         return float("nan"), float("nan")
-    second = _second_difference(take)
-    share = _blocks(mask.astype(np.float32))
+    return _inpaint_flicker_blocks(_blocks(_gray(take)), _blocks(mask.astype(np.float32)))
+
+
+def _inpaint_flicker_blocks(take_blocks: np.ndarray, share: np.ndarray) -> tuple[float, float]:
+    """(wobble where the mask covered the block in all three frames, wobble where it covered
+    none of them): the fill should breathe like the untouched background around it."""
+    if len(take_blocks) < 3:
+        return float("nan"), float("nan")
+    second = _second_difference_blocks(take_blocks)
     covered = (share[2:] >= 0.5) & (share[1:-1] >= 0.5) & (share[:-2] >= 0.5)
     clear = (share[2:] == 0) & (share[1:-1] == 0) & (share[:-2] == 0)
     if not covered.any() or not clear.any():
@@ -243,6 +269,10 @@ def flicker(op: str, source: np.ndarray, take: np.ndarray, *, mask=None, extend_
             generated, reference = take, source
         mine, theirs = _block_flicker(generated), _block_flicker(reference)
         against = "the source"
+    return _flicker_gate(mine, theirs, against, threshold)
+
+
+def _flicker_gate(mine: float, theirs: float, against: str, threshold: float) -> Gate:
     if np.isnan(mine) or np.isnan(theirs):
         return Gate("flicker", None, threshold, "n/a", "too few frames (or no steadily masked area) to compare")
     value = mine / max(theirs, FLICKER_FLOOR)
@@ -292,18 +322,24 @@ def real_resolution(op: str, source: np.ndarray, take: np.ndarray, *, extend_sid
                     generated_size=None, threshold: float = DEFAULTS["real_resolution"]) -> Gate:
     delivered = (take.shape[2], take.shape[1])
     if generated_size is not None and tuple(generated_size) != delivered:
-        g = tuple(generated_size)
-        share = (g[0] * g[1]) / (delivered[0] * delivered[1])
-        return Gate("real_resolution", share, threshold, "flag" if share < threshold else "pass",
-                    f"generated at {g[0]}x{g[1]} and upscaled to {delivered[0]}x{delivered[1]} "
-                    f"({share:.0%} of the delivered pixels)")
+        return _upscale_gate(tuple(generated_size), delivered, threshold)
     if op == "extend":
         generated, _ = _split_extension(take, extend_side, extend_frames)
     else:
         generated = take
     if min(delivered) < 16 or not len(generated):
         return Gate("real_resolution", None, threshold, "n/a", "frames too small to measure")
-    mine, theirs = _band_ratio(generated), _band_ratio(source)
+    return _detail_gate(_band_ratio(generated), _band_ratio(source), delivered, threshold)
+
+
+def _upscale_gate(g: tuple[int, int], delivered: tuple[int, int], threshold: float) -> Gate:
+    share = (g[0] * g[1]) / (delivered[0] * delivered[1])
+    return Gate("real_resolution", share, threshold, "flag" if share < threshold else "pass",
+                f"generated at {g[0]}x{g[1]} and upscaled to {delivered[0]}x{delivered[1]} "
+                f"({share:.0%} of the delivered pixels)")
+
+
+def _detail_gate(mine: float, theirs: float, delivered: tuple[int, int], threshold: float) -> Gate:
     value = mine / max(theirs, 1e-9)
     verdict = "flag" if value < threshold else "pass"
     return Gate("real_resolution", value, threshold, verdict,
@@ -315,3 +351,159 @@ def status_and_flags(gates: list[Gate]) -> tuple[str, list[str]]:
     """("needs_review", reasons) when any gate flags, else ("ok", [])."""
     reasons = [g.reason() for g in gates if g.flagged]
     return ("needs_review" if reasons else "ok"), reasons
+
+
+class GateMeter:
+    """The gates of a take measured while its frames stream past: each frame leaves a few
+    numbers (block luminance, its mask share, its outside-mask change, its edge ratio) and a
+    handful of frames are kept whole (the join of an extension, the frames the detail measure
+    looks at), so memory does not grow with the take's length. finish() gives the same gates,
+    with the same values, as evaluate() on the whole arrays.
+
+    Frames go in through add_source(i, frame) for the source range as read (i = 0..) and
+    add_take(i, frame, mask) for the take (i = 0..; the mask of the source frame it covers)."""
+
+    def __init__(self, op: str, source_count: int, take_count: int, *, extend_side: str = "tail",
+                 extend_frames: int = 0, with_mask: bool = False):
+        self.op, self.side, self.extend_frames = op, extend_side, extend_frames
+        self.source_count, self.take_count = source_count, take_count
+        self.with_mask = with_mask
+        self.source_blocks: dict[int, np.ndarray] = {}
+        self.take_blocks: dict[int, np.ndarray] = {}
+        self.mask_blocks: dict[int, np.ndarray] = {}
+        self.outside: list[tuple[int, float, float]] = []      # (frame, share changed, mean change)
+        self.outside_frames = 0
+        self.boundary: list[float] = []
+        self.kept_source: dict[int, np.ndarray] = {}
+        self.kept_take: dict[int, np.ndarray] = {}
+        generated = self._generated_indexes()
+        self.detail_take = {generated[i] for i in _picks(len(generated))}
+        self.detail_source = set(_picks(source_count))
+        self.seam_source = set(range(max(0, source_count - 9), source_count) if extend_side == "tail"
+                               else range(min(9, source_count)))
+        self.edge_new = (generated[0] if extend_side == "tail" else generated[-1]) if generated else None
+
+    def _generated_indexes(self) -> list[int]:
+        if self.op != "extend":
+            return list(range(self.take_count))
+        if self.side == "head":
+            return list(range(self.extend_frames))
+        return list(range(self.take_count - self.extend_frames, self.take_count))
+
+    def add_source(self, index: int, frame: np.ndarray) -> None:
+        self.source_blocks[index] = _blocks(_gray(frame[None]))[0]
+        if self.op == "extend" and index in self.seam_source:
+            self.kept_source[index] = frame.copy()
+        elif index in self.detail_source:
+            self.kept_source[index] = _detail_crop(frame)
+
+    def add_take(self, index: int, frame: np.ndarray, source: np.ndarray | None = None,
+                 mask: np.ndarray | None = None) -> None:
+        self.take_blocks[index] = _blocks(_gray(frame[None]))[0]
+        if index == self.edge_new:
+            self.kept_take[index] = frame.copy()
+        elif index in self.detail_take:
+            self.kept_take[index] = _detail_crop(frame)
+        if mask is None or source is None:
+            return
+        self.mask_blocks[index] = _blocks(mask[None].astype(np.float32))[0]
+        self.outside_frames += 1
+        numbers = _outside_numbers(source, frame, mask)
+        if numbers is not None:
+            self.outside.append((index, *numbers))
+        ratio = _boundary_ratio(frame, mask)
+        if ratio is not None:
+            self.boundary.append(ratio)
+
+    def finish(self, *, expected: Expected | None = None, actual: Actual | None = None,
+               generated_size=None, fallbacks=None, thresholds=None, delivered_size=None) -> list[Gate]:
+        limits = thresholds_from(thresholds)
+        source_blocks = np.stack([self.source_blocks[i] for i in sorted(self.source_blocks)])
+        take_blocks = np.stack([self.take_blocks[i] for i in sorted(self.take_blocks)])
+        gates = []
+        if self.op == "extend":
+            gates.append(self._seam(limits["seam"]))
+        if self.op == "inpaint" and self.with_mask:
+            gates.append(self._mask_outside(limits["mask_outside"]))
+            gates.append(self._mask_boundary(limits["mask_boundary"]))
+        gates.append(self._flicker(source_blocks, take_blocks, limits["flicker"]))
+        if expected is not None and actual is not None:
+            gates.append(conformance(expected, actual))
+        gates.append(self._real_resolution(generated_size, delivered_size, limits["real_resolution"]))
+        if fallbacks is not None:
+            gates.append(Gate("fallback", float(len(fallbacks)), 0.0, "flag" if fallbacks else "pass",
+                              "; ".join(fallbacks)))
+        return gates
+
+    def _seam(self, threshold: float) -> Gate:
+        window = np.stack([self.kept_source[i] for i in sorted(self.seam_source)]) if self.seam_source else None
+        if self.extend_frames <= 0 or self.edge_new is None or window is None or self.source_count < 2:
+            return Gate("seam", None, threshold, "n/a", "no new frames or too little source to compare")
+        new = self.kept_take[self.edge_new]
+        edge = window[-1] if self.side == "tail" else window[0]
+        return _seam_gate(window, edge, new, threshold)
+
+    def _mask_outside(self, threshold: float) -> Gate:
+        n = self.outside_frames
+        worst, worst_frame, mean_diff = 0.0, 0, 0.0
+        for index, share, mean in self.outside:
+            mean_diff += mean / n
+            if share > worst:
+                worst, worst_frame = share, index
+        verdict = "flag" if worst > threshold else "pass"
+        return Gate("mask_outside", worst, threshold, verdict,
+                    f"{worst * 100:.2f}% of the pixels outside the mask changed by more than {CHANGED_LEVELS} "
+                    f"levels (frame {worst_frame}; mean change outside {mean_diff:.2f} levels)")
+
+    def _mask_boundary(self, threshold: float) -> Gate:
+        if not self.boundary:
+            return Gate("mask_boundary", None, threshold, "n/a", "the mask has no edge inside the frame")
+        value = float(np.median(self.boundary))
+        verdict = "flag" if value > threshold else "pass"
+        return Gate("mask_boundary", value, threshold, verdict,
+                    f"edge of the mask {value:.2f}x as sharp as its surroundings (median over "
+                    f"{len(self.boundary)} frames)")
+
+    def _flicker(self, source_blocks: np.ndarray, take_blocks: np.ndarray, threshold: float) -> Gate:
+        if self.op == "inpaint" and self.with_mask:
+            share = np.stack([self.mask_blocks[i] for i in sorted(self.mask_blocks)])
+            mine, theirs = _inpaint_flicker_blocks(take_blocks[:len(share)], share[:len(take_blocks)])
+            against = "the untouched background"
+        else:
+            if self.op == "extend":
+                generated = take_blocks[self._generated_indexes()]
+                count = max(3, min(self.source_count, self.extend_frames))
+                reference = source_blocks[-count:] if self.side == "tail" else source_blocks[:count]
+                edge = source_blocks[-1:] if self.side == "tail" else source_blocks[:1]
+                generated = (np.concatenate([edge, generated]) if self.side == "tail"
+                             else np.concatenate([generated, edge]))
+            else:
+                generated, reference = take_blocks, source_blocks
+            mine, theirs = _flicker_of_blocks(generated), _flicker_of_blocks(reference)
+            against = "the source"
+        return _flicker_gate(mine, theirs, against, threshold)
+
+    def _real_resolution(self, generated_size, delivered_size, threshold: float) -> Gate:
+        if delivered_size is not None and generated_size is not None and tuple(generated_size) != tuple(delivered_size):
+            return _upscale_gate(tuple(generated_size), tuple(delivered_size), threshold)
+        picks_take = [_detail_crop(self.kept_take[i]) for i in sorted(self.detail_take)]
+        picks_source = [_detail_crop(self.kept_source[i]) for i in sorted(self.detail_source)]
+        if not picks_take or delivered_size is None or min(delivered_size) < 16:
+            return Gate("real_resolution", None, threshold, "n/a", "frames too small to measure")
+        return _detail_gate(_band_ratio(np.stack(picks_take)), _band_ratio(np.stack(picks_source)),
+                            tuple(delivered_size), threshold)
+
+
+def _detail_crop(frame: np.ndarray) -> np.ndarray:
+    """The central crop of at most 512 x 512 that _band_ratio measures (kept instead of the frame)."""
+    h, w = frame.shape[:2]
+    ch, cw = min(h, 512), min(w, 512)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return frame[top:top + ch, left:left + cw].copy()
+
+
+def _picks(count: int) -> list[int]:
+    """The frames _band_ratio looks at, of `count` frames."""
+    if count <= 0:
+        return []
+    return [int(i) for i in np.linspace(0, count - 1, min(4, count)).astype(int)]

@@ -95,3 +95,40 @@ def test_the_server_marks_takes_ok_or_needs_review_with_the_reasons(server, writ
     with pytest.raises(ClientError, match="review threshold 'beauty' is not a gate; gates: seam,") as err:
         client.submit(bad)
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _metered(case):
+    """The same gates measured frame by frame, as the server does while a take streams."""
+    meter = gates.GateMeter(case.op, len(case.source), len(case.take), extend_side=case.extend_side,
+                            extend_frames=case.extend_frames, with_mask=case.mask is not None)
+    for i, frame in enumerate(case.source):
+        meter.add_source(i, frame)
+    offset = case.extend_frames if case.op == "extend" and case.extend_side == "head" else 0
+    for i, frame in enumerate(case.take):
+        s = i - offset
+        inside = case.op != "extend" or 0 <= s < len(case.source)
+        source = case.source[s] if inside and 0 <= s < len(case.source) else None
+        mask = case.mask[s] if case.mask is not None and source is not None and s < len(case.mask) else None
+        meter.add_take(i, frame, source, mask)
+    expected = gates.Expected(frames=case.expected_frames, rate=RATE, size=(W, H), timecode=None)
+    actual = gates.Actual(frames=len(case.take), rate=RATE, size=(case.take.shape[2], case.take.shape[1]),
+                          timecode=None)
+    return meter.finish(expected=expected, actual=actual, delivered_size=(case.take.shape[2], case.take.shape[1]))
+
+
+def test_gates_measured_while_streaming_equal_the_gates_on_whole_arrays():
+    good = good_cases()
+    compared = 0
+    for case in good + planted_cases(good):
+        if case.mask is not None and len(case.take) != len(case.mask):
+            continue   # a take missing a frame has no frame-by-frame mask pairing
+        whole = {g.name: g for g in _evaluate(case)}
+        streamed = {g.name: g for g in _metered(case)}
+        assert set(whole) == set(streamed), case.name
+        for name, gate in whole.items():
+            other = streamed[name]
+            assert gate.verdict == other.verdict, (case.name, name, gate.detail, other.detail)
+            if gate.value is not None:
+                assert other.value == pytest.approx(gate.value, rel=1e-6, abs=1e-9), (case.name, name)
+        compared += 1
+    assert compared >= 40

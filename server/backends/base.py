@@ -1,7 +1,10 @@
 """The one small protocol every backend implements: run(op, frames, spec, progress, cancel).
 
-Frames are numpy arrays (N, H, W, 3) uint8 RGB in timeline order. A backend returns frames of
-the same size; the server's conform/composite step turns them into the take.
+Frames are numpy arrays (N, H, W, 3) RGB in timeline order: uint8, or uint16 (0..65535) for
+deep sources when the backend says it takes them (`deep = True`; others get 8 bits). A backend
+returns frames of the same size and depth; the server's conform/composite step turns them into
+the take. A backend that can work over a bounded window of frames also offers stream() (see
+StreamingBackend): the server then never holds a whole range in memory.
 """
 from __future__ import annotations
 
@@ -71,4 +74,17 @@ class Backend(Protocol):
         Must check `cancel.is_set()` at least once per frame and raise Cancelled.
         Same frames + same spec (incl. seed) -> identical output.
         """
+        ...
+
+
+class StreamingBackend(Backend, Protocol):
+    def stream(self, op: str, frames, masks, spec: Spec, progress: ProgressFn, cancel: threading.Event,
+               total: int):
+        """Like run() for refine and inpaint, over iterators: `frames` yields the N input frames
+        one by one, `masks` (inpaint) their masks; yields the N output frames in order, holding
+        only a bounded window of frames. `total` is N."""
+        ...
+
+    def extend_context(self) -> int:
+        """How many frames at the extended edge run("extend", ...) needs (fewer is fine)."""
         ...

@@ -17,7 +17,7 @@ from .errors import MediaError
 from .pixels import SCALE_FLAGS, ColorTags, Native, rgb_of
 from .probe import IMAGE_SUFFIXES, MediaInfo, find_sequence, open_media, probe, video_stream
 
-__all__ = ["SCALE_FLAGS", "iter_frames", "iter_pictures", "read_frames", "read_mask", "to_rgb"]
+__all__ = ["SCALE_FLAGS", "iter_frames", "iter_masks", "iter_pictures", "read_frames", "read_mask", "to_rgb"]
 # Luma above this is "inside" the mask: white paints where generation happens.
 _MASK_THRESHOLD = 127
 
@@ -93,6 +93,41 @@ def read_mask(
     for slot, frame in enumerate(_iter_checked(info, start, count)):
         masks[slot] = _mask_of(to_rgb(frame))
     return masks
+
+
+def iter_masks(
+    path: str | Path,
+    indexes: list[int],
+    size: tuple[int, int],
+    *,
+    rate: Fraction | int | None = None,
+) -> Iterator[np.ndarray]:
+    """The masks of matte frames `indexes` (non-decreasing; repeats hold a frame) one at a time,
+    as (H, W) bool arrays; a single still image is one mask for every index."""
+    info = probe(path, rate=rate)
+    if info.size != tuple(size):
+        raise MediaError(
+            "mask_size_mismatch",
+            f"mask {info.path} is {info.width}x{info.height} but the frames it masks are "
+            f"{size[0]}x{size[1]}; render the mask at the frame size",
+        )
+    if not indexes:
+        return
+    if not info.is_sequence and info.frame_count == 1:
+        still = _mask_of(to_rgb(next(_iter_checked(info, 0, 1))))
+        for _ in indexes:
+            yield still
+        return
+    first, last = indexes[0], indexes[-1]
+    _check_range(info, first, last - first + 1)
+    pictures = enumerate(_iter_checked(info, first, last - first + 1), start=first)
+    current, mask = first - 1, None
+    for index in indexes:
+        while current < index:
+            current, picture = next(pictures)
+            if current == index:
+                mask = _mask_of(to_rgb(picture))
+        yield mask
 
 
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:

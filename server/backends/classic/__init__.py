@@ -21,6 +21,7 @@ class ClassicBackend:
 
     name = "classic"
     device = "cpu"
+    deep = True          # works at the frames' depth (8 or 16 bits)
 
     def operations(self) -> tuple[str, ...]:
         return ("refine", "extend", "inpaint")
@@ -47,6 +48,29 @@ class ClassicBackend:
                                f"the classic backend has no operation {op!r}; "
                                f"choose one of {', '.join(self.operations())}")
         return _collect(made, total, frames.shape[1:], progress, cancel, frames.dtype)
+
+
+    def stream(self, op: str, frames: Iterator[np.ndarray], masks: Iterator[np.ndarray] | None, spec: Spec,
+               progress: ProgressFn, cancel: threading.Event, total: int) -> Iterator[np.ndarray]:
+        """refine / inpaint over a sliding window of frames (see refine.refined_stream and
+        inpaint.filled_stream for the window sizes and why)."""
+        cv2.setRNGSeed(int(spec.seed) % 2**31)
+        if op == "refine":
+            made = refine.refined_stream(frames, spec.strength)
+        elif op == "inpaint":
+            if masks is None:
+                raise BackendError("mask_missing", "inpaint needs a mask: paint the region to replace")
+            made = inpaint.filled_stream(frames, masks, cancel)
+        else:
+            raise BackendError("unsupported_operation", f"the classic backend streams refine and inpaint, not {op!r}")
+        for done, frame in enumerate(made, start=1):
+            if cancel.is_set():
+                raise Cancelled()
+            progress(done, total, frame if done % PREVIEW_EVERY == 0 or done == total else None)
+            yield frame
+
+    def extend_context(self) -> int:
+        return extend.HISTORY + 1
 
 
 def _check_extend(spec: Spec) -> None:

@@ -17,6 +17,22 @@ FRINGE_PX = 3          # also distrust this much around a donor's mask: roto edg
 _SPATIAL_RADIUS = 5    # cv2.inpaint neighbourhood for pixels no frame ever saw
 
 
+# Donors are looked for within a window of frames around the one being filled: the nearest
+# frames are the likeliest to show the set (least lighting drift, least perspective change), and
+# the window is what bounds memory. Its radius is what fits WINDOW_BYTES of frames and masks,
+# at most MAX_DONOR_RADIUS (2 s at 24 fps: a mask that has not moved off the set within 2 s is
+# painted, not borrowed), at least MIN_DONOR_RADIUS. UHD 16-bit frames get ~8, HD ~48.
+WINDOW_BYTES = 1 << 30
+MAX_DONOR_RADIUS = 48
+MIN_DONOR_RADIUS = 4
+
+
+def donor_radius(shape: tuple[int, ...], dtype) -> int:
+    h, w = shape[:2]
+    per_frame = h * w * 3 * np.dtype(dtype).itemsize + 2 * h * w   # the frame, its mask and distrust
+    return int(np.clip(WINDOW_BYTES // (2 * per_frame), MIN_DONOR_RADIUS, MAX_DONOR_RADIUS))
+
+
 def filled_frames(frames: np.ndarray, masks: np.ndarray,
                   cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
     """Yield each frame with its masked pixels (True) replaced; unmasked pixels are untouched.
@@ -25,41 +41,73 @@ def filled_frames(frames: np.ndarray, masks: np.ndarray,
     hole that its camera-compensated view shows inside its own frame and outside its own mask.
     Whatever is left after all donors is filled spatially (Telea).
     """
-    n = len(masks)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * FRINGE_PX + 1,) * 2)
-    distrusted = np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in masks])
-    to_first = _to_first_frame(frames, distrusted, cancel)
-    nearest_first = sorted(range(1 - n, n), key=lambda offset: (abs(offset), offset))[1:]
+    return filled_stream(iter(frames), iter(masks), cancel)
 
-    for t in range(n):
-        hole = masks[t].copy()
-        if not hole.any():
-            yield frames[t].copy()
-            continue
-        filled = frames[t].copy()
-        from_first = np.linalg.inv(to_first[t])
-        for offset in nearest_first:
-            s = t + offset
-            if not 0 <= s < n:
-                continue
-            x0, y0, x1, y1 = _bounds(hole)
-            # The donor is warped only over what is still missing, in that box's coordinates.
-            into_box = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
-            s_to_box = into_box @ from_first @ to_first[s]
-            box = (x1 - x0, y1 - y0)
-            pixels = cv2.warpPerspective(frames[s], s_to_box, box, flags=cv2.INTER_CUBIC,
-                                         borderMode=cv2.BORDER_REPLICATE)
-            # A donor pixel counts only if it lands inside the donor, away from its mask.
-            usable = cv2.warpPerspective((~distrusted[s]).astype(np.uint8) * 255, s_to_box, box,
-                                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            take = hole[y0:y1, x0:x1] & (usable == 255)
-            filled[y0:y1, x0:x1][take] = pixels[take]
-            hole[y0:y1, x0:x1] &= ~take
-            if not hole.any():
+
+def filled_stream(frames: Iterator[np.ndarray], masks: Iterator[np.ndarray],
+                  cancel: threading.Event | None = None) -> Iterator[np.ndarray]:
+    """filled_frames over iterators, holding only the donor window around the frame being filled."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * FRINGE_PX + 1,) * 2)
+    window: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}   # index -> frame, mask, distrusted
+    to_first: list[np.ndarray] = []   # homographies taking each frame's pixels to frame 0 (3x3 each)
+    read, ended, t, radius = 0, False, 0, None
+    while True:
+        while not ended and (radius is None or read <= t + radius):
+            frame = next(frames, None)
+            if frame is None:
+                ended = True
                 break
-        if hole.any():
-            filled[hole] = _painted(filled, hole)[hole]
-        yield filled
+            mask = np.asarray(next(masks), bool)
+            if radius is None:
+                radius = donor_radius(frame.shape, frame.dtype)
+            window[read] = (frame, mask, cv2.dilate(mask.astype(np.uint8), kernel) > 0)
+            to_first.append(np.eye(3) if read == 0 else _chained(window, read, to_first[-1], cancel))
+            read += 1
+        if t >= read:
+            return
+        yield _filled(t, window, to_first, radius)
+        window.pop(t - radius, None)
+        t += 1
+
+
+def _chained(window: dict, i: int, previous: np.ndarray, cancel: threading.Event | None) -> np.ndarray:
+    """Frame i's homography to frame 0, from frame i-1's and the camera motion between them
+    (only consecutive frames are matched: they overlap most; masked regions do not vote)."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
+    (a, _, distrust_a), (b, _, distrust_b) = window[i - 1], window[i]
+    return previous @ np.linalg.inv(motion.camera_motion(a, b, distrust_a, distrust_b).homography)
+
+
+def _filled(t: int, window: dict, to_first: list[np.ndarray], radius: int) -> np.ndarray:
+    frame, mask, _ = window[t]
+    hole = mask.copy()
+    if not hole.any():
+        return frame.copy()
+    filled = frame.copy()
+    from_first = np.linalg.inv(to_first[t])
+    for offset in sorted(range(-radius, radius + 1), key=lambda o: (abs(o), o))[1:]:
+        s = t + offset
+        if s not in window:
+            continue
+        donor, _, distrusted = window[s]
+        x0, y0, x1, y1 = _bounds(hole)
+        # The donor is warped only over what is still missing, in that box's coordinates.
+        into_box = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
+        s_to_box = into_box @ from_first @ to_first[s]
+        box = (x1 - x0, y1 - y0)
+        pixels = cv2.warpPerspective(donor, s_to_box, box, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        # A donor pixel counts only if it lands inside the donor, away from its mask.
+        usable = cv2.warpPerspective((~distrusted).astype(np.uint8) * 255, s_to_box, box,
+                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        take = hole[y0:y1, x0:x1] & (usable == 255)
+        filled[y0:y1, x0:x1][take] = pixels[take]
+        hole[y0:y1, x0:x1] &= ~take
+        if not hole.any():
+            break
+    if hole.any():
+        filled[hole] = _painted(filled, hole)[hole]
+    return filled
 
 
 def _painted(frame: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -70,22 +118,6 @@ def _painted(frame: np.ndarray, hole: np.ndarray) -> np.ndarray:
         return cv2.inpaint(frame, hole8, _SPATIAL_RADIUS, cv2.INPAINT_TELEA)
     return np.dstack([cv2.inpaint(np.ascontiguousarray(frame[..., c]), hole8, _SPATIAL_RADIUS, cv2.INPAINT_TELEA)
                       for c in range(frame.shape[2])])
-
-
-def _to_first_frame(frames: np.ndarray, distrusted: np.ndarray,
-                    cancel: threading.Event | None) -> list[np.ndarray]:
-    """Homographies taking each frame's pixels to frame 0, chained from neighbouring pairs.
-
-    Only consecutive frames are matched (they overlap most); masked regions do not vote.
-    """
-    chain = [np.eye(3)]
-    for i in range(1, len(frames)):
-        # this pass runs before the first frame is yielded: honour cancel here too
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
-        step = motion.camera_motion(frames[i - 1], frames[i], distrusted[i - 1], distrusted[i])
-        chain.append(chain[-1] @ np.linalg.inv(step.homography))
-    return chain
 
 
 def _bounds(mask: np.ndarray) -> tuple[int, int, int, int]:
