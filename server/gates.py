@@ -149,15 +149,18 @@ def _seam_gate(window: np.ndarray, edge: np.ndarray, new: np.ndarray, threshold:
 
 def mask_outside(source: np.ndarray, take: np.ndarray, mask: np.ndarray, threshold: float) -> Gate:
     n = min(len(source), len(take), len(mask))
+    measured = [(i, *numbers) for i in range(n)
+                if (numbers := _outside_numbers(source[i], take[i], mask[i])) is not None]
+    return _mask_outside_gate(measured, n, threshold)
+
+
+def _mask_outside_gate(measured: list[tuple[int, float, float]], frames: int, threshold: float) -> Gate:
+    """From (frame, share changed, mean change) of each frame with pixels outside the mask."""
     worst, worst_frame, mean_diff = 0.0, 0, 0.0
-    for i in range(n):
-        numbers = _outside_numbers(source[i], take[i], mask[i])
-        if numbers is None:
-            continue
-        share, mean = numbers
-        mean_diff += mean / n
+    for index, share, mean in measured:
+        mean_diff += mean / frames
         if share > worst:
-            worst, worst_frame = share, i
+            worst, worst_frame = share, index
     verdict = "flag" if worst > threshold else "pass"
     return Gate("mask_outside", worst, threshold, verdict,
                 f"{worst * 100:.2f}% of the pixels outside the mask changed by more than {CHANGED_LEVELS} levels "
@@ -444,16 +447,7 @@ class GateMeter:
         return _seam_gate(window, edge, new, threshold)
 
     def _mask_outside(self, threshold: float) -> Gate:
-        n = self.outside_frames
-        worst, worst_frame, mean_diff = 0.0, 0, 0.0
-        for index, share, mean in self.outside:
-            mean_diff += mean / n
-            if share > worst:
-                worst, worst_frame = share, index
-        verdict = "flag" if worst > threshold else "pass"
-        return Gate("mask_outside", worst, threshold, verdict,
-                    f"{worst * 100:.2f}% of the pixels outside the mask changed by more than {CHANGED_LEVELS} "
-                    f"levels (frame {worst_frame}; mean change outside {mean_diff:.2f} levels)")
+        return _mask_outside_gate(self.outside, self.outside_frames, threshold)
 
     def _mask_boundary(self, threshold: float) -> Gate:
         if not self.boundary:

@@ -78,20 +78,9 @@ def read_mask(
     A single still image is one mask held for every frame; a movie or sequence is read from
     frame `start`. `size` is the (width, height) the masks must have: the frames they cut.
     """
-    info = probe(path, rate=rate)
-    if info.size != tuple(size):
-        raise MediaError(
-            "mask_size_mismatch",
-            f"mask {info.path} is {info.width}x{info.height} but the frames it masks are "
-            f"{size[0]}x{size[1]}; render the mask at the frame size",
-        )
-    if not info.is_sequence and info.frame_count == 1:
-        still = _mask_of(to_rgb(next(_iter_checked(info, 0, 1))))
-        return np.repeat(still[np.newaxis], count, axis=0)
-    _check_range(info, start, count)
-    masks = np.empty((count, info.height, info.width), bool)
-    for slot, frame in enumerate(_iter_checked(info, start, count)):
-        masks[slot] = _mask_of(to_rgb(frame))
+    masks = np.empty((count, size[1], size[0]), bool)
+    for slot, mask in enumerate(iter_masks(path, list(range(start, start + count)), size, rate=rate)):
+        masks[slot] = mask
     return masks
 
 
