@@ -28,6 +28,7 @@ from server import faults, gates, paths
 from server.backends.base import Backend, Cancelled, Spec
 from server.backends.generative.conform import feathered_alpha
 from server.media import MediaInfo, delivery_for, write_movie
+from server.media.encode import CopiedFrame, can_copy_packets
 from server.media.decode import iter_masks, iter_pictures
 from server.media.pixels import (align_mask, chroma_grid, composite_native, has_alpha, native_of_rgb,
                                  working_depth)
@@ -74,7 +75,8 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     # the source's own samples are kept when the take is stored in the source's pixel format,
     # and the source's pictures also read when the take carries their alpha in another format
     native = delivery.pix_fmt == plan.media.pix_fmt and codec not in ("png", "exr")
-    keep_pictures = native or (plan.media.has_alpha and has_alpha(delivery.pix_fmt))
+    copy = can_copy_packets(plan.media, delivery)   # untouched ProRes frames: the source's packets
+    keep_pictures = native or copy or (plan.media.has_alpha and has_alpha(delivery.pix_fmt))
     plan.mask_grid = chroma_grid(plan.media.pix_fmt) if native and plan.op == "inpaint" else (1, 1)
     spec = Spec(op=plan.op, rate=plan.rate, seed=plan.seed, strength=plan.strength,
                 extend_side=plan.extend_side or "tail", extend_frames=plan.extend_frames,
@@ -83,7 +85,7 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     spec.reference_images = [_read_image(path) for path in plan.reference_paths]
     meter = gates.GateMeter(plan.op, plan.read_count, plan.take_count, extend_side=plan.extend_side or "tail",
                             extend_frames=plan.extend_frames, with_mask=plan.op == "inpaint")
-    job = _Job(plan, backend, spec, meter, clock, report, cancel, depth, delivery, keep_pictures)
+    job = _Job(plan, backend, spec, meter, clock, report, cancel, depth, delivery, keep_pictures, copy)
 
     report("decode", 0, 1, None)
     items = job.extension() if plan.op == "extend" else job.frame_by_frame()
@@ -108,6 +110,8 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
                      "delivery": delivery.describe(), "source_pix_fmt": plan.media.pix_fmt,
                      "source_color": plan.media.color.describe(), "kept_source_samples": native,
                      "frames_untouched": _ranges(job.untouched),
+                     # untouched frames written as the source's own compressed packets (bit-exact)
+                     "frames_copied": _ranges(job.copied),
                      "frames_encoded": _ranges(sorted(set(range(plan.take_count)) - set(job.untouched))),
                      "mask_grid": list(plan.mask_grid) if plan.op == "inpaint" else None}
     with clock.stage("gates"):
@@ -125,13 +129,15 @@ class _Job:
     """The frame pipeline of one run (see the module's docstring)."""
 
     def __init__(self, plan: JobPlan, backend, spec: Spec, meter, clock, report, cancel, depth, delivery,
-                 keep_pictures: bool):
+                 keep_pictures: bool, copy_packets: bool = False):
         self.plan, self.backend, self.spec, self.meter, self.clock = plan, backend, spec, meter, clock
         self.report, self.cancel, self.delivery = report, cancel, delivery
         self.depth, self.keep_pictures = depth, keep_pictures
         self.same_format = keep_pictures and delivery.pix_fmt == plan.media.pix_fmt
         self.deep_backend = bool(getattr(backend, "deep", False))
         self.untouched: list[int] = []
+        self.copied: list[int] = []
+        self.copy_packets = copy_packets
         self.made = 0
         self.work_size: tuple[int, int] | None = None
 
@@ -284,6 +290,9 @@ class _Job:
             return self._converted(take, alpha_from)
         if np.array_equal(take, frame.rgb):
             self.untouched.append(index)
+            if self.copy_packets:
+                self.copied.append(index)
+                return CopiedFrame(self.plan.media.path, self.plan.media_indices[frame.index], frame.picture)
             return frame.picture if self.same_format else self._converted(take, frame.picture)
         if self.same_format and self.plan.op == "inpaint":
             return composite_native(frame.picture, self._converted(take, frame.picture), frame.mask)

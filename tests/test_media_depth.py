@@ -347,3 +347,27 @@ def test_non_square_pixels_keep_their_aspect(server, tmp_path):
     take = probe(job.take.media.url)
     assert (take.width, take.height, take.sample_aspect) == (W, H, Fraction(4, 3))
     assert manifest["pixels"]["delivery"]["sample_aspect"] == "4/3"
+
+
+def packets_of(path, count=None) -> list[bytes]:
+    with av.open(str(path)) as container:
+        found = [bytes(p) for p in container.demux(video=0) if p.size]
+    return found[:count] if count else found
+
+
+def test_untouched_prores_frames_are_the_sources_own_packets(server, prores10, tmp_path):
+    client, _ = server
+    job, manifest = run(client, timeline_of(prores10), "extend", frames=3, codec=pb.PRORES_422_HQ)
+    assert manifest["pixels"]["frames_copied"] == [[0, N - 1]]
+    assert packets_of(job.take.media.url, N) == packets_of(prores10), "bit-exact, even in a lossy codec"
+    for a, b in zip(natives(prores10, 0, N), natives(job.take.media.url, 0, N)):
+        assert a.equals(b)
+    take = probe(job.take.media.url)
+    assert take.frame_count == N + 3 and take.profile == "HQ" and take.start_timecode == "01:00:00:00"
+    # an inpaint copies the frame whose mask is empty and encodes the others
+    mask = box_mask()
+    job, manifest = run(client, timeline_of(prores10), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask),
+                        codec=pb.PRORES_422_HQ)
+    assert manifest["pixels"]["frames_copied"] == [[2, 2]]
+    source, take = packets_of(prores10), packets_of(job.take.media.url)
+    assert take[2] == source[2] and take[0] != source[0]

@@ -59,6 +59,8 @@ SEQUENCE_CODECS = ("png", "exr")
 ENCODER_FORMATS = {name: tuple(f.name for f in (av.codec.Codec(movie.encoder, "w").video_formats or ()))
                    for name, movie in MOVIE_CODECS.items()}
 PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "4444xq": 5}
+# FFmpeg's decoder names the profiles Proxy, LT, Standard, HQ, 4444, XQ
+_PRORES_DECODER_NAMES = {"xq": "4444xq"}
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def _matched(codec: str, source: MediaInfo | None, depth: int, color: ColorTags,
                                           or alpha)
         pix_fmt = pix_fmt or ("yuva444p10le" if alpha else "yuv444p10le" if chroma_444 else movie.pix_fmt)
         wanted = (source.profile or "").lower().replace(" ", "") if source.codec == "prores" else ""
+        wanted = _PRORES_DECODER_NAMES.get(wanted, wanted)
         if wanted not in PRORES_PROFILES:
             wanted = "4444" if pix_fmt.startswith(("yuv444", "yuva444")) else "hq"
         options["profile"] = wanted
@@ -238,6 +241,8 @@ def _checked_frames(
 
 
 def _size_of(frame, index: int) -> tuple[int, int]:
+    if isinstance(frame, CopiedFrame):
+        frame = frame.native
     if isinstance(frame, Native):
         return frame.width, frame.height
     array = np.asarray(frame)
@@ -301,14 +306,83 @@ def _write_movie_file(
             # MOV/MP4 turn this into a tmcd track, Matroska into a TIMECODE tag; probe reads both.
             container.metadata["timecode"] = start_timecode
         stream = _add_video_stream(container, movie, size, rate, delivery)
-        for index, item in enumerate(frames):
-            picture = picture_of(item, delivery)
-            picture.pts = index
-            for packet in stream.encode(picture):
+        copies, held = None, 0   # held: frames the encoder has not given back yet
+        try:
+            for index, item in enumerate(frames):
+                if isinstance(item, CopiedFrame):
+                    # an intra-only codec's frames stand alone: the source's packet is the frame
+                    if held:
+                        raise MediaError("encode_failed", "the encoder holds frames back, so a copied frame "
+                                                          "would land out of order")
+                    copies = copies or _PacketSource(item.path, rate)
+                    container.mux(copies.packet(item.media_index, index, stream, rate))
+                else:
+                    picture = picture_of(item, delivery)
+                    picture.pts = index
+                    held += 1
+                    for packet in stream.encode(picture):
+                        container.mux(packet)
+                        held -= 1
+                report(index + 1)
+            for packet in stream.encode():
                 container.mux(packet)
-            report(index + 1)
-        for packet in stream.encode():
-            container.mux(packet)
+        finally:
+            if copies is not None:
+                copies.close()
+
+
+@dataclass(frozen=True)
+class CopiedFrame:
+    """A take frame written as the source's own compressed packet (media frame `media_index`
+    of `path`): bit-exact even in a lossy codec. `native` is the picture, for anything else."""
+
+    path: Path
+    media_index: int
+    native: Native
+
+
+def can_copy_packets(source: MediaInfo, delivery: Delivery) -> bool:
+    """Whether a take in `delivery` can carry the source's packets as they are: the same
+    intra-only codec and profile, the same size (ProRes, today)."""
+    if delivery.codec != "prores" or source.codec != "prores" or source.is_sequence:
+        return False
+    wanted = (source.profile or "").lower().replace(" ", "")
+    return _PRORES_DECODER_NAMES.get(wanted, wanted) == delivery.options.get("profile")
+
+
+class _PacketSource:
+    """The source's video packets by frame index, read in order (intra-only: one per frame)."""
+
+    def __init__(self, path: Path, rate: Fraction):
+        from .probe import open_media, video_stream
+        self.container = open_media(Path(path))
+        self.stream = video_stream(self.container, Path(path))
+        self.origin = self.stream.start_time or 0
+        self.rate = rate
+        self.packets = self.container.demux(self.stream)
+        self.current: tuple[int, bytes] | None = None
+
+    def packet(self, media_index: int, index: int, stream, rate: Fraction) -> av.Packet:
+        while self.current is None or self.current[0] < media_index:
+            packet = next(self.packets, None)
+            if packet is None:
+                raise MediaError("media_unreadable", f"the source has no packet for frame {media_index}")
+            if not packet.size or packet.pts is None:
+                continue
+            at = round((packet.pts - self.origin) * self.stream.time_base * self.rate)
+            self.current = (at, bytes(packet))
+        if self.current[0] != media_index:
+            raise MediaError("media_unreadable", f"the source's packets skip frame {media_index}")
+        copy = av.Packet(self.current[1])
+        copy.pts = copy.dts = index
+        copy.duration = 1
+        copy.time_base = 1 / Fraction(rate)
+        copy.stream = stream
+        copy.is_keyframe = True
+        return copy
+
+    def close(self) -> None:
+        self.container.close()
 
 
 def _add_video_stream(
@@ -322,7 +396,9 @@ def _add_video_stream(
     stream = container.add_stream(movie.encoder, rate=rate, options=options)
     stream.width, stream.height = size
     stream.pix_fmt = delivery.pix_fmt
-    stream.thread_type = "AUTO"
+    # ProRes: slice threads, so each frame's packet comes out at once, in order, and a copied
+    # source packet can go between two encoded ones (frame threads hold frames back)
+    stream.thread_type = "SLICE" if movie.encoder == "prores_ks" else "AUTO"
     _tag(stream.codec_context, delivery)
     return stream
 
@@ -336,9 +412,11 @@ def _tag(context, delivery: Delivery) -> None:
         context.colorspace, context.color_range = tags.matrix, tags.range or 1
 
 
-def picture_of(item: np.ndarray | Native, delivery: Delivery) -> av.VideoFrame:
+def picture_of(item, delivery: Delivery) -> av.VideoFrame:
     """An encoder's input for one take frame: a Native already in the delivery's pixel format as
     it is (sample for sample), anything else converted with the delivery's colour tags."""
+    if isinstance(item, CopiedFrame):
+        item = item.native
     if isinstance(item, Native):
         if item.pix_fmt == delivery.pix_fmt:
             return item.frame()
