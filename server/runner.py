@@ -106,6 +106,14 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     result = RunResult(staged=dest, media=media, timings=clock.totals, generated_size=generated_size,
                        delivered_size=size, fallbacks=list(plan.fallbacks), device=backend.device,
                        info=dict(spec.info))
+    if job.timing.get("held") or job.timing.get("skipped"):
+        # stated, and flagged for review by the fallback gate: the take is frame-exact to the
+        # timeline, but what the source showed between its timestamps was guessed
+        result.fallbacks.append(
+            f"the source has variable frame timing: {job.timing['held']} frame(s) held over timestamp gaps and "
+            f"{job.timing['skipped']} extra picture(s) skipped to make {plan.read_count} frames at "
+            f"{plan.media.rate} fps; conform it to a constant rate first (e.g. ffmpeg -vf fps={plan.media.rate}) "
+            f"for a take made only of real pictures")
     result.pixels = {"source_bit_depth": plan.media.bit_depth, "processing_bit_depth": depth,
                      "delivery": delivery.describe(), "source_pix_fmt": plan.media.pix_fmt,
                      "source_color": plan.media.color.describe(), "kept_source_samples": native,
@@ -113,7 +121,8 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
                      # untouched frames written as the source's own compressed packets (bit-exact)
                      "frames_copied": _ranges(job.copied),
                      "frames_encoded": _ranges(sorted(set(range(plan.take_count)) - set(job.untouched))),
-                     "mask_grid": list(plan.mask_grid) if plan.op == "inpaint" else None}
+                     "mask_grid": list(plan.mask_grid) if plan.op == "inpaint" else None,
+                     "variable_frame_timing": dict(job.timing)}
     with clock.stage("gates"):
         expected = gates.Expected(frames=plan.take_count, rate=plan.rate, size=size, timecode=plan.start_timecode)
         actual = gates.Actual(frames=media.frame_count, rate=media.rate, size=(media.width, media.height),
@@ -137,6 +146,7 @@ class _Job:
         self.deep_backend = bool(getattr(backend, "deep", False))
         self.untouched: list[int] = []
         self.copied: list[int] = []
+        self.timing: dict = {}   # variable frame timing met while reading (decode.iter_pictures)
         self.copy_packets = copy_packets
         self.made = 0
         self.work_size: tuple[int, int] | None = None
@@ -153,7 +163,8 @@ class _Job:
         first, last = min(media_indexes), max(media_indexes)
         pictures = self.clock.wrap(enumerate(iter_pictures(plan.media.path, first, last - first + 1,
                                                            rate=plan.media.rate, depth=self.depth,
-                                                           native=self.keep_pictures), start=first), "decode")
+                                                           native=self.keep_pictures, timing=self.timing),
+                                             start=first), "decode")
         masks = self._masks(wanted) if plan.op == "inpaint" else None
         cache: dict[int, tuple] = {}
         current = first - 1

@@ -371,3 +371,31 @@ def test_untouched_prores_frames_are_the_sources_own_packets(server, prores10, t
     assert manifest["pixels"]["frames_copied"] == [[2, 2]]
     source, take = packets_of(prores10), packets_of(job.take.media.url)
     assert take[2] == source[2] and take[0] != source[0]
+
+
+def test_variable_frame_timing_is_conformed_stated_and_flagged(server, tmp_path):
+    """Phone-style footage: a timestamp gap (a frame never recorded) and a doubled picture.
+    The take still has exactly the frames asked for; the manifest states what was held and
+    skipped, and the take needs review."""
+    client, _ = server
+    path = tmp_path / "phone.mkv"
+    frames = pan_clip(12, H, W, 2.0)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=Fraction(24))
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 48)
+        for i, pts in enumerate([0, 2, 4, 8, 10, 11, 12, 14, 16, 18, 20, 22]):   # a gap at 6, 11 doubles 10
+            picture = av.VideoFrame.from_ndarray(frames[i], format="rgb24").reformat(format="yuv420p")
+            picture.pts, picture.time_base = pts, Fraction(1, 48)
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    info = probe(path)
+    timeline = make_timeline(path, rate=24, media_start=0, media_frames=info.frame_count, clip_in=0,
+                             clip_frames=8)
+    job, manifest = run(client, timeline, "refine", strength=0.5, codec=pb.FFV1)
+    assert job.take.media.frame_count == 8
+    timing = manifest["pixels"]["variable_frame_timing"]
+    assert timing["held"] >= 1 and timing["skipped"] >= 1, timing
+    assert job.take.status == pb.NEEDS_REVIEW and any("variable frame timing" in f for f in job.take.flags)

@@ -48,16 +48,19 @@ def iter_frames(
 
 def iter_pictures(
     path: str | Path, start: int = 0, count: int | None = None, *, rate: Fraction | int | None = None,
-    depth: int = 8, native: bool = True
+    depth: int = 8, native: bool = True, timing: dict | None = None
 ) -> Iterator[tuple[np.ndarray, Native | None]]:
-    """(working RGB at `depth`, the picture's own planes or None) for each frame of the range."""
+    """(working RGB at `depth`, the picture's own planes or None) for each frame of the range.
+    `timing`, when given, counts what variable frame timing made the reader do: "held" frames
+    (a picture shown again over a timestamp gap) and "skipped" pictures (a second picture for a
+    frame already given)."""
     info = probe(path, rate=rate)
     if count is None:
         count = info.frame_count - start
     _check_range(info, start, count)
     tags = _tags(info)
     return ((rgb_of(picture, depth, tags), Native.of(picture) if native else None)
-            for picture in _iter_checked(info, start, count))
+            for picture in _iter_checked(info, start, count, timing))
 
 
 def _tags(info: MediaInfo) -> ColorTags | None:
@@ -138,14 +141,14 @@ def _check_range(info: MediaInfo, start: int, count: int) -> None:
         )
 
 
-def _iter_checked(info: MediaInfo, start: int, count: int) -> Iterator[av.VideoFrame]:
+def _iter_checked(info: MediaInfo, start: int, count: int, timing: dict | None = None) -> Iterator[av.VideoFrame]:
     if count == 0:
         return iter(())
     if info.is_sequence:
         return _iter_sequence(info, start, count)
     if info.path.suffix.lower() in IMAGE_SUFFIXES:
         return _iter_still(info.path)
-    return _iter_movie(info, start, count)
+    return _iter_movie(info, start, count, {} if timing is None else timing)
 
 
 def _iter_still(path: Path) -> Iterator[av.VideoFrame]:
@@ -173,7 +176,7 @@ def _decode_image(path: Path) -> av.VideoFrame:
     raise MediaError("media_unreadable", f"image {path} decodes to no picture; re-export it")
 
 
-def _iter_movie(info: MediaInfo, start: int, count: int) -> Iterator[av.VideoFrame]:
+def _iter_movie(info: MediaInfo, start: int, count: int, timing: dict) -> Iterator[av.VideoFrame]:
     end = start + count
     # Seek to a keyframe at or before `start`. With B-frames (open GOPs) the demuxer's index can
     # land on a keyframe shown after `start`, and seeks in MPEG-TS are byte guesses that may land
@@ -185,7 +188,7 @@ def _iter_movie(info: MediaInfo, start: int, count: int) -> Iterator[av.VideoFra
             pictures = _timed_pictures(container, info, seek_index)
             first = next(pictures, None)
             if (first is not None and first[0] <= start) or seek_index == 0:
-                yield from _fill_range(info, start, end, first, pictures)
+                yield from _fill_range(info, start, end, first, pictures, timing)
                 return
         backoff = max(2 * backoff, round(info.rate))
 
@@ -224,8 +227,11 @@ def _fill_range(
     end: int,
     first: tuple[int, av.VideoFrame] | None,
     rest: Iterator[tuple[int, av.VideoFrame]],
+    timing: dict,
 ) -> Iterator[av.VideoFrame]:
     """One picture per index start..end-1, holding the last picture over timestamp gaps."""
+    timing.setdefault("held", 0)
+    timing.setdefault("skipped", 0)
     wanted = start
     held = None
     pictures = rest if first is None else itertools.chain([first], rest)
@@ -235,6 +241,7 @@ def _fill_range(
             # editors do; duplicates of an index already handed out are skipped.
             filler = picture if held is None else held
             while wanted < min(index, end):
+                timing["held"] += 1
                 yield filler
                 wanted += 1
             if wanted < end:
@@ -242,9 +249,12 @@ def _fill_range(
                 wanted += 1
             if wanted >= end:
                 return
+        elif index >= start:
+            timing["skipped"] += 1
         held = picture
     if held is None:
         raise MediaError("media_unreadable", f"{info.path} decoded to no pictures from frame {start} on")
     while wanted < end:
+        timing["held"] += 1
         yield held
         wanted += 1
