@@ -145,6 +145,8 @@ def main(argv=None) -> int:
                 codec = pb.PRORES_422_HQ if SIZES[size][3] == "prores" else pb.FFV1
                 rows.append(run_one(folder, media, mask, n, args.op, codec))
                 print(json.dumps(rows[-1]), flush=True)
+                result["runs"][size] = {"size": list(SIZES[size][:2]), "source_bits": SIZES[size][2], "rows": rows}
+                _write(result, args.out)   # after every run: a long bench keeps what it measured
                 media.unlink()
                 for take in (folder / "takes").rglob("*"):
                     if take.is_file():
@@ -152,12 +154,17 @@ def main(argv=None) -> int:
             peaks = [r["peak_rss_mb"] for r in rows]
             result["runs"][size] = {"size": list(SIZES[size][:2]), "source_bits": SIZES[size][2], "rows": rows,
                                     "peak_ratio_longest_to_shortest": round(peaks[-1] / peaks[0], 3)}
-    out = args.out or RESULTS / f"memory_{socket.gethostname()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out = _write(result, args.out)
     print(json.dumps({k: v["peak_ratio_longest_to_shortest"] for k, v in result["runs"].items()}))
     print(f"written to {out}")
     return 0
+
+
+def _write(result: dict, out: Path | None) -> Path:
+    out = out or RESULTS / f"memory_{socket.gethostname()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return out
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 import bridge
 from bridge.api import pb, pb_grpc
+from server.allocator import fix_mmap_threshold
 from server.backends.base import OPERATIONS
 from server.backends.classic import ClassicBackend
 from server.jobstore import DB_NAME, JobStore
@@ -349,6 +350,7 @@ class GrpcServer:
 def build_server(config: ServerConfig) -> tuple[GrpcServer, Runtime, int]:
     """A started gRPC server and its runtime; port 0 picks a free port (returned)."""
     check_security(config)
+    fix_mmap_threshold()   # frame buffers go back to the system when freed: memory stays flat
     runtime = Runtime(config)
     server = GrpcServer(runtime, config)
     try:
