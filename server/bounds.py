@@ -79,6 +79,8 @@ def check_submit(request: "pb.SubmitJobRequest", max_frames: int, max_handles: i
     _count(constraints.mask_feather_px, "contract.constraints.mask_feather_px", 0, MAX_FEATHER_PIXELS,
            " pixels")
     _count(contract.output.bit_depth, "contract.output.bit_depth", 0, 32)
+    _text(contract.color.input_space, "contract.color.input_space", MAX_ID_CHARS * 2)
+    _text(contract.color.config, "contract.color.config", MAX_ID_CHARS * 2)
     _text(contract.output.take_dir, "contract.output.take_dir", MAX_PATH_CHARS)
     if len(contract.review.thresholds) > MAX_THRESHOLDS:
         raise JobError("out_of_range", f"{len(contract.review.thresholds)} gate thresholds, over the limit of "

@@ -33,6 +33,10 @@ STATUS_OF = {
     "not_a_folder": grpc.StatusCode.INVALID_ARGUMENT,
     "bad_rate": grpc.StatusCode.INVALID_ARGUMENT,
     "busy": grpc.StatusCode.UNAVAILABLE,
+    "unknown_color_space": grpc.StatusCode.INVALID_ARGUMENT,
+    "bad_color_config": grpc.StatusCode.INVALID_ARGUMENT,
+    "color_contradiction": grpc.StatusCode.INVALID_ARGUMENT,
+    "color_unavailable": grpc.StatusCode.FAILED_PRECONDITION,
     "shutting_down": grpc.StatusCode.UNAVAILABLE,
 }
 

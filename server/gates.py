@@ -13,6 +13,7 @@ NEEDS_REVIEW with the reasons; otherwise it is OK. Nothing is ever approved auto
 | conformance | frame count, rate, size, timecode as asked | number of mismatches | value > 0 | 0 |
 | real_resolution | detail the take really has | high-band / mid-band spectral energy, take / source; for a take generated smaller and upscaled (always stated), the share of delivered pixels really generated | value < threshold | 0.35 |
 | fallback | the server did something other than asked | number of fallbacks | value > 0 | 0 |
+| color_clip (contract colour space, generative) | what the model's working space could not hold | share of the generated region clipped on the way in, or made at the model's limits | value > threshold | 0.02 |
 
 Thresholds come from the shot contract (`review.thresholds`, by gate name) or these defaults.
 The measures are deliberately simple, documented and cheap (a few ms per frame on a CPU).
@@ -26,8 +27,8 @@ import cv2
 import numpy as np
 
 DEFAULTS = {"seam": 3.0, "mask_outside": 0.002, "mask_boundary": 1.8, "flicker": 2.0, "conformance": 0.0,
-            "real_resolution": 0.35, "fallback": 0.0}
-HIGHER_IS_WORSE = {"seam", "mask_outside", "mask_boundary", "flicker", "conformance", "fallback"}
+            "real_resolution": 0.35, "fallback": 0.0, "color_clip": 0.02}
+HIGHER_IS_WORSE = {"seam", "mask_outside", "mask_boundary", "flicker", "conformance", "fallback", "color_clip"}
 CHANGED_LEVELS = 12       # an outside pixel "changed" beyond codec noise
 MOTION_FLOOR = 1.0        # levels: a static shot's frame-to-frame change is at least this
 FLICKER_FLOOR = 0.25
@@ -348,6 +349,20 @@ def _detail_gate(mine: float, theirs: float, delivered: tuple[int, int], thresho
     return Gate("real_resolution", value, threshold, verdict,
                 f"fine detail {value:.2f}x the source's at {delivered[0]}x{delivered[1]}"
                 + (" — looks upscaled from a smaller picture" if verdict == "flag" else ""))
+
+
+def color_clip(color: dict, thresholds=None) -> Gate:
+    """The generated region's pixels that the model's working space could not hold: source
+    pixels clipped on the way in (a log source's highlights and gamut beyond sRGB-encoded
+    Rec.709), or pixels the model made at the end of its range. Only for takes that went
+    through a colour transform (a contract colour space on a generative backend)."""
+    threshold = thresholds_from(thresholds)["color_clip"]
+    clipped, saturated = float(color.get("clipped_in_share", 0.0)), float(color.get("saturated_out_share", 0.0))
+    value = max(clipped, saturated)
+    verdict = "flag" if value > threshold else "pass"
+    return Gate("color_clip", value, threshold, verdict,
+                f"{clipped:.1%} of the generated region's source pixels fell outside {color.get('model_space')} "
+                f"and were clipped; {saturated:.1%} of the generated pixels sit at its limits")
 
 
 def status_and_flags(gates: list[Gate]) -> tuple[str, list[str]]:

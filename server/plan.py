@@ -16,7 +16,7 @@ import grpc
 from bridge.api import pb
 from bridge.selection import Selection
 from bridge.timecode import from_timecode, is_drop_frame_rate, to_timecode
-from server import bounds, paths
+from server import bounds, color, paths
 from server.errors import JobError, from_exception
 from server.gates import thresholds_from
 from server.media import MediaError, MediaInfo, probe
@@ -87,6 +87,7 @@ class JobPlan:
     mask_invert: bool = False
     mask_grow: int = 0
     mask_grid: tuple = (1, 1)      # the chroma grid the mask was aligned to (2, 1 for 4:2:2)
+    color: object = None           # server.color.ColorTransform when the contract states a colour space
     codec: int = pb.PRORES_422_HQ
     take_dir: Path = Path(".")
     seed: int = 0
@@ -236,6 +237,7 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
                        f"choose PRORES_422_HQ or FFV1")
     take_dir = contract.output.take_dir or str(default_take_dir)
     plan.take_dir = limits.roots.check_folder(take_dir, "take folder")
+    plan.color = color.resolve(contract.color.input_space, contract.color.config, media.color.transfer)
     plan.seed = contract.seed if contract.HasField("seed") else (seed if seed is not None else random.randrange(2**31))
     plan.start_timecode, plan.drop_frame = _take_timecode(plan, origin)
     return plan

@@ -81,7 +81,7 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     spec = Spec(op=plan.op, rate=plan.rate, seed=plan.seed, strength=plan.strength,
                 extend_side=plan.extend_side or "tail", extend_frames=plan.extend_frames,
                 prompt=plan.request.contract.prompt, negative_prompt=plan.request.contract.negative_prompt,
-                model=plan.request.model, steps_scale=plan.steps_scale)
+                model=plan.request.model, steps_scale=plan.steps_scale, color=plan.color)
     spec.reference_images = [_read_image(path) for path in plan.reference_paths]
     meter = gates.GateMeter(plan.op, plan.read_count, plan.take_count, extend_side=plan.extend_side or "tail",
                             extend_frames=plan.extend_frames, with_mask=plan.op == "inpaint")
@@ -122,7 +122,8 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
                      "frames_copied": _ranges(job.copied),
                      "frames_encoded": _ranges(sorted(set(range(plan.take_count)) - set(job.untouched))),
                      "mask_grid": list(plan.mask_grid) if plan.op == "inpaint" else None,
-                     "variable_frame_timing": dict(job.timing)}
+                     "variable_frame_timing": dict(job.timing),
+                     "color_transform": spec.info.get("color")}
     with clock.stage("gates"):
         expected = gates.Expected(frames=plan.take_count, rate=plan.rate, size=size, timecode=plan.start_timecode)
         actual = gates.Actual(frames=media.frame_count, rate=media.rate, size=(media.width, media.height),
@@ -130,6 +131,8 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
         result.gates = meter.finish(expected=expected, actual=actual, generated_size=generated_size,
                                     delivered_size=size, fallbacks=result.fallbacks,
                                     thresholds=plan.request.contract.review.thresholds)
+        if "color" in spec.info:
+            result.gates.append(gates.color_clip(spec.info["color"], plan.request.contract.review.thresholds))
     report("gates", 1, 1, None)
     return result
 

@@ -301,3 +301,32 @@ def test_a_10bit_prores_source_through_the_model_keeps_its_depth_outside_the_mas
     for i, ((_, a), (_, b)) in enumerate(pairs):
         for pa, pb_, m in zip(a.planes, b.planes, plane_masks(aligned[i], a)):
             assert np.array_equal(pa[~m], pb_[~m])
+
+
+def test_a_log_source_goes_through_the_models_working_space_and_back(gen_server, tmp_path):
+    """A LogC4 plate with the contract saying so: the model works in sRGB-encoded Rec.709, the
+    take comes back in LogC4 code values at 10 bits, the manifest states both transforms and the
+    color_clip gate measured what the model space could not hold."""
+    pytest.importorskip("PyOpenColorIO")
+    from test_color import log_frames
+    client, _runtime = gen_server
+    media = write_movie(log_frames("ARRI LogC4", n=9), tmp_path / "logc.mov", codec="prores", rate=Fraction(24),
+                        start_timecode="01:00:00:00").path
+    timeline = make_timeline(media, rate=24, media_start=86400, media_frames=9, clip_in=0, clip_frames=9)
+    request = _diffusers(submit_request(timeline, "A", "refine", strength=0.5, codec=pb.FFV1))
+    request.contract.color.input_space = "ARRI LogC4"
+    job = client.wait(client.submit(request).job_id)
+    assert job.state == pb.SUCCEEDED, job.error
+    manifest = json.loads(Path(job.take.manifest_url).read_text())
+    transform = manifest["pixels"]["color_transform"]
+    assert transform["input_space"] == "ARRI LogC4" and transform["model_space"].startswith("sRGB Encoded Rec.709")
+    assert transform["forward"] == "ARRI LogC4 -> sRGB Encoded Rec.709 (sRGB)"
+    assert 0.0 <= transform["clipped_in_share"] < 0.05
+    gate = next(g for g in manifest["gates"] if g["name"] == "color_clip")
+    assert gate["verdict"] in ("pass", "flag") and gate["value"] == pytest.approx(
+        max(transform["clipped_in_share"], transform["saturated_out_share"]), abs=1e-6)
+    take = read_frames(job.take.media.url, 0, 9, depth=16)
+    source = read_frames(media, 0, 9, depth=16)
+    # still log-encoded: its levels sit where the plate's do, not where a display picture's would
+    assert abs(float(take.mean()) - float(source.mean())) < 0.1 * float(source.mean())
+    assert probe(job.take.media.url).pix_fmt == "yuv422p10le"

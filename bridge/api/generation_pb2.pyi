@@ -248,7 +248,7 @@ class Budget(_message.Message):
     def __init__(self, max_frames: _Optional[int] = ..., max_compute_seconds: _Optional[float] = ...) -> None: ...
 
 class ShotContract(_message.Message):
-    __slots__ = ("prompt", "negative_prompt", "reference_images", "constraints", "output", "review", "seed", "fallback", "budget")
+    __slots__ = ("prompt", "negative_prompt", "reference_images", "constraints", "output", "review", "seed", "fallback", "budget", "color")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_IMAGES_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +258,7 @@ class ShotContract(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
+    COLOR_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     negative_prompt: str
     reference_images: _containers.RepeatedCompositeFieldContainer[ReferenceImage]
@@ -267,7 +268,16 @@ class ShotContract(_message.Message):
     seed: int
     fallback: FallbackPolicy
     budget: Budget
-    def __init__(self, prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., reference_images: _Optional[_Iterable[_Union[ReferenceImage, _Mapping]]] = ..., constraints: _Optional[_Union[Constraints, _Mapping]] = ..., output: _Optional[_Union[OutputSpec, _Mapping]] = ..., review: _Optional[_Union[ReviewCriteria, _Mapping]] = ..., seed: _Optional[int] = ..., fallback: _Optional[_Union[FallbackPolicy, str]] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ...) -> None: ...
+    color: ColorSpec
+    def __init__(self, prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., reference_images: _Optional[_Iterable[_Union[ReferenceImage, _Mapping]]] = ..., constraints: _Optional[_Union[Constraints, _Mapping]] = ..., output: _Optional[_Union[OutputSpec, _Mapping]] = ..., review: _Optional[_Union[ReviewCriteria, _Mapping]] = ..., seed: _Optional[int] = ..., fallback: _Optional[_Union[FallbackPolicy, str]] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., color: _Optional[_Union[ColorSpec, _Mapping]] = ...) -> None: ...
+
+class ColorSpec(_message.Message):
+    __slots__ = ("input_space", "config")
+    INPUT_SPACE_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    input_space: str
+    config: str
+    def __init__(self, input_space: _Optional[str] = ..., config: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("request_id", "operation", "selection_otio", "refine", "extend", "inpaint", "contract", "backend", "model", "client")

@@ -50,6 +50,7 @@ class Spec:
     model: str = ""
     reference_images: list = dataclasses.field(default_factory=list)  # (H, W, 3) uint8 RGB each
     steps_scale: float = 1.0                 # generative backends: share of the profile's steps (DEGRADE)
+    color: object = None                     # generative backends: server.color.ColorTransform, or None
     # filled by the backend: what it really did (model, generated size/fps, generator) for the manifest
     info: dict = dataclasses.field(default_factory=dict)
 

@@ -21,6 +21,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from server.color import codes_of, frames_of
+
 from ..base import BackendError, Cancelled, ProgressFn, Spec
 from . import conform
 from .loading import ModelProfile, PipelineCache, free_device_memory
@@ -36,6 +38,7 @@ class _Stop(Exception):
 
 class DiffusersBackend:
     name = "diffusers"
+    deep = True   # takes deep frames: narrows them itself (through the contract's colour space, if any)
 
     def __init__(self, profiles: list[ModelProfile], device: str, *, memory_budget_gb: float | None = None):
         self.profiles = {p.id: p for p in profiles}
@@ -96,7 +99,15 @@ class DiffusersBackend:
     def run(self, op: str, frames: np.ndarray, spec: Spec, progress: ProgressFn,
             cancel: threading.Event) -> np.ndarray:
         profile = self.model_for(op, spec.model)
-        if frames.dtype != np.uint8:
+        source_dtype = frames.dtype
+        transform = spec.color
+        if transform is not None:
+            # the contract's colour space -> the model's working space, clipped to what it holds
+            model = np.stack([transform.to_model(codes_of(f)) for f in frames])
+            spec.info["color"] = {**transform.describe(),
+                                  "clipped_in_share": _outside_share(model, spec.mask if op == "inpaint" else None)}
+            frames = frames_of(np.clip(model, 0.0, 1.0), np.uint8)
+        elif frames.dtype != np.uint8:
             # the model's input is 8-bit images: deep working frames are narrowed at this boundary
             # (the server widens what comes back, and pixels outside a mask or frames kept stay
             # the source's at its own depth)
@@ -125,7 +136,12 @@ class DiffusersBackend:
         finally:
             if cancel.is_set():
                 free_device_memory(self.device)
-        return conform.resize(out, (width, height))
+        out = conform.resize(out, (width, height))
+        if transform is None:
+            return out
+        # and back with the exact inverse, at the source's depth
+        spec.info["color"]["saturated_out_share"] = _saturated_share(out, spec.mask if op == "inpaint" else None)
+        return np.stack([frames_of(transform.from_model(codes_of(f)), source_dtype) for f in out])
 
 
 class _Run:
@@ -309,6 +325,22 @@ def _uint8(frames) -> np.ndarray:
     if array.dtype != np.uint8:
         array = np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8)
     return array
+
+
+def _outside_share(values: np.ndarray, mask: np.ndarray | None) -> float:
+    """Share of pixels (inside the mask, when there is one) with a channel outside 0..1."""
+    outside = ((values < 0.0) | (values > 1.0)).any(axis=-1)
+    if mask is not None and mask.shape == outside.shape:
+        return float(outside[mask].mean()) if mask.any() else 0.0
+    return float(outside.mean())
+
+
+def _saturated_share(frames: np.ndarray, mask: np.ndarray | None) -> float:
+    """Share of pixels the model made at the end of its range (a channel at 0 or 255)."""
+    saturated = ((frames == 0) | (frames == 255)).any(axis=-1)
+    if mask is not None and mask.shape == saturated.shape:
+        return float(saturated[mask].mean()) if mask.any() else 0.0
+    return float(saturated.mean())
 
 
 def _pils(frames: np.ndarray, mode: str = "RGB"):
