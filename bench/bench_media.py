@@ -24,16 +24,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from server.media import probe, read_frames, write_movie  # noqa: E402
+from server.media.encode import Delivery  # noqa: E402
+from server.media.pixels import SCALE_FLAGS_CLI, ColorTags  # noqa: E402
 
 RATE = Fraction(24000, 1001)
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# The ffmpeg invocation that does what write_movie does for each codec.
+# The ffmpeg invocation that does what write_movie does for each codec, from RGB.
 FFMPEG_ARGS = {
     "prores": (["-c:v", "prores_ks", "-profile:v", "3", "-pix_fmt", "yuv422p10le"], ".mov"),
     "ffv1": (["-c:v", "ffv1", "-level", "3", "-pix_fmt", "bgr0"], ".mkv"),
+    "ffv1_10": (["-c:v", "ffv1", "-level", "3", "-pix_fmt", "yuv422p10le"], ".mkv"),
     "h264": (["-c:v", "libx264", "-crf", "18", "-preset", "medium", "-pix_fmt", "yuv420p"], ".mp4"),
 }
+# the same colour conversion on both sides: the matrix, range and swscale flags the server uses
+SWS = ["-sws_flags", SCALE_FLAGS_CLI]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,15 +56,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 640x360, 12 frames, 1 repeat; writes media_<host>_quick.json"
     )
+    parser.add_argument("--uhd-frames", type=int, default=12,
+                        help="frames of the 10-bit ProRes UHD source (0: skip it; default 12)")
+    parser.add_argument("--uhd-size", default="3840x2160", help="its WIDTHxHEIGHT (default 3840x2160)")
     parser.add_argument("--json", action="store_true", help="print the result JSON instead of the table")
     parser.add_argument("--ffmpeg", help="ffmpeg binary (default: ffmpeg on PATH, else the one imageio-ffmpeg ships)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.repeats, args.frames, args.size = 1, 12, "640x360"
+        args.repeats, args.frames, args.size, args.uhd_frames, args.uhd_size = 1, 12, "640x360", 4, "1280x720"
     width, height = (int(part) for part in args.size.lower().split("x"))
     if width % 2 or height % 2 or args.frames < 1 or args.repeats < 1:
         parser.error("--size needs even width and height; --frames and --repeats must be at least 1")
     args.width, args.height = width, height
+    args.uhd_size = tuple(int(part) for part in args.uhd_size.lower().split("x"))
     return args
 
 
@@ -91,49 +100,74 @@ def synthetic_shot(frames: int, width: int, height: int) -> np.ndarray:
     return shot
 
 
-def time_ours(source: Path, dest: Path, codec: str, frames: int) -> float:
+def time_decode_ours(source: Path, frames: int, depth: int) -> tuple[float, np.ndarray]:
     started = time.perf_counter()
-    pictures = read_frames(source, 0, frames)
-    if codec != "decode":
-        write_movie(pictures, dest, codec=codec, rate=RATE)
-    return time.perf_counter() - started
+    pictures = read_frames(source, 0, frames, depth=depth)
+    return time.perf_counter() - started, pictures
 
 
-def time_ffmpeg(ffmpeg: str, source: Path, dest: Path, codec: str) -> float:
-    if codec == "decode":
-        output = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-y", os.devnull]
-    else:
-        output = [*FFMPEG_ARGS[codec][0], "-y", str(dest)]
-    command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-i", str(source), *output]
+def time_decode_ffmpeg(ffmpeg: str, source: Path, depth: int) -> float:
+    pix_fmt = "rgb24" if depth == 8 else "rgb48le"
+    command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-i", str(source), *SWS, "-f", "rawvideo",
+               "-pix_fmt", pix_fmt, "-y", os.devnull]
     started = time.perf_counter()
     subprocess.run(command, check=True)
     return time.perf_counter() - started
 
 
-def bench_row(codec: str, source: Path, workdir: Path, ffmpeg: str, frames: int, repeats: int) -> dict:
-    suffix = FFMPEG_ARGS[codec][1] if codec in FFMPEG_ARGS else ""
-    ours_dest, ffmpeg_dest = workdir / f"ours{suffix}", workdir / f"ffmpeg{suffix}"
-    ours, theirs = [], []
-    for _ in range(repeats):
-        # Alternating the two sides spreads any drift in machine load evenly over both.
-        ours.append(time_ours(source, ours_dest, codec, frames))
-        theirs.append(time_ffmpeg(ffmpeg, source, ffmpeg_dest, codec))
-    if codec != "decode":
-        ours_info, ffmpeg_info = probe(ours_dest), probe(ffmpeg_dest)
-        assert ours_info.frame_count == ffmpeg_info.frame_count == frames, (ours_info, ffmpeg_info)
+def time_encode_ours(pictures: np.ndarray, dest: Path, codec: str) -> float:
+    started = time.perf_counter()
+    if codec == "ffv1_10":
+        write_movie(pictures, dest, codec="ffv1", rate=RATE,
+                    delivery=Delivery("ffv1", "yuv422p10le", {"level": "3"}, ColorTags(1, 1, 1, 1)))
+    else:
+        write_movie(pictures, dest, codec=codec, rate=RATE)
+    return time.perf_counter() - started
+
+
+def time_encode_ffmpeg(ffmpeg: str, raw: Path, size: tuple[int, int], depth: int, dest: Path, codec: str) -> float:
+    pix_fmt = "rgb24" if depth == 8 else "rgb48le"
+    command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", pix_fmt,
+               "-s", f"{size[0]}x{size[1]}", "-r", f"{RATE.numerator}/{RATE.denominator}", "-i", str(raw), *SWS,
+               *FFMPEG_ARGS[codec][0], "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+               "-y", str(dest)]
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - started
+
+
+def row(name: str, frames: int, ours: list[float], theirs: list[float]) -> dict:
     ours_s, ffmpeg_s = statistics.median(ours), statistics.median(theirs)
     return {
-        "row": "decode to RGB" if codec == "decode" else f"h264 -> {codec}",
-        "codec": codec,
-        "frames": frames,
-        "ours_s": round(ours_s, 4),
-        "ffmpeg_s": round(ffmpeg_s, 4),
-        "ours_fps": round(frames / ours_s, 2),
-        "ffmpeg_fps": round(frames / ffmpeg_s, 2),
+        "row": name, "frames": frames, "ours_s": round(ours_s, 4), "ffmpeg_s": round(ffmpeg_s, 4),
+        "ours_fps": round(frames / ours_s, 2), "ffmpeg_fps": round(frames / ffmpeg_s, 2),
         "ratio_ours_over_ffmpeg": round(ours_s / ffmpeg_s, 3),
-        "ours_runs_s": [round(t, 4) for t in ours],
-        "ffmpeg_runs_s": [round(t, 4) for t in theirs],
+        "ours_runs_s": [round(t, 4) for t in ours], "ffmpeg_runs_s": [round(t, 4) for t in theirs],
     }
+
+
+def bench_source(label: str, source: Path, workdir: Path, ffmpeg: str, frames: int, depth: int,
+                 codecs: tuple[str, ...], repeats: int) -> list[dict]:
+    """Decode to working RGB, then encode those RGB frames, each against ffmpeg doing the same."""
+    rows, ours, theirs, pictures = [], [], [], None
+    for _ in range(repeats):   # alternating the two sides spreads drift in machine load over both
+        seconds, pictures = time_decode_ours(source, frames, depth)
+        ours.append(seconds)
+        theirs.append(time_decode_ffmpeg(ffmpeg, source, depth))
+    rows.append(row(f"{label} -> RGB{'48' if depth == 16 else '24'}", frames, ours, theirs))
+    raw = workdir / "frames.rgb"
+    raw.write_bytes(pictures.astype("<u2").tobytes() if depth == 16 else pictures.tobytes())
+    size = (pictures.shape[2], pictures.shape[1])
+    for codec in codecs:
+        suffix = FFMPEG_ARGS[codec][1]
+        ours, theirs = [], []
+        for _ in range(repeats):
+            ours.append(time_encode_ours(pictures, workdir / f"ours{suffix}", codec))
+            theirs.append(time_encode_ffmpeg(ffmpeg, raw, size, depth, workdir / f"ffmpeg{suffix}", codec))
+        assert probe(workdir / f"ours{suffix}").frame_count == probe(workdir / f"ffmpeg{suffix}").frame_count == frames
+        rows.append(row(f"RGB{'48' if depth == 16 else '24'} -> {codec}", frames, ours, theirs))
+    raw.unlink()
+    return rows
 
 
 def machine_info(ffmpeg: str) -> dict:
@@ -168,16 +202,26 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(workdir)
         source = workdir / "source.mp4"
         write_movie(synthetic_shot(args.frames, args.width, args.height), source, codec="h264", rate=RATE)
-        rows = [
-            bench_row(codec, source, workdir, ffmpeg, args.frames, args.repeats)
-            for codec in ("decode", "prores", "ffv1", "h264")
-        ]
+        rows = bench_source(f"{args.width}x{args.height} H.264 8-bit", source, workdir, ffmpeg, args.frames, 8,
+                            ("prores", "ffv1", "h264"), args.repeats)
+        source.unlink()
+        if args.uhd_frames:
+            deep = workdir / "uhd10.mov"
+            shot = synthetic_shot(args.uhd_frames, *args.uhd_size)
+            write_movie(shot.astype(np.uint16) * 257 + 77, deep, codec="prores", rate=RATE)
+            del shot
+            rows += bench_source(f"{args.uhd_size[0]}x{args.uhd_size[1]} ProRes 10-bit", deep, workdir, ffmpeg,
+                                 args.uhd_frames, 16, ("prores", "ffv1_10"), args.repeats)
     result = {
         "benchmark": "media",
-        "source": f"{args.width}x{args.height} H.264 yuv420p, {args.frames} frames at {RATE} fps",
+        "sources": [f"{args.width}x{args.height} H.264 yuv420p, {args.frames} frames at {RATE} fps",
+                    f"{args.uhd_size[0]}x{args.uhd_size[1]} ProRes 422 HQ 10-bit, {args.uhd_frames} frames"],
         "repeats": args.repeats,
         "quick": args.quick,
-        "note": "ours decodes to RGB and re-encodes from RGB (what a backend sees); ffmpeg converts YUV directly",
+        "note": ("decode rows: the source to working RGB (8 or 16 bits) with the server's conversion (BT.709, "
+                 "limited range, bicubic + accurate rounding + full chroma interpolation); ffmpeg with the same "
+                 "-sws_flags. Encode rows: those RGB frames, in memory for us, as a raw file for ffmpeg, into "
+                 "each codec with the same conversion"),
         "machine": {
             **machine_info(ffmpeg),
             "load_average_1_5_15_before": load_before,
@@ -191,10 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['source']}, median of {args.repeats}; ffmpeg: {result['machine']['ffmpeg_binary']}")
-        print(f"{'row':<16}{'ours fps':>10}{'ffmpeg fps':>12}{'ours/ffmpeg':>13}")
-        for row in rows:
-            print(f"{row['row']:<16}{row['ours_fps']:>10}{row['ffmpeg_fps']:>12}{row['ratio_ours_over_ffmpeg']:>13}")
+        print(f"median of {args.repeats}; ffmpeg: {result['machine']['ffmpeg_binary']}")
+        print(f"{'row':<36}{'ours fps':>10}{'ffmpeg fps':>12}{'ours/ffmpeg':>13}")
+        for item in rows:
+            print(f"{item['row']:<36}{item['ours_fps']:>10}{item['ffmpeg_fps']:>12}"
+                  f"{item['ratio_ours_over_ffmpeg']:>13}")
         print(f"written to {RESULTS / name}")
     return 0
 

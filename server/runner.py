@@ -93,7 +93,8 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     dest = staging / f"{paths.slug(plan.shot)}{suffix}"
     with clock.stage("encode"):
         media = write_movie(_checked(items, cancel), dest, codec=codec, rate=plan.rate,
-                            start_timecode=plan.start_timecode, drop_frame=plan.drop_frame, delivery=delivery)
+                            start_timecode=plan.start_timecode, drop_frame=plan.drop_frame, delivery=delivery,
+                            copies=copy)
     _check(cancel)
     if job.made != plan.take_count:
         raise RuntimeError(f"backend {backend.name} made a take of {job.made} frames, not {plan.take_count}; "

@@ -135,6 +135,7 @@ def write_movie(
     drop_frame: bool | None = None,
     progress: Progress | None = None,
     delivery: Delivery | None = None,
+    copies: bool = False,
 ) -> MediaInfo:
     """Encode frames to `dest`; probe it back.
 
@@ -143,6 +144,8 @@ def write_movie(
     codec: "prores" (.mov), "ffv1" (.mkv), "h264" (.mp4), "png" or "exr" (`dest` is a folder of
     `<dest name>.NNNNNN.png|exr` plus a sequence.json holding rate and timecode).
     delivery: pixel format, options and colour tags (delivery_for); default: the codec's own.
+    copies: frames may be CopiedFrame (the source's own packets); the encoder then runs with
+    slice threads only, so it never holds a frame back (frame threads are faster otherwise).
     drop_frame=None takes the counting from the timecode's separator (';' is drop-frame).
     progress(done, total) is called after every frame; total is None for a plain iterator.
     """
@@ -166,7 +169,7 @@ def write_movie(
             if movie is None:
                 _write_sequence(checked, temp, dest.name, rate, start_timecode, report, delivery, size)
             else:
-                _write_movie_file(checked, temp, movie, size, rate, start_timecode, report, delivery)
+                _write_movie_file(checked, temp, movie, size, rate, start_timecode, report, delivery, copies)
         except (av.FFmpegError, OSError) as error:
             raise MediaError(
                 "encode_failed", f"writing {dest} as {codec} failed ({error}); check free space and permissions"
@@ -300,13 +303,14 @@ def _write_movie_file(
     start_timecode: str | None,
     report: Callable[[int], None],
     delivery: Delivery,
+    copies: bool = False,
 ) -> None:
     with av.open(str(temp), "w", format=movie.container, options=movie.container_options) as container:
         if start_timecode is not None:
             # MOV/MP4 turn this into a tmcd track, Matroska into a TIMECODE tag; probe reads both.
             container.metadata["timecode"] = start_timecode
-        stream = _add_video_stream(container, movie, size, rate, delivery)
-        copies, held = None, 0   # held: frames the encoder has not given back yet
+        stream = _add_video_stream(container, movie, size, rate, delivery, copies)
+        source_packets, held = None, 0   # held: frames the encoder has not given back yet
         try:
             for index, item in enumerate(frames):
                 if isinstance(item, CopiedFrame):
@@ -314,8 +318,8 @@ def _write_movie_file(
                     if held:
                         raise MediaError("encode_failed", "the encoder holds frames back, so a copied frame "
                                                           "would land out of order")
-                    copies = copies or _PacketSource(item.path, rate)
-                    container.mux(copies.packet(item.media_index, index, stream, rate))
+                    source_packets = source_packets or _PacketSource(item.path, rate)
+                    container.mux(source_packets.packet(item.media_index, index, stream, rate))
                 else:
                     picture = picture_of(item, delivery)
                     picture.pts = index
@@ -327,8 +331,8 @@ def _write_movie_file(
             for packet in stream.encode():
                 container.mux(packet)
         finally:
-            if copies is not None:
-                copies.close()
+            if source_packets is not None:
+                source_packets.close()
 
 
 @dataclass(frozen=True)
@@ -387,7 +391,7 @@ class _PacketSource:
 
 def _add_video_stream(
     container: av.container.OutputContainer, movie: MovieCodec, size: tuple[int, int], rate: Fraction,
-    delivery: Delivery,
+    delivery: Delivery, copies: bool = False,
 ) -> av.VideoStream:
     # rate= sets the codec time base to exactly 1/rate (1001/24000), which MOV keeps as 1/24000.
     options = dict(delivery.options)
@@ -396,9 +400,9 @@ def _add_video_stream(
     stream = container.add_stream(movie.encoder, rate=rate, options=options)
     stream.width, stream.height = size
     stream.pix_fmt = delivery.pix_fmt
-    # ProRes: slice threads, so each frame's packet comes out at once, in order, and a copied
-    # source packet can go between two encoded ones (frame threads hold frames back)
-    stream.thread_type = "SLICE" if movie.encoder == "prores_ks" else "AUTO"
+    # with copied packets: slice threads, so each frame's packet comes out at once, in order, and
+    # a copied source packet can go between two encoded ones (frame threads hold frames back)
+    stream.thread_type = "SLICE" if copies else "AUTO"
     _tag(stream.codec_context, delivery)
     return stream
 

@@ -20,6 +20,9 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation
 # swscale's fast path copies each chroma sample to its neighbours and truncates; interpolated
 # chroma with exact rounding brings a ProRes 4:2:2 round trip from ~1.8 to ~0.01 mean error.
 SCALE_FLAGS = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+# the same flags on the ffmpeg command line (bench/bench_media.py compares like with like)
+SCALE_FLAGS_CLI = "bicubic+accurate_rnd+full_chroma_int"
+SCALE_THREADS = 0   # swscale slices a picture over every core (0 = as many as there are)
 
 # libavutil AVCOL_SPC_* -> swscale's matrix; 2 (unspecified) and unknown values are decided by size
 _MATRIX = {1: Colorspace.ITU709, 5: Colorspace.ITU601, 6: Colorspace.ITU601, 9: Colorspace.BT2020,
@@ -118,7 +121,8 @@ def rgb_of(frame: av.VideoFrame, depth: int, tags: ColorTags | None = None) -> n
             return ((deep * 255 + 32767) // 65535).astype(np.uint8)
         return frame.reformat(format=target).to_ndarray()
     return frame.reformat(format=target, src_colorspace=tags.conversion_matrix(frame.height),
-                          src_color_range=tags.conversion_range(), interpolation=SCALE_FLAGS).to_ndarray()
+                          src_color_range=tags.conversion_range(), interpolation=SCALE_FLAGS,
+                          threads=SCALE_THREADS).to_ndarray()
 
 
 @dataclasses.dataclass
@@ -167,7 +171,8 @@ def native_of_rgb(rgb: np.ndarray, pix_fmt: str, tags: ColorTags, alpha_from: "N
         converted = picture.reformat(format=pix_fmt)
     else:
         converted = picture.reformat(format=pix_fmt, dst_colorspace=tags.conversion_matrix(rgb.shape[0]),
-                                     dst_color_range=tags.conversion_range(), interpolation=SCALE_FLAGS)
+                                     dst_color_range=tags.conversion_range(), interpolation=SCALE_FLAGS,
+                                     threads=SCALE_THREADS)
     native = Native.of(converted)
     alpha = [c for c in fmt.components if c.is_alpha]
     if alpha and fmt.is_planar:
