@@ -20,6 +20,7 @@ from server import bounds, color, paths
 from server.errors import JobError, from_exception
 from server.gates import thresholds_from
 from server.media import MediaError, MediaInfo, probe
+from server.media.pixels import convertible
 from server.otio_guard import read_in_process
 
 OP_NAMES = {pb.REFINE: "refine", pb.EXTEND: "extend", pb.INPAINT: "inpaint"}
@@ -160,6 +161,10 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
         raise JobError("media_missing", f"media of clip {selection.clip_name!r} not found: {selection.media.path}; "
                        f"relink the clip or copy the media back", grpc.StatusCode.NOT_FOUND)
     media = probe(media_path, rate=selection.media.rate)
+    if not convertible(media.pix_fmt):
+        raise JobError("unsupported_pixel_format", f"media of clip {selection.clip_name!r} ({media.path.name}) stores "
+                                                   f"{media.pix_fmt} pictures, which cannot be read at their depth "
+                                                   f"here; transcode it to ProRes 4444 or FFV1 and relink the clip")
     if media.interlaced:
         raise JobError("interlaced_source", f"media of clip {selection.clip_name!r} ({media.path.name}) is interlaced; "
                                             f"generation works on whole frames. Deinterlace it first (e.g. ffmpeg "

@@ -86,6 +86,16 @@ def float_picture(rgb: np.ndarray, alpha: bool = False) -> av.VideoFrame:
     return Native("gbrapf32le" if alpha else "gbrpf32le", rgb.shape[1], rgb.shape[0], planes).frame()
 
 
+def convertible(pix_fmt: str) -> bool:
+    """Whether pictures in `pix_fmt` can be turned into working RGB (tried on a blank one)."""
+    try:
+        probe = av.VideoFrame(16, 16, pix_fmt)
+        rgb_of(probe, working_depth(max(c.bits for c in probe.format.components)))
+        return True
+    except Exception:   # FFmpeg's ValueError / FFmpegError, or a format PyAV cannot allocate
+        return False
+
+
 def sample_dtype(pix_fmt: str):
     bits = max(c.bits for c in av.VideoFormat(pix_fmt).components)
     return np.uint8 if bits <= 8 else (np.float32 if bits == 32 else np.uint16)
