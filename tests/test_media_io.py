@@ -346,3 +346,32 @@ def test_a_contact_sheet_shows_each_clip_as_a_row_of_evenly_sampled_frames(tmp_p
         # the colour-coded patch sits in the middle of each thumbnail
         assert index_in(cv2.resize(sheet[thumb_top : thumb_top + 54, left : left + 96], (WIDTH, HEIGHT))) == index
     assert os.listdir(tmp_path) == ["review.png"]
+
+
+def test_prefetched_keeps_order_passes_errors_and_stops_its_thread():
+    import threading
+    import time as _time
+    from server.media.decode import prefetched
+
+    assert list(prefetched(iter(range(50)), ahead=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise MediaError("media_unreadable", "frame 1 is damaged")
+    reader = prefetched(failing())
+    assert next(reader) == 1
+    with pytest.raises(MediaError, match="damaged"):
+        next(reader)
+
+    produced = []
+
+    def endless():
+        for i in range(10**9):
+            produced.append(i)
+            yield i
+    reader = prefetched(endless(), ahead=2)
+    assert [next(reader) for _ in range(5)] == [0, 1, 2, 3, 4]
+    reader.close()                       # the consumer stops early
+    _time.sleep(0.3)
+    assert not any(t.name == "takebridge-decode" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) <= 5 + 2 + 2, "the producer ran at most its window ahead"

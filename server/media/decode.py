@@ -5,6 +5,8 @@ Frame 0 is the media's first frame; every decoded picture is placed by its times
 from __future__ import annotations
 
 import itertools
+import queue
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -59,8 +61,54 @@ def iter_pictures(
         count = info.frame_count - start
     _check_range(info, start, count)
     tags = _tags(info)
-    return ((rgb_of(picture, depth, tags), Native.of(picture) if native else None)
-            for picture in _iter_checked(info, start, count, timing))
+    return prefetched((rgb_of(picture, depth, tags), Native.of(picture) if native else None)
+                      for picture in _iter_checked(info, start, count, timing))
+
+
+PREFETCH = 3   # decoded and converted frames a reader runs ahead of its consumer
+
+
+def prefetched(items: Iterator, ahead: int = PREFETCH) -> Iterator:
+    """`items` produced in a thread of its own, at most `ahead` in advance: decoding and colour
+    conversion (which release the GIL) overlap with whatever the consumer does with the frames
+    before. Errors reach the consumer where they happened; a consumer that stops early stops the
+    producer."""
+    slots: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((done, None))
+        except BaseException as error:   # handed to the consumer, raised there
+            slots.put((done, error))
+
+    worker = threading.Thread(target=produce, name="takebridge-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():   # let the producer see the stop and end
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
 
 
 def _tags(info: MediaInfo) -> ColorTags | None:
