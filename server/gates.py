@@ -262,18 +262,22 @@ def flicker(op: str, source: np.ndarray, take: np.ndarray, *, mask=None, extend_
     else:
         if op == "extend":
             generated, _ = _split_extension(take, extend_side, extend_frames)
-            count = max(3, min(len(source), extend_frames))
-            reference = source[-count:] if extend_side == "tail" else source[:count]
-            # the join is the seam gate's business; flicker is measured inside the new frames
-            # (with the source frame they continue from, so two new frames are enough)
-            edge = source[-1:] if extend_side == "tail" else source[:1]
-            generated = (np.concatenate([edge, generated]) if extend_side == "tail"
-                         else np.concatenate([generated, edge]))
+            generated, reference = _extension_and_reference(source, generated, extend_side, extend_frames)
         else:
             generated, reference = take, source
         mine, theirs = _block_flicker(generated), _block_flicker(reference)
         against = "the source"
     return _flicker_gate(mine, theirs, against, threshold)
+
+
+def _extension_and_reference(source: np.ndarray, generated: np.ndarray, side: str, frames: int):
+    """(the new frames with the source frame they continue from, the source frames at that
+    edge to compare with): frames or their block luminances alike. The join is the seam gate's
+    business; flicker is measured inside the new frames (two new frames are then enough)."""
+    count = max(3, min(len(source), frames))
+    reference = source[-count:] if side == "tail" else source[:count]
+    edge = source[-1:] if side == "tail" else source[:1]
+    return (np.concatenate([edge, generated]) if side == "tail" else np.concatenate([generated, edge])), reference
 
 
 def _flicker_gate(mine: float, theirs: float, against: str, threshold: float) -> Gate:
@@ -480,12 +484,8 @@ class GateMeter:
             against = "the untouched background"
         else:
             if self.op == "extend":
-                generated = take_blocks[self._generated_indexes()]
-                count = max(3, min(self.source_count, self.extend_frames))
-                reference = source_blocks[-count:] if self.side == "tail" else source_blocks[:count]
-                edge = source_blocks[-1:] if self.side == "tail" else source_blocks[:1]
-                generated = (np.concatenate([edge, generated]) if self.side == "tail"
-                             else np.concatenate([generated, edge]))
+                generated, reference = _extension_and_reference(
+                    source_blocks, take_blocks[self._generated_indexes()], self.side, self.extend_frames)
             else:
                 generated, reference = take_blocks, source_blocks
             mine, theirs = _flicker_of_blocks(generated), _flicker_of_blocks(reference)
