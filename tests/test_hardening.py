@@ -246,7 +246,7 @@ def test_a_clip_rate_far_above_its_media_is_refused_before_any_work(server, time
                                                 otio.opentime.RationalTime(800, 2400))
     started = time.monotonic()
     err = refused(client, submit_request(timeline, "A", "refine"))
-    assert time.monotonic() - started < 2 and err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert time.monotonic() - started < 5 and err.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.mark.parametrize("field, value, words", [
