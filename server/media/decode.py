@@ -35,8 +35,8 @@ def read_frames(
     info = probe(path, rate=rate)
     _check_range(info, start, count)
     frames = np.empty((count, info.height, info.width, 3), np.uint8 if depth == 8 else np.uint16)
-    for slot, picture in enumerate(_iter_checked(info, start, count)):
-        frames[slot] = rgb_of(picture, depth, _tags(info))
+    for slot, (rgb, _) in enumerate(iter_pictures(path, start, count, rate=rate, depth=depth, native=False)):
+        frames[slot] = rgb
     return frames
 
 
