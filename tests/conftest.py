@@ -60,6 +60,15 @@ def submit_request(timeline, clip: str, op: str, *, codec=pb.FFV1, seed: int = 7
     return request
 
 
+def refused(client, request):
+    """The ClientError a submit is refused with, after checking the server still answers."""
+    from bridge.client import ClientError
+    with pytest.raises(ClientError) as err:
+        client.submit(request)
+    assert client.capabilities().server_version, "the server must still answer"
+    return err.value
+
+
 @pytest.fixture
 def write_media(tmp_path):
     def write(name: str, frames: np.ndarray, *, rate=Fraction(24), timecode="01:00:00:00", codec="ffv1"):

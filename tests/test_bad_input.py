@@ -15,20 +15,13 @@ from server.app import ConfigError, ServerConfig, check_security
 from server.media import write_movie
 from server.samples import pan_clip
 
-from conftest import make_timeline, submit_request
+from conftest import make_timeline, refused, submit_request
 
 
 @pytest.fixture
 def timeline(write_media):
     media = write_media("src", pan_clip(12, 48, 64, 1.0))
     return make_timeline(media, rate=24, media_start=86400, media_frames=12, clip_in=0, clip_frames=12)
-
-
-def refused(client, request) -> ClientError:
-    with pytest.raises(ClientError) as err:
-        client.submit(request)
-    assert client.capabilities().server_version, "the server must still answer"
-    return err.value
 
 
 def test_missing_media_names_the_path(server, timeline, tmp_path):

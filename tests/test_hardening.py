@@ -21,7 +21,7 @@ from server.app import ServerConfig, build_server, shutdown
 from server.samples import pan_clip
 from server.worker import Worker
 
-from conftest import make_timeline, submit_request
+from conftest import make_timeline, refused, submit_request
 
 
 @pytest.fixture
@@ -32,13 +32,6 @@ def media(write_media):
 @pytest.fixture
 def timeline(media):
     return make_timeline(media, rate=24, media_start=86400, media_frames=8, clip_in=0, clip_frames=8)
-
-
-def refused(client, request) -> ClientError:
-    with pytest.raises(ClientError) as err:
-        client.submit(request)
-    assert client.capabilities().server_version, "the server must still answer"
-    return err.value
 
 
 def files_under(folder: Path) -> set[str]:
