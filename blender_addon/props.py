@@ -41,7 +41,7 @@ class TAKEBRIDGE_PG_settings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", default=1, min=0)
     seed_lock: BoolProperty(name="Lock seed", default=True, description="off: a new random seed per job")
     codec: EnumProperty(name="Codec", items=[("FFV1", "Lossless (FFV1)", ""), ("PRORES_422_HQ", "ProRes 422 HQ", ""),
-                                            ("H264_PROXY", "H.264 proxy", "")], default="PRORES_422_HQ")
+                                            ("DNXHR", "DNxHR", ""), ("H264_PROXY", "H.264 proxy", "")], default="PRORES_422_HQ")
     strength: FloatProperty(name="Strength", default=0.5, min=0.0, max=1.0)
     extend_side: EnumProperty(name="Side", items=[("TAIL", "Tail", "after the strip"), ("HEAD", "Head", "before it")])
     extend_unit: EnumProperty(name="Unit", items=[("FRAMES", "Frames", ""), ("SECONDS", "Seconds", "")])

@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--seed", type=int, help="seed; the same seed reproduces the same take")
     submit.add_argument("--codec", choices=list(CODEC_CHOICES), default="prores",
                         help="take media: prores (ProRes 422 HQ .mov, default), lossless (FFV1 .mkv), "
-                             "png (PNG sequence, 8/16-bit), exr (OpenEXR sequence) or h264 (proxy .mp4)")
+                             "dnxhr (DNxHR .mov, matched to a DNxHR source), png (PNG sequence, 8/16-bit), "
+                             "exr (OpenEXR sequence) or h264 (proxy .mp4)")
     submit.add_argument("--backend", default="", help="backend (default: the server's): classic or diffusers")
     submit.add_argument("--model", default="", help="diffusers: model id from the server's profile "
                                                     "(default: the first that does the operation)")
@@ -152,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--codec", choices=sorted(CODEC_CHOICES), default="prores",
                       help="takes' codec: prores (matched to the 10-bit ProRes plate), lossless (FFV1 in the plate's "
                            "own pixel format: every pixel outside the inpaint mask is the plate's, bit for bit), "
-                           "png, exr or h264")
+                           "dnxhr, png, exr or h264")
     demo.add_argument("--json", action="store_true")
     return parser
 

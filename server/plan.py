@@ -30,6 +30,7 @@ CODECS = {  # codec -> (media.encode name, file suffix; "" = a folder)
     pb.PNG_SEQUENCE: ("png", ""),
     pb.H264_PROXY: ("h264", ".mp4"),
     pb.EXR_SEQUENCE: ("exr", ""),
+    pb.DNXHR: ("dnxhr", ".mov"),
 }
 DEFAULT_CONTEXT_FRAMES = 16
 
@@ -239,6 +240,9 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
                        f"{', '.join(pb.Codec.Name(c) for c in CODECS)}")
     if plan.codec == pb.H264_PROXY and (media.width % 2 or media.height % 2):
         raise JobError("bad_codec", f"H.264 needs even sizes and the media is {media.width}x{media.height}; "
+                       f"choose PRORES_422_HQ, DNXHR or FFV1")
+    if plan.codec == pb.DNXHR and (media.width < 256 or media.height < 120):
+        raise JobError("bad_codec", f"DNxHR needs at least 256x120 and the media is {media.width}x{media.height}; "
                        f"choose PRORES_422_HQ or FFV1")
     take_dir = contract.output.take_dir or str(default_take_dir)
     plan.take_dir = limits.roots.check_folder(take_dir, "take folder")

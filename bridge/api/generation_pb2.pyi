@@ -40,6 +40,7 @@ class Codec(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PNG_SEQUENCE: _ClassVar[Codec]
     H264_PROXY: _ClassVar[Codec]
     EXR_SEQUENCE: _ClassVar[Codec]
+    DNXHR: _ClassVar[Codec]
 
 class ExtendSide(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -75,6 +76,7 @@ FFV1: Codec
 PNG_SEQUENCE: Codec
 H264_PROXY: Codec
 EXR_SEQUENCE: Codec
+DNXHR: Codec
 EXTEND_SIDE_UNSPECIFIED: ExtendSide
 TAIL: ExtendSide
 HEAD: ExtendSide

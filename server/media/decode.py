@@ -68,7 +68,7 @@ def iter_pictures(
 PREFETCH = 3   # decoded and converted frames a reader runs ahead of its consumer
 
 
-def prefetched(items: Iterator, ahead: int = PREFETCH) -> Iterator:
+def prefetched(items: Iterator, ahead: int = PREFETCH, name: str = "takebridge-decode") -> Iterator:
     """`items` produced in a thread of its own, at most `ahead` in advance: decoding and colour
     conversion (which release the GIL) overlap with whatever the consumer does with the frames
     before. Errors reach the consumer where they happened; a consumer that stops early stops the
@@ -92,7 +92,7 @@ def prefetched(items: Iterator, ahead: int = PREFETCH) -> Iterator:
         except BaseException as error:   # handed to the consumer, raised there
             slots.put((done, error))
 
-    worker = threading.Thread(target=produce, name="takebridge-decode", daemon=True)
+    worker = threading.Thread(target=produce, name=name, daemon=True)
     worker.start()
     try:
         while True:

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from .errors import MediaError
-from .pixels import ColorTags, Native, float_picture, native_of_rgb
+from .decode import prefetched
+from .pixels import ColorTags, Native, float_picture, has_alpha, native_of_rgb, picture_of_rgb
 from .probe import SEQUENCE_SIDECAR, MediaInfo, probe
 from .timecode import is_drop_frame, timecode_to_frames
 
@@ -48,6 +49,8 @@ MOVIE_CODECS = {
     "prores": MovieCodec("prores_ks", "mov", (".mov",), "yuv422p10le", {"profile": "hq"}),
     # Lossless RGB: decoding returns exactly the bytes written (FFV1 has no 8-bit gbrp, bgr0 is it).
     "ffv1": MovieCodec("ffv1", "matroska", (".mkv",), "bgr0", {"level": "3"}),
+    # Avid DNxHR (resolution independent, intra-only): Avid's and Resolve's mastering codec.
+    "dnxhr": MovieCodec("dnxhd", "mov", (".mov",), "yuv422p10le", {"profile": "dnxhr_hqx"}),
     # Light proxy for review; faststart so players can begin before the whole file arrives.
     "h264": MovieCodec(
         "libx264", "mp4", (".mp4",), "yuv420p", {"crf": "18", "preset": "medium"}, {"movflags": "+faststart"}
@@ -61,6 +64,9 @@ ENCODER_FORMATS = {name: tuple(f.name for f in (av.codec.Codec(movie.encoder, "w
 PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "4444xq": 5}
 # FFmpeg's decoder names the profiles Proxy, LT, Standard, HQ, 4444, XQ
 _PRORES_DECODER_NAMES = {"xq": "4444xq"}
+# DNxHR profiles by the pixel formats they store (the decoder names them "DNXHR HQX", ...)
+DNXHR_PROFILES = {"dnxhr_lb": ("yuv422p",), "dnxhr_sq": ("yuv422p",), "dnxhr_hq": ("yuv422p",),
+                  "dnxhr_hqx": ("yuv422p10le",), "dnxhr_444": ("yuv444p10le", "gbrp10le")}
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,8 @@ def _matched(codec: str, source: MediaInfo | None, depth: int, color: ColorTags,
     if codec == "ffv1" and pix_fmt is None:
         pix_fmt = {(8, False): "bgr0", (8, True): "bgra", (16, False): "rgb48le", (16, True): "rgba64le"}[(depth, alpha)]
     options = dict(movie.options)
+    if codec == "dnxhr":
+        return _dnxhr(source, pix_fmt, depth, color, options)
     if codec == "prores":
         chroma_444 = pix_fmt is None and (source.pix_fmt.startswith(("yuv444", "yuva444", "gbr", "rgb", "bgr"))
                                           or alpha)
@@ -120,6 +128,28 @@ def _matched(codec: str, source: MediaInfo | None, depth: int, color: ColorTags,
         # tagged as what it then is (its look is kept; the numbers change)
         color = dataclasses.replace(color, range=1)
     return Delivery(codec, pix_fmt, options, color)
+
+
+def _dnxhr(source: MediaInfo, pix_fmt: str | None, depth: int, color: ColorTags, options: dict) -> Delivery:
+    """DNxHR in the source's profile and pixel format where they go together; otherwise HQ
+    (8-bit 4:2:2), HQX (10-bit 4:2:2) or 444 (10-bit 4:4:4) by the source's depth and chroma."""
+    if pix_fmt is None:
+        chroma_444 = source.pix_fmt.startswith(("yuv444", "yuva444", "gbr", "rgb", "bgr"))
+        pix_fmt = "yuv444p10le" if chroma_444 else "yuv422p" if depth == 8 else "yuv422p10le"
+    wanted = _dnxhr_profile(source) if source.codec == "dnxhd" else None
+    if wanted is None or pix_fmt not in DNXHR_PROFILES[wanted]:
+        wanted = next(name for name in ("dnxhr_hq", "dnxhr_hqx", "dnxhr_444") if pix_fmt in DNXHR_PROFILES[name])
+    options["profile"] = wanted
+    if not pix_fmt.startswith("gbr"):   # video range by definition, like ProRes
+        color = dataclasses.replace(color, range=1)
+    return Delivery("dnxhr", pix_fmt, options, color)
+
+
+def _dnxhr_profile(source: MediaInfo) -> str | None:
+    """The encoder's name for a DNxHR source's profile ("DNXHR HQX" -> "dnxhr_hqx"); None for
+    DNxHD (fixed sizes and bit rates) and unknown ones."""
+    name = (source.profile or "").lower().replace(" ", "_")
+    return name if name in DNXHR_PROFILES else None
 
 
 Progress = Callable[[int, "int | None"], None]
@@ -141,7 +171,7 @@ def write_movie(
 
     Frames are RGB ((H, W, 3) uint8, or uint16 at 0..65535 for deep takes) or Native pictures,
     which are written sample for sample when they are already in the delivery's pixel format.
-    codec: "prores" (.mov), "ffv1" (.mkv), "h264" (.mp4), "png" or "exr" (`dest` is a folder of
+    codec: "prores" (.mov), "dnxhr" (.mov), "ffv1" (.mkv), "h264" (.mp4), "png" or "exr" (`dest` is a folder of
     `<dest name>.NNNNNN.png|exr` plus a sequence.json holding rate and timecode).
     delivery: pixel format, options and colour tags (delivery_for); default: the codec's own.
     copies: frames may be CopiedFrame (the source's own packets); the encoder then runs with
@@ -312,7 +342,9 @@ def _write_movie_file(
         stream = _add_video_stream(container, movie, size, rate, delivery, copies)
         source_packets, held = None, 0   # held: frames the encoder has not given back yet
         try:
-            for index, item in enumerate(frames):
+            # the frames are made and converted in a thread of its own, a few ahead, while this
+            # one encodes and muxes: the same overlap as ffmpeg's decode/filter/encode threads
+            for index, item in enumerate(prefetched(_encoder_inputs(frames, delivery), name="takebridge-convert")):
                 if isinstance(item, CopiedFrame):
                     # an intra-only codec's frames stand alone: the source's packet is the frame
                     if held:
@@ -321,7 +353,7 @@ def _write_movie_file(
                     source_packets = source_packets or _PacketSource(item.path, rate)
                     container.mux(source_packets.packet(item.media_index, index, stream, rate))
                 else:
-                    picture = picture_of(item, delivery)
+                    picture = item
                     picture.pts = index
                     held += 1
                     for packet in stream.encode(picture):
@@ -347,11 +379,16 @@ class CopiedFrame:
 
 def can_copy_packets(source: MediaInfo, delivery: Delivery) -> bool:
     """Whether a take in `delivery` can carry the source's packets as they are: the same
-    intra-only codec and profile, the same size (ProRes, today)."""
-    if delivery.codec != "prores" or source.codec != "prores" or source.is_sequence:
+    intra-only codec (ProRes, DNxHR), profile and pixel format. (Lossless codecs need no copy:
+    their untouched frames are re-encoded from the source's own samples, bit for bit.)"""
+    if source.is_sequence:
         return False
-    wanted = (source.profile or "").lower().replace(" ", "")
-    return _PRORES_DECODER_NAMES.get(wanted, wanted) == delivery.options.get("profile")
+    if delivery.codec == "prores" and source.codec == "prores":
+        wanted = (source.profile or "").lower().replace(" ", "")
+        return _PRORES_DECODER_NAMES.get(wanted, wanted) == delivery.options.get("profile")
+    if delivery.codec == "dnxhr" and source.codec == "dnxhd":
+        return _dnxhr_profile(source) == delivery.options.get("profile") and source.pix_fmt == delivery.pix_fmt
+    return False
 
 
 class _PacketSource:
@@ -416,6 +453,11 @@ def _tag(context, delivery: Delivery) -> None:
         context.colorspace, context.color_range = tags.matrix, tags.range or 1
 
 
+def _encoder_inputs(frames: Iterator, delivery: Delivery) -> Iterator[av.VideoFrame | CopiedFrame]:
+    for item in frames:
+        yield item if isinstance(item, CopiedFrame) else picture_of(item, delivery)
+
+
 def picture_of(item, delivery: Delivery) -> av.VideoFrame:
     """An encoder's input for one take frame: a Native already in the delivery's pixel format as
     it is (sample for sample), anything else converted with the delivery's colour tags."""
@@ -425,6 +467,8 @@ def picture_of(item, delivery: Delivery) -> av.VideoFrame:
         if item.pix_fmt == delivery.pix_fmt:
             return item.frame()
         item = _rgb_of_native(item, delivery)
+    if not has_alpha(delivery.pix_fmt):
+        return picture_of_rgb(np.asarray(item), delivery.pix_fmt, delivery.color)
     return native_of_rgb(np.ascontiguousarray(item), delivery.pix_fmt, delivery.color).frame()
 
 

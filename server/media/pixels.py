@@ -145,7 +145,10 @@ class Native:
     planes: list
 
     @classmethod
-    def of(cls, frame: av.VideoFrame) -> "Native":
+    def of(cls, frame: av.VideoFrame, copy: bool = False) -> "Native":
+        """The planes of `frame`. Without `copy` they are read-only views of the frame's own
+        buffers (which they keep alive): no copy on the decode path, and a decoder's reference
+        picture can never be written through them."""
         fmt = frame.format
         dtype = np.dtype(sample_dtype(fmt.name)).newbyteorder("<" if not fmt.is_big_endian else ">")
         planes = []
@@ -154,17 +157,22 @@ class Native:
         for plane in frame.planes:
             samples = plane.line_size // dtype.itemsize
             array = np.frombuffer(memoryview(plane), dtype).reshape(plane.height, samples)
-            planes.append(array[:, :plane.width * per_pixel].reshape(plane.height, plane.width, per_pixel).copy())
+            view = array[:, :plane.width * per_pixel].reshape(plane.height, plane.width, per_pixel)
+            if copy:
+                view = view.copy()
+            else:
+                view.flags.writeable = False
+            planes.append(view)
         return cls(fmt.name, frame.width, frame.height, planes)
 
     def frame(self) -> av.VideoFrame:
+        """A new picture holding these samples (written straight into its buffers)."""
         picture = av.VideoFrame(self.width, self.height, self.pix_fmt)
         for plane, array in zip(picture.planes, self.planes):
             rows = array.reshape(plane.height, -1)
             samples = plane.line_size // rows.dtype.itemsize
-            padded = np.zeros((plane.height, samples), rows.dtype)
-            padded[:, :rows.shape[1]] = rows
-            plane.update(padded.tobytes())
+            target = np.frombuffer(memoryview(plane), rows.dtype).reshape(plane.height, samples)
+            target[:, :rows.shape[1]] = rows
         return picture
 
     def equals(self, other: "Native") -> bool:
@@ -174,21 +182,14 @@ class Native:
 def native_of_rgb(rgb: np.ndarray, pix_fmt: str, tags: ColorTags, alpha_from: "Native | None" = None) -> Native:
     """Working RGB converted into `pix_fmt` with `tags` (the inverse of rgb_of); an alpha plane,
     when the format has one, is taken from `alpha_from` (the source picture) or made opaque."""
-    depth = 8 if rgb.dtype == np.uint8 else 16
-    picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=_rgb_format(depth))
+    native = Native.of(picture_of_rgb(rgb, pix_fmt, tags))
     fmt = av.VideoFormat(pix_fmt)
-    if fmt.is_rgb or len(fmt.components) <= 2:
-        converted = picture.reformat(format=pix_fmt)
-    else:
-        converted = picture.reformat(format=pix_fmt, dst_colorspace=tags.conversion_matrix(rgb.shape[0]),
-                                     dst_color_range=tags.conversion_range(), interpolation=SCALE_FLAGS,
-                                     threads=SCALE_THREADS)
-    native = Native.of(converted)
     alpha = [c for c in fmt.components if c.is_alpha]
     if alpha and fmt.is_planar:
         plane, bits = alpha[0].plane, alpha[0].bits
+        dtype, shape = native.planes[plane].dtype, native.planes[plane].shape
         source_alpha = _alpha_plane(alpha_from) if alpha_from is not None else None
-        if source_alpha is not None and source_alpha[0].shape == native.planes[plane].shape:
+        if source_alpha is not None and source_alpha[0].shape == shape:
             values, source_bits = source_alpha
             # decoders widen by bit replication (10 -> 12 bits: v << 2 | v >> 8), so narrowing
             # by truncation gives the stored value back exactly
@@ -197,10 +198,23 @@ def native_of_rgb(rgb: np.ndarray, pix_fmt: str, tags: ColorTags, alpha_from: "N
             elif source_bits < bits:
                 wide = values.astype(np.uint32)
                 values = (wide << (bits - source_bits)) | (wide >> max(0, 2 * source_bits - bits))
-            native.planes[plane] = values.astype(native.planes[plane].dtype)
+            native.planes[plane] = values.astype(dtype)
         else:
-            native.planes[plane][:] = (1 << bits) - 1
+            native.planes[plane] = np.full(shape, (1 << bits) - 1, dtype)
     return native
+
+
+def picture_of_rgb(rgb: np.ndarray, pix_fmt: str, tags: ColorTags) -> av.VideoFrame:
+    """Working RGB as a picture in `pix_fmt`, converted with `tags` (an alpha plane, if any, as
+    swscale leaves it: native_of_rgb sets it)."""
+    depth = 8 if rgb.dtype == np.uint8 else 16
+    picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=_rgb_format(depth))
+    fmt = av.VideoFormat(pix_fmt)
+    if fmt.is_rgb or len(fmt.components) <= 2:
+        return picture.reformat(format=pix_fmt)
+    return picture.reformat(format=pix_fmt, dst_colorspace=tags.conversion_matrix(rgb.shape[0]),
+                            dst_color_range=tags.conversion_range(), interpolation=SCALE_FLAGS,
+                            threads=SCALE_THREADS)
 
 
 def has_alpha(pix_fmt: str) -> bool:
