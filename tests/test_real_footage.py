@@ -1,8 +1,9 @@
 """The media path on real camera footage nobody here made (tests/footage.py: clips from registry
 packages, with their sources and licences), through the real server: long-GOP H.264 with
 B-frames, MPEG-2 in a program stream, MS-MPEG4 in AVI, an odd height, an odd constant rate,
-variable frame timing, BT.601 tags; and 10-bit footage made from them with FFmpeg's own
-HEVC encoder (no registry package ships real 10-bit video).
+B-frames a stream does not declare, BT.601 tags; and deep camera-style files made from them
+with FFmpeg's own encoders (HEVC Main 10 up to 3840x1632, H.264 High 4:2:2 10-bit as XAVC
+is): no registry package ships real 10-bit video.
 
 What is checked on each: the take is frame-exact to the range asked for (every sample outside
 the inpaint mask is the source's own sample of the same frame), a frame whose mask is empty is
@@ -202,38 +203,51 @@ def test_a_prores_take_of_real_footage_is_within_5_percent_of_a_plain_reencode(s
     assert floor_error > 0 and take_error <= 1.05 * floor_error
 
 
-@pytest.fixture
-def hevc10(tmp_path):
-    """Real footage as 10-bit HEVC (Main 10, FFmpeg's libx265): bikes.mp4 frames 30-53 (the
-    hand-held pan), widened to 10 bits by FFmpeg's scaler and encoded as a camera would."""
+def camera_deep(tmp_path: Path, encoder: str, pix_fmt: str, size: tuple[int, int], name: str) -> Path:
+    """Real footage as a deep camera-style file made with FFmpeg's own encoders: bikes.mp4
+    frames 30-53 (the hand-held pan), scaled and widened by FFmpeg's scaler, encoded long-GOP
+    with B-frames as a camera would (HEVC Main 10, or H.264 High 4:2:2 10-bit as XAVC is)."""
     media = real_clip("bikes", tmp_path)
-    path = tmp_path / "bikes_main10.mkv"
+    path = tmp_path / name
+    options = {"preset": "ultrafast", "crf": "16"}
+    if encoder == "libx265":
+        options["x265-params"] = "log-level=error:bframes=3"
+    else:
+        options["x264-params"] = "bframes=3"
+        options["preset"] = "veryfast"
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx265", rate=25, options={"preset": "ultrafast", "crf": "16",
-                                                              "x265-params": "log-level=error"})
-        stream.width, stream.height, stream.pix_fmt = 640, 272, "yuv420p10le"
+        stream = out.add_stream(encoder, rate=25, options=options)
+        stream.width, stream.height, stream.pix_fmt = *size, pix_fmt
         for index, native in enumerate(natives(media, 30, 24)):
-            picture = native.frame().reformat(format="yuv420p10le")
+            picture = native.frame().reformat(width=size[0], height=size[1], format=pix_fmt, interpolation="BICUBIC")
             picture.pts = index
             for packet in stream.encode(picture):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    info = probe(path)
-    assert (info.codec, info.pix_fmt, info.bit_depth, info.frame_count) == ("hevc", "yuv420p10le", 10, 24)
     return path
 
 
-def test_10bit_hevc_of_real_footage_keeps_its_samples_outside_the_mask(server, tmp_path, hevc10):
+DEEP = [("libx265", "yuv420p10le", (640, 272), "bikes_main10.mkv"),
+        ("libx264", "yuv422p10le", (1280, 544), "bikes_xavc_like.mp4"),
+        pytest.param("libx265", "yuv420p10le", (3840, 1632), "bikes_uhd_main10.mkv", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("encoder,pix_fmt,size,name", DEEP)
+def test_deep_long_gop_camera_files_keep_their_samples_outside_the_mask(server, tmp_path, encoder, pix_fmt,
+                                                                          size, name):
     client, _ = server
-    mask = moving_box_mask(N, 640, 272)
-    job, manifest = run(client, timeline_of(hevc10, 7), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask),
+    media = camera_deep(tmp_path, encoder, pix_fmt, size, name)
+    info = probe(media)
+    assert (info.pix_fmt, info.bit_depth, info.frame_count, info.width) == (pix_fmt, 10, 24, size[0])
+    mask = moving_box_mask(N, *size)
+    job, manifest = run(client, timeline_of(media, 7), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask),
                         codec=pb.FFV1)
     assert manifest["pixels"]["processing_bit_depth"] == 16 and manifest["pixels"]["source_bit_depth"] == 10
     take = probe(job.take.media.url)
-    assert (take.pix_fmt, take.bit_depth, take.frame_count) == ("yuv420p10le", 10, N)
-    source, made = natives(hevc10, 7, N), natives(job.take.media.url, 0, N)
-    aligned = align_mask(mask, chroma_grid("yuv420p10le"))
+    assert (take.pix_fmt, take.bit_depth, take.frame_count, take.width, take.height) == (pix_fmt, 10, N, *size)
+    source, made = natives(media, 7, N), natives(job.take.media.url, 0, N)
+    aligned = align_mask(mask, chroma_grid(pix_fmt))
     for i, (a, b) in enumerate(zip(source, made)):
         for pa, pb_, m in zip(a.planes, b.planes, plane_masks(aligned[i], a)):
             assert np.array_equal(pa[~m], pb_[~m]), f"frame {i}"
