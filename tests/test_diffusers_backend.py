@@ -189,6 +189,41 @@ def test_conform_rules():
     assert ramp[12, 0, 0, 0] == 0 and ramp[17, 0, 0, 0] == 200 and 0 < ramp[14, 0, 0, 0] < 200
 
 
+@pytest.mark.parametrize("op", ["refine", "inpaint"])
+def test_streaming_gives_the_pixels_of_the_whole_range_call_with_bounded_holding(tiny_profile, op):
+    """40 frames at 24 fps are 27 model frames at 16 fps: two windows of 17 with a cross-fade.
+    Frame by frame through stream() the pixels are those of run() on the whole range, and the
+    output starts before the input ends (the first window's frames leave once it has run)."""
+    import threading
+    from server.backends.base import Spec
+    from server.backends.generative.backend import DiffusersBackend
+    from server.backends.generative.loading import read_profiles
+
+    backend = DiffusersBackend(read_profiles(tiny_profile), "cpu")
+    video, masks, _ = moving_object_clip(40, 48, 64, seed=5)
+    model = next(p.id for p in backend.profiles.values()
+                 if op in p.operations and (op == "refine" or p.pipeline == "wan_vace"))
+
+    def spec():
+        return Spec(op=op, rate=Fraction(24), seed=11, strength=0.6, model=model,
+                    mask=masks if op == "inpaint" else None)
+    whole = backend.run(op, video, spec(), lambda *a: None, threading.Event())
+    consumed, first_out_after = [0], []
+
+    def frames():
+        for frame in video:
+            consumed[0] += 1
+            yield frame
+    streamed = []
+    for out in backend.stream(op, frames(), iter(masks) if op == "inpaint" else None, spec(),
+                              lambda *a: None, threading.Event(), len(video)):
+        first_out_after.append(consumed[0])
+        streamed.append(out)
+    assert len(streamed) == 40 and np.array_equal(np.stack(streamed), whole)
+    assert first_out_after[0] < 40, "frames leave before the whole range is read"
+    assert all(seen >= k + 1 for k, seen in enumerate(first_out_after)), "output k never leaves before input k"
+
+
 def test_ltx_refines_and_extends_and_vace_takes_reference_images(gen_server, write_media, tmp_path):
     client, _runtime = gen_server
     media, masks, timeline = _clip(write_media, Fraction(25))

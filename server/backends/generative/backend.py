@@ -15,6 +15,7 @@ cheap latent preview every few steps; cancellation is checked between steps.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from fractions import Fraction
@@ -95,6 +96,45 @@ class DiffusersBackend:
                                f"frames but {free / 1024 ** 3:.1f} GB is free on {self.device}; select fewer frames, "
                                f"enable vae_tiling/group_offload in the profile, or free the GPU")
 
+    # -- stream (refine, inpaint) --------------------------------------------------------------
+    def stream(self, op: str, frames, masks, spec: Spec, progress: ProgressFn, cancel: threading.Event,
+               total: int):
+        """run() for refine and inpaint over iterators, a model window at a time: each frame is
+        taken to the model's size (and colour space) as it arrives, every window runs as soon as
+        its frames are in, and an output frame leaves once every window covering it is done.
+        What is held: one window of model-size frames plus, in the server, the source frames
+        between the newest input and the oldest output (about one window's span): bounded, not
+        growing with the range. Same frames and spec give the same pixels as run()."""
+        if op not in ("refine", "inpaint"):
+            raise BackendError("unknown_operation", f"operation {op!r} does not stream; use run()")
+        frames = iter(frames)
+        first = next(frames, None)
+        if first is None:
+            return
+        profile = self.model_for(op, spec.model)
+        height, width = first.shape[:2]
+        size = conform.model_size(width, height, tuple(profile.native_size), profile.size_multiple)
+        spec.info.update({"model": profile.id, "weights_sha256": profile.weights_sha256,
+                          "generated_size": size, "generated_fps": profile.native_fps,
+                          "generator": f"torch.Generator({self.device}).manual_seed(seed + chunk)"})
+        self.check_memory(profile, size, min(profile.max_frames, total))
+        if cancel.is_set():
+            raise Cancelled()
+        pipe = self.cache.get(profile)
+        boundary = _Boundary(spec.color, first.dtype, (width, height), op == "inpaint")
+        runner = _Run(self, pipe, profile, spec, size, progress, cancel)
+        inputs = (boundary.into(frame, mask) for frame, mask in
+                  zip(itertools.chain([first], frames), masks if masks is not None else itertools.repeat(None)))
+        try:
+            for out in runner.stream(op, inputs, total):
+                yield boundary.out_of(out)
+        except _Stop:
+            raise Cancelled() from None
+        finally:
+            if cancel.is_set():
+                free_device_memory(self.device)
+            boundary.describe(spec)
+
     # -- run ----------------------------------------------------------------------------------
     def run(self, op: str, frames: np.ndarray, spec: Spec, progress: ProgressFn,
             cancel: threading.Event) -> np.ndarray:
@@ -142,6 +182,51 @@ class DiffusersBackend:
         # and back with the exact inverse, at the source's depth
         spec.info["color"]["saturated_out_share"] = _saturated_share(out, spec.mask if op == "inpaint" else None)
         return np.stack([frames_of(transform.from_model(codes_of(f)), source_dtype) for f in out])
+
+
+class _Boundary:
+    """A frame into the model's terms (its colour space through the contract's transform, or
+    8 bits) and a generated one back (source size, exact inverse transform, source depth), with
+    the colour statistics run() reports, accumulated frame by frame."""
+
+    def __init__(self, transform, dtype, size: tuple[int, int], masked: bool):
+        self.transform, self.dtype, self.size, self.masked = transform, dtype, size, masked
+        self.clipped_in = [0, 0]      # pixels with a channel outside 0..1 in the model's space, pixels looked at
+        self.saturated_out = [0, 0]
+        self.masks: list = []         # masks of frames in flight (inpaint), for the output statistics
+
+    def into(self, frame: np.ndarray, mask):
+        if self.masked:
+            self.masks.append(mask)
+        if self.transform is not None:
+            model = self.transform.to_model(codes_of(frame))
+            outside = ((model < 0.0) | (model > 1.0)).any(axis=-1)
+            _count(self.clipped_in, outside, mask if self.masked else None)
+            return frames_of(np.clip(model, 0.0, 1.0), np.uint8), mask
+        if frame.dtype != np.uint8:
+            frame = ((frame.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        return frame, mask
+
+    def out_of(self, frame: np.ndarray) -> np.ndarray:
+        frame = conform.resize(frame[None], self.size)[0]
+        mask = self.masks.pop(0) if self.masked else None
+        if self.transform is None:
+            return frame
+        _count(self.saturated_out, ((frame == 0) | (frame == 255)).any(axis=-1), mask)
+        return frames_of(self.transform.from_model(codes_of(frame)), self.dtype)
+
+    def describe(self, spec: Spec) -> None:
+        if self.transform is not None:
+            spec.info["color"] = {**self.transform.describe(),
+                                  "clipped_in_share": self.clipped_in[0] / max(1, self.clipped_in[1]),
+                                  "saturated_out_share": self.saturated_out[0] / max(1, self.saturated_out[1])}
+
+
+def _count(tally: list, flags: np.ndarray, mask) -> None:
+    if mask is not None and mask.shape == flags.shape:
+        flags = flags[mask]
+    tally[0] += int(flags.sum())
+    tally[1] += int(flags.size)
 
 
 class _Run:
@@ -207,6 +292,84 @@ class _Run:
             return frames
         return np.concatenate([frames, np.repeat(frames[-1:], target - len(frames), axis=0)])
 
+    # -- streaming -----------------------------------------------------------------------------
+    def stream(self, op: str, inputs, total: int):
+        """(frame, mask) pairs at the source rate in; the operation's frames out, in order, as
+        soon as they are final: the windows, seeds and cross-fades of refine()/inpaint()."""
+        strength = float(self.spec.strength)
+        if op == "refine" and strength <= 0:
+            self.progress(1, 1, None)
+            yield from (frame for frame, _ in inputs)
+            return
+        if op == "inpaint" and self.profile.pipeline != "wan_vace":
+            raise BackendError("model_cannot", f"model {self.profile.id} has no mask input; inpaint needs Wan VACE")
+        picks = conform.to_model_times(total, self.rate, self.fps)
+        back = conform.from_model_times(total, self.rate, self.fps, len(picks))
+        windows = self._windows(len(picks))
+        self.steps_total = len(windows) * (self._steps_per_call(strength) if op == "refine" else self.steps)
+        joiner = conform.Joiner(windows, len(picks))
+        model: dict[int, np.ndarray] = {}
+        masks: dict[int, np.ndarray] = {}
+        final: dict[int, np.ndarray] = {}
+        filled, window, emitted = 0, 0, 0
+
+        def run_ready(everything: bool):
+            nonlocal window
+            while window < len(windows) and (everything or windows[window][1] <= filled):
+                start, end = windows[window]
+                chunk = np.stack([model[m] for m in range(start, end)])
+                if op == "refine":
+                    out = self._refine_chunk(chunk, strength, end - start)
+                else:
+                    out = self._inpaint_chunk(chunk, np.stack([masks[m] for m in range(start, end)]), end - start)
+                final.update(joiner.add(out))
+                window += 1
+                keep_from = windows[window][0] if window < len(windows) else len(picks)
+                for m in [m for m in model if m < keep_from]:
+                    del model[m]
+                    masks.pop(m, None)
+
+        def ready(consumed: int):
+            # output k pairs with input k (the server composites it over that source frame), so
+            # it never leaves before its input came in, even when its model frame is final
+            nonlocal emitted
+            while emitted < min(total, consumed) and back[emitted] in final:
+                yield final[back[emitted]]
+                emitted += 1
+                for m in [m for m in final if m < back[min(emitted, total - 1)]]:
+                    del final[m]
+
+        for index, (frame, mask) in enumerate(inputs):
+            while filled < len(picks) and picks[filled] == index:
+                model[filled] = conform.resize(frame[None], self.size)[0]
+                if mask is not None:
+                    masks[filled] = conform.resize(mask[None].astype(np.uint8) * 255, self.size, nearest=True)[0] > 127
+                filled += 1
+            run_ready(False)
+            yield from ready(index + 1)
+        run_ready(True)
+        yield from ready(total)
+
+    def _refine_chunk(self, chunk: np.ndarray, strength: float, count: int) -> np.ndarray:
+        chunk = self._padded(chunk)
+        if self.profile.pipeline == "wan_v2v":
+            out = self.pipe(video=_pils(chunk), strength=strength, generator=self._generator(),
+                            **self._common()).frames[0]
+        elif self.profile.pipeline == "ltx_condition":
+            out = self._ltx_refine(chunk, strength)
+        else:
+            raise BackendError("model_cannot", f"model {self.profile.id} cannot refine")
+        return _uint8(out)[:count]
+
+    def _inpaint_chunk(self, chunk: np.ndarray, chunk_mask: np.ndarray, count: int) -> np.ndarray:
+        video = self._padded(chunk).copy()
+        chunk_mask = self._padded(chunk_mask)
+        video[chunk_mask] = GREY
+        out = self.pipe(video=_pils(video), mask=_pils(chunk_mask.astype(np.uint8) * 255, mode="L"),
+                        reference_images=self.references or None, num_frames=len(video),
+                        generator=self._generator(), **self._common()).frames[0]
+        return _uint8(out)[:count]
+
     # -- operations ---------------------------------------------------------------------------
     def refine(self, frames: np.ndarray) -> np.ndarray:
         strength = float(self.spec.strength)
@@ -216,17 +379,7 @@ class _Run:
         model, _ = self._to_model(frames)
         windows = self._windows(len(model))
         self.steps_total = len(windows) * self._steps_per_call(strength)
-        pieces = []
-        for start, end in windows:
-            chunk = self._padded(model[start:end])
-            if self.profile.pipeline == "wan_v2v":
-                out = self.pipe(video=_pils(chunk), strength=strength, generator=self._generator(),
-                                **self._common()).frames[0]
-            elif self.profile.pipeline == "ltx_condition":
-                out = self._ltx_refine(chunk, strength)
-            else:
-                raise BackendError("model_cannot", f"model {self.profile.id} cannot refine")
-            pieces.append((start, _uint8(out)[:end - start]))
+        pieces = [(start, self._refine_chunk(model[start:end], strength, end - start)) for start, end in windows]
         return self._back(conform.join_chunks(pieces, len(model)), len(frames))
 
     def _ltx_refine(self, chunk: np.ndarray, strength: float):
@@ -248,15 +401,8 @@ class _Run:
         masks = conform.resize(mask[picks].astype(np.uint8) * 255, self.size, nearest=True) > 127
         windows = self._windows(len(model))
         self.steps_total = len(windows) * self.steps
-        pieces = []
-        for start, end in windows:
-            video = self._padded(model[start:end]).copy()
-            chunk_mask = self._padded(masks[start:end])
-            video[chunk_mask] = GREY
-            out = self.pipe(video=_pils(video), mask=_pils(chunk_mask.astype(np.uint8) * 255, mode="L"),
-                            reference_images=self.references or None, num_frames=len(video),
-                            generator=self._generator(), **self._common()).frames[0]
-            pieces.append((start, _uint8(out)[:end - start]))
+        pieces = [(start, self._inpaint_chunk(model[start:end], masks[start:end], end - start))
+                  for start, end in windows]
         return self._back(conform.join_chunks(pieces, len(model)), len(frames))
 
     def extend(self, frames: np.ndarray, count: int, side: str) -> np.ndarray:

@@ -70,28 +70,72 @@ def chunks(total: int, length: int, overlap: int, step: int) -> list[tuple[int, 
     return out
 
 
+def ramps(windows: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Each window's cross-fade weights: rising over what it shares with the window before,
+    falling over what it shares with the one after (1 elsewhere)."""
+    out = []
+    for index, (start, end) in enumerate(windows):
+        n = end - start
+        ramp = np.ones(n, np.float32)
+        if index > 0:
+            shared = max(0, windows[index - 1][1] - start)
+            if shared:
+                ramp[:shared] = np.linspace(0, 1, shared + 2, dtype=np.float32)[1:-1]
+        if index + 1 < len(windows):
+            shared = max(0, end - windows[index + 1][0])
+            if shared:
+                ramp[n - shared:] = np.minimum(ramp[n - shared:],
+                                               np.linspace(1, 0, shared + 2, dtype=np.float32)[1:-1])
+        out.append(ramp)
+    return out
+
+
 def join_chunks(pieces: list[tuple[int, np.ndarray]], total: int) -> np.ndarray:
     """Blend chunk outputs: where two chunks overlap, a linear cross-fade from the earlier to
     the later one, so the join has no visible step."""
     shape = pieces[0][1].shape[1:]
     out = np.zeros((total, *shape), np.float32)
     weight = np.zeros((total, 1, 1, 1), np.float32)
-    for index, (start, frames) in enumerate(pieces):
+    windows = [(start, start + len(frames)) for start, frames in pieces]
+    for (start, frames), ramp in zip(pieces, ramps(windows)):
         n = len(frames)
-        ramp = np.ones(n, np.float32)
-        if index > 0:
-            previous_end = pieces[index - 1][0] + len(pieces[index - 1][1])
-            shared = max(0, previous_end - start)
-            if shared:
-                ramp[:shared] = np.linspace(0, 1, shared + 2, dtype=np.float32)[1:-1]
-        if index + 1 < len(pieces):
-            shared = max(0, start + n - pieces[index + 1][0])
-            if shared:
-                ramp[n - shared:] = np.minimum(ramp[n - shared:],
-                                               np.linspace(1, 0, shared + 2, dtype=np.float32)[1:-1])
         out[start:start + n] += frames.astype(np.float32) * ramp[:, None, None, None]
         weight[start:start + n] += ramp[:, None, None, None]
     return np.clip(np.rint(out / np.maximum(weight, 1e-6)), 0, 255).astype(np.uint8)
+
+
+class Joiner:
+    """join_chunks, a window at a time: add() each window's output in order; a model frame is
+    final (and handed back) once every window covering it has been added. Holds only the frames
+    of open windows; gives the same values as join_chunks, summed in the same order."""
+
+    def __init__(self, windows: list[tuple[int, int]], total: int):
+        self.windows, self.total, self.ramps = windows, total, ramps(windows)
+        self.cover = np.zeros(total, np.int32)
+        for start, end in windows:
+            self.cover[start:end] += 1
+        self.sums: dict[int, np.ndarray] = {}
+        self.weights: dict[int, np.float32] = {}
+        self.added = 0
+
+    def add(self, frames: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """The next window's output; returns (model index, final frame) for frames now final."""
+        start, end = self.windows[self.added]
+        ramp = self.ramps[self.added]
+        self.added += 1
+        done = []
+        for offset, m in enumerate(range(start, end)):
+            weighted = frames[offset].astype(np.float32) * ramp[offset]
+            if m in self.sums:
+                self.sums[m] += weighted
+                self.weights[m] += ramp[offset]
+            else:
+                self.sums[m], self.weights[m] = weighted, np.float32(0) + ramp[offset]
+            self.cover[m] -= 1
+            if self.cover[m] == 0:
+                value = self.sums.pop(m) / np.maximum(self.weights.pop(m), np.float32(1e-6))
+                done.append((m, np.clip(np.rint(value), 0, 255).astype(np.uint8)))
+        return done
 
 
 def feathered_alpha(mask: np.ndarray, feather: int) -> np.ndarray:
