@@ -124,7 +124,7 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
                      "delivery": delivery.describe(), "source_pix_fmt": plan.media.pix_fmt,
                      "source_color": plan.media.color.describe(), "kept_source_samples": native,
                      "frames_untouched": _ranges(job.untouched),
-                     # untouched frames written as the source's own compressed packets (bit-exact)
+                     # untouched frames written as the source's own compressed packets or PNG files (bit-exact)
                      "frames_copied": _ranges(job.copied),
                      "frames_encoded": _ranges(sorted(set(range(plan.take_count)) - set(job.untouched))),
                      "mask_grid": list(plan.mask_grid) if plan.op == "inpaint" else None,

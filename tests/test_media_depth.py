@@ -446,6 +446,32 @@ def test_dnxhr_takes_match_the_profile_copy_untouched_packets_and_stay_near_the_
     assert ratios["beyond"] <= 1.15
 
 
+@pytest.mark.parametrize("deep", [False, True])
+def test_untouched_frames_of_a_png_sequence_are_the_source_files_themselves(server, tmp_path, deep):
+    import hashlib
+    client, _ = server
+    frames = deep_clip() if deep else (deep_clip() >> 8).astype(np.uint8)
+    source = tmp_path / "plate"   # the folder: what an editor links
+    write_movie(frames, source, codec="png", rate=Fraction(24), start_timecode="01:00:00:00")
+    files = sorted(source.glob("*.png"))
+
+    def digest(path):
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    job, manifest = run(client, timeline_of(source), "extend", frames=3, codec=pb.PNG_SEQUENCE)
+    made = sorted(Path(job.take.media.url).parent.glob("*.png"))
+    assert len(made) == N + 3 and manifest["pixels"]["frames_copied"] == [[0, N - 1]]
+    assert [digest(p) for p in made[:N]] == [digest(p) for p in files], "byte for byte"
+    mask = box_mask()
+    job, manifest = run(client, timeline_of(source), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask),
+                        codec=pb.PNG_SEQUENCE)
+    made = sorted(Path(job.take.media.url).parent.glob("*.png"))
+    assert manifest["pixels"]["frames_copied"] == [[2, 2]]
+    assert digest(made[2]) == digest(files[2]) and digest(made[0]) != digest(files[0])
+    depth = 16 if deep else 8
+    assert np.array_equal(read_frames(job.take.media.url, 0, N, depth=depth)[~mask],
+                          read_frames(source, 0, N, depth=depth)[~mask])
+
+
 def test_a_dnxhr_take_of_a_plate_under_dnxhr_s_least_size_is_refused(server, prores10):
     client, _ = server
     with pytest.raises(Exception) as err:
@@ -480,3 +506,15 @@ def test_variable_frame_timing_is_conformed_stated_and_flagged(server, tmp_path)
     timing = manifest["pixels"]["variable_frame_timing"]
     assert timing["held"] >= 1 and timing["skipped"] >= 1, timing
     assert job.take.status == pb.NEEDS_REVIEW and any("variable frame timing" in f for f in job.take.flags)
+
+
+def test_native_planes_keep_their_values_whatever_numpy_did_to_their_byte_order():
+    """Planes of a big-endian format (16-bit PNG's rgb48be) come back from numpy operations
+    (np.where in a composite) in the machine's byte order; written into a picture they keep
+    their values."""
+    from server.media.pixels import Native, rgb_of
+    values = (np.arange(18, dtype="<u2") * 1000).reshape(2, 3, 3)
+    for planes in ([values], [values.astype(">u2")]):
+        picture = Native("rgb48be", 3, 2, planes).frame()
+        assert np.array_equal(rgb_of(picture, 16), values)
+        assert np.array_equal(Native.of(picture).planes[0], values)

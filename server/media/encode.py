@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import numpy as np
 from .errors import MediaError
 from .decode import prefetched
 from .pixels import ColorTags, Native, float_picture, has_alpha, native_of_rgb, picture_of_rgb
-from .probe import SEQUENCE_SIDECAR, MediaInfo, probe
+from .probe import SEQUENCE_SIDECAR, MediaInfo, find_sequence, probe
 from .timecode import is_drop_frame, timecode_to_frames
 
 # What a take is written with when nothing else is said: BT.709, limited range.
@@ -381,8 +382,8 @@ def can_copy_packets(source: MediaInfo, delivery: Delivery) -> bool:
     """Whether a take in `delivery` can carry the source's packets as they are: the same
     intra-only codec (ProRes, DNxHR), profile and pixel format. (Lossless codecs need no copy:
     their untouched frames are re-encoded from the source's own samples, bit for bit.)"""
-    if source.is_sequence:
-        return False
+    if source.is_sequence:   # a PNG sequence into a PNG take of the same format: the files themselves
+        return delivery.codec == "png" and source.codec == "png" and source.pix_fmt == delivery.pix_fmt
     if delivery.codec == "prores" and source.codec == "prores":
         wanted = (source.profile or "").lower().replace(" ", "")
         return _PRORES_DECODER_NAMES.get(wanted, wanted) == delivery.options.get("profile")
@@ -491,8 +492,15 @@ def _write_sequence(
     temp.mkdir()
     suffix = delivery.codec
     pattern = f"{name}.%0{SEQUENCE_PADDING}d.{suffix}"
+    source_sequence = None
     for index, item in enumerate(frames):
         image = temp / (pattern % (SEQUENCE_FIRST_NUMBER + index))
+        if isinstance(item, CopiedFrame):
+            source_sequence = source_sequence or find_sequence(item.path)
+            if source_sequence is not None and _copy_regular(source_sequence.frame_path(item.media_index), image):
+                report(index + 1)
+                continue
+            item = item.native   # not a plain file (a link, say): written from its samples instead
         if delivery.codec == "exr":
             rgb = _rgb_of_native(item, delivery) if isinstance(item, Native) else np.asarray(item)
             item = float_picture(rgb, alpha=delivery.pix_fmt.startswith("gbrap"))
@@ -509,6 +517,21 @@ def _write_sequence(
         "color": delivery.color.describe(),
     }
     (temp / SEQUENCE_SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+
+
+def _copy_regular(source: Path, dest: Path) -> bool:
+    """Copy `source` byte for byte when it is a regular file (never through a link); False
+    otherwise, and nothing written."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            return False
+        with open(dest, "wb") as out:
+            shutil.copyfileobj(stream, out, 1 << 20)
+    return True
 
 
 def _write_image(path: Path, item, delivery: Delivery) -> None:

@@ -96,6 +96,10 @@ def convertible(pix_fmt: str) -> bool:
         return False
 
 
+def _sample_type(fmt: av.VideoFormat) -> np.dtype:
+    return np.dtype(sample_dtype(fmt.name)).newbyteorder(">" if fmt.is_big_endian else "<")
+
+
 def sample_dtype(pix_fmt: str):
     bits = max(c.bits for c in av.VideoFormat(pix_fmt).components)
     return np.uint8 if bits <= 8 else (np.float32 if bits == 32 else np.uint16)
@@ -150,7 +154,7 @@ class Native:
         buffers (which they keep alive): no copy on the decode path, and a decoder's reference
         picture can never be written through them."""
         fmt = frame.format
-        dtype = np.dtype(sample_dtype(fmt.name)).newbyteorder("<" if not fmt.is_big_endian else ">")
+        dtype = _sample_type(fmt)
         planes = []
         # a packed format's pixel may carry padding (bgr0: 4 bytes for 3 components)
         per_pixel = 1 if fmt.is_planar else fmt.padded_bits_per_pixel // (8 * dtype.itemsize)
@@ -168,10 +172,12 @@ class Native:
     def frame(self) -> av.VideoFrame:
         """A new picture holding these samples (written straight into its buffers)."""
         picture = av.VideoFrame(self.width, self.height, self.pix_fmt)
+        # the format's own byte order: planes that went through numpy may be native-endian
+        dtype = _sample_type(picture.format)
         for plane, array in zip(picture.planes, self.planes):
             rows = array.reshape(plane.height, -1)
-            samples = plane.line_size // rows.dtype.itemsize
-            target = np.frombuffer(memoryview(plane), rows.dtype).reshape(plane.height, samples)
+            samples = plane.line_size // dtype.itemsize
+            target = np.frombuffer(memoryview(plane), dtype).reshape(plane.height, samples)
             target[:, :rows.shape[1]] = rows
         return picture
 
