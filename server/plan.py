@@ -94,6 +94,7 @@ class JobPlan:
     take_dir: Path = Path(".")
     seed: int = 0
     start_timecode: str = ""
+    timecode_note: str = ""        # why the take has no timecode, when it has none
     drop_frame: bool = False
     scale: float = 1.0              # < 1: processed smaller and upscaled (the DEGRADE fallback)
     feather: int = 0                # inpaint: soft edge inside the mask, pixels
@@ -295,12 +296,18 @@ def _plan_inpaint(plan: JobPlan, params, limits: Limits) -> None:
 
 def _take_timecode(plan: JobPlan, origin: int) -> tuple[str, bool]:
     """Timecode of the take's first frame: the media's own timecode numbering when it has one,
-    else the OTIO reference's (timecode-absolute) numbering."""
+    else the OTIO reference's (timecode-absolute) numbering; none at all when the media has no
+    timecode and the take starts before that numbering's 00:00:00:00 (a head extension of
+    media counted from 0), rather than a label on the day before (plan.timecode_note says so)."""
     drop = plan.media.drop_frame if plan.media.start_timecode else is_drop_frame_rate(plan.rate)
     if plan.media.start_timecode:
         base = from_timecode(plan.media.start_timecode, plan.rate) - origin
     else:
         base = 0
+        if plan.take_start < 0:
+            plan.timecode_note = (f"no timecode: the media has none and the take starts {-plan.take_start} "
+                                  f"frame(s) before its frame 0, which would label it on the day before")
+            return "", drop
     return to_timecode(base + plan.take_start, plan.rate, drop), drop
 
 

@@ -98,7 +98,7 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     dest = staging / f"{paths.slug(plan.shot)}{suffix}"
     with clock.stage("encode"):
         media = write_movie(_checked(items, cancel), dest, codec=codec, rate=plan.rate,
-                            start_timecode=plan.start_timecode, drop_frame=plan.drop_frame, delivery=delivery,
+                            start_timecode=plan.start_timecode or None, drop_frame=plan.drop_frame, delivery=delivery,
                             copies=copy)
     _check(cancel)
     if job.made != plan.take_count:
@@ -131,7 +131,7 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
                      "variable_frame_timing": dict(job.timing),
                      "color_transform": spec.info.get("color")}
     with clock.stage("gates"):
-        expected = gates.Expected(frames=plan.take_count, rate=plan.rate, size=size, timecode=plan.start_timecode)
+        expected = gates.Expected(frames=plan.take_count, rate=plan.rate, size=size, timecode=plan.start_timecode or None)
         actual = gates.Actual(frames=media.frame_count, rate=media.rate, size=(media.width, media.height),
                               timecode=media.start_timecode)
         result.gates = meter.finish(expected=expected, actual=actual, generated_size=generated_size,

@@ -315,6 +315,8 @@ class TakeStore:
                 "media_sha256": self.source_hash(Path(plan.media.path)),
                 "media_rate": str(plan.media.rate), "media_frames": plan.media.frame_count,
                 "media_timecode": plan.media.start_timecode,
+                "take_timecode": plan.start_timecode or None,
+                "take_timecode_note": plan.timecode_note or None,
                 "source_range": {"start_frame": sel.source_start, "frame_count": sel.source_duration,
                                  "rate": str(sel.rate)},
                 "handles": {"head": plan.head_handles, "tail": plan.tail_handles},

@@ -252,3 +252,19 @@ def test_deep_long_gop_camera_files_keep_their_samples_outside_the_mask(server, 
         for pa, pb_, m in zip(a.planes, b.planes, plane_masks(aligned[i], a)):
             assert np.array_equal(pa[~m], pb_[~m]), f"frame {i}"
     assert made[3].equals(source[3])
+
+
+def test_a_head_extension_of_media_without_timecode_is_not_labelled_on_the_day_before(server, tmp_path):
+    """bikes.mp4 has no timecode and its OTIO reference counts from 0: a 6-frame head extension
+    starts 6 frames before 00:00:00:00. The take carries no timecode (not 23:59:59:19) and the
+    manifest says why; a tail extension of the same clip keeps the reference's numbering."""
+    client, _ = server
+    media = real_clip("bikes", tmp_path)
+    assert probe(media).start_timecode is None
+    job, manifest = run(client, timeline_of(media, 0, 24), "extend", frames=6, side="head", codec=pb.FFV1)
+    take = probe(job.take.media.url)
+    assert take.frame_count == 30 and take.start_timecode is None and job.take.media.start_timecode == ""
+    assert "day before" in manifest["source"]["take_timecode_note"]
+    assert job.take.status == pb.OK or not any("timecode" in f for f in job.take.flags)
+    job, manifest = run(client, timeline_of(media, 50, 24), "extend", frames=6, codec=pb.FFV1)
+    assert probe(job.take.media.url).start_timecode == "00:00:02:00" and manifest["source"]["take_timecode_note"] is None
