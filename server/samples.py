@@ -73,6 +73,32 @@ def moving_object_clip(n: int, h: int, w: int, seed: int = 0,
     return frames, masks, clean_plate
 
 
+def with_moving_disc(plate: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Real footage with a textured disc crossing it (the truth behind it is the footage):
+    (frames, masks) as moving_object_clip makes them."""
+    n, h, w = plate.shape[:3]
+    t = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
+    path = np.stack([w * (0.15 + 0.7 * t), h * (0.5 + 0.15 * np.sin(2.0 * np.pi * t))], axis=1)
+    return _composite(plate, _disc_sprite(round(0.12 * min(h, w)), seed), path)
+
+
+def with_logo(plate: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Real footage with a fixed, opaque station-logo style badge in the upper right corner:
+    (frames, masks)."""
+    n, h, w = plate.shape[:3]
+    bw, bh = max(16, w // 6), max(10, h // 9)
+    side = max(bw, bh) + 5   # _composite centres square sprites
+    badge = np.zeros((side, side, 4), np.uint8)
+    colour = [int(c) for c in np.random.default_rng([seed, 3]).integers(40, 220, 3)]
+    cv2.rectangle(badge, (2, 2), (bw + 2, bh + 2), (*colour, 255), -1)
+    cv2.putText(badge, "TB", (bw // 5, int(bh * 0.8)), cv2.FONT_HERSHEY_SIMPLEX, bh / 30.0, (250, 250, 250, 255),
+                max(1, bh // 12), cv2.LINE_AA)
+    badge = badge.astype(np.float32)
+    badge[..., 3] /= 255.0
+    centre = (w - side // 2 - w // 20, h // 10 + side // 2)
+    return _composite(plate, badge, np.tile(np.array(centre, np.float64), (n, 1)))
+
+
 def noisy_clip(n: int, h: int, w: int, sigma: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(noisy, clean): a slow drift over a textured set, and the same with Gaussian noise."""
     clean = pan_clip(n, h, w, 0.6, 0.25, seed)
