@@ -112,6 +112,9 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
     result = RunResult(staged=dest, media=media, timings=clock.totals, generated_size=generated_size,
                        delivered_size=size, fallbacks=list(plan.fallbacks), device=backend.device,
                        info=dict(spec.info))
+    extension = spec.info.get("extend") or {}
+    if extension.get("fallback"):   # stated, and flagged for review by the fallback gate
+        result.fallbacks.append(extension["fallback"])
     if job.timing.get("held") or job.timing.get("skipped"):
         # stated, and flagged for review by the fallback gate: the take is frame-exact to the
         # timeline, but what the source showed between its timestamps was guessed

@@ -335,6 +335,8 @@ class TakeStore:
             # how the pixels were kept: working depth, the take's format and colour tags (matched
             # to the source), which frames are the source's own samples and which were encoded
             "pixels": result.pixels,
+            # an extension's hindcast: how carrying the motion on did on the shot's own last frames
+            "extend": result.info.get("extend") if plan.op == "extend" else None,
             "fallbacks": list(result.fallbacks),
             "gates": [g.as_dict() for g in result.gates],
             "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},

@@ -102,11 +102,15 @@ def test_extending_a_pan_continues_the_camera_move(side):
 
 
 def test_extending_a_locked_off_shot_carries_the_crossing_disc_on_and_leaves_the_set_alone():
+    """The mechanism: a continuation moves the disc on by its fading velocity and leaves the
+    set alone. (Whether an extension uses it is the hindcast's call: see the next test.)"""
+    from server.backends.classic import extend
     # Large enough for dense flow to follow a disc moving ~10 px a frame.
     frames, masks, _ = samples.moving_object_clip(24, 180, 320, seed=8)
     last, around_disc = frames[-1], cv2.dilate(masks[-1].astype(np.uint8), np.ones((41, 41))) > 0
 
-    take = run("extend", frames, extend_side="tail", extend_frames=4)
+    plan = extend.continuation(frames)
+    take = np.stack([extend.continue_frame(last, plan, k) for k in range(1, 5)])
 
     on_set = mean_abs_error(take[:, ~around_disc], np.repeat(last[None], 4, axis=0)[:, ~around_disc])
     # Where the disc went: find the last frame's disc in the first new frame.
@@ -122,6 +126,42 @@ def test_extending_a_locked_off_shot_carries_the_crossing_disc_on_and_leaves_the
           f"expected about {np.round(expected, 1)}")
     assert on_set < 0.5
     assert np.linalg.norm(moved - expected) < 0.3 * np.linalg.norm(expected)
+
+
+def test_an_extension_holds_when_carrying_the_motion_on_loses_its_hindcast_and_says_so():
+    """The disc curves: continued from the shot's frames before its last 8, it lands further
+    from those 8 true frames than a held frame does. So the extension holds, the report names
+    the errors, and gives the fallback line that flags the take."""
+    frames, _, _ = samples.moving_object_clip(24, 180, 320, seed=8)
+    spec = Spec(op="extend", rate=RATE, extend_side="tail", extend_frames=6)
+    take = ClassicBackend().run("extend", frames, spec, lambda *a: None, threading.Event())
+    report = spec.info["extend"]
+    assert report["chosen"] == "hold" and np.array_equal(take, np.repeat(frames[-1:], 6, axis=0))
+    assert report["errors_mae"]["hold"] < min(v for k, v in report["errors_mae"].items() if k != "hold")
+    assert "held the last frame" in report["fallback"]
+    # a pan that the hindcast confirms is carried on, with no fallback
+    shot = samples.pan_clip(24, H, W, 3.0, 1.0, seed=2)
+    spec = Spec(op="extend", rate=RATE, extend_side="tail", extend_frames=6)
+    ClassicBackend().run("extend", shot, spec, lambda *a: None, threading.Event())
+    assert spec.info["extend"]["chosen"].startswith("decay") and "fallback" not in spec.info["extend"]
+
+
+def test_uncovered_picture_is_a_soft_smear_of_the_edge_never_a_mirror_image():
+    """A pan whose picture slides right 4 px a frame uncovers picture at the left edge: 6 frames
+    on, 24 columns the shot never showed. They are filled from the edge, softened, never
+    mirrored (a mirror would repeat the detail next to the edge)."""
+    from server.backends.classic import extend
+    shot = samples.pan_clip(12, H, W, -4.0, 0.0, seed=5)
+    plan = extend.continuation(shot)
+    assert abs(plan.step[0, 2] - 4.0) < 0.2
+    made = extend.continue_frame(shot[-1], plan, 6)
+    strip = made[:, :16].astype(np.float32)
+    detail = float(np.abs(np.diff(strip, axis=1)).mean())
+    shown = float(np.abs(np.diff(made[:, 32:64].astype(np.float32), axis=1)).mean())
+    assert detail < 0.1 * shown, (detail, shown)
+    # a mirror at the shot's edge (column 24 here) would put column 48 - c at column c
+    mirrored = made[:, 33:49][:, ::-1].astype(np.float32)
+    assert float(np.abs(strip - mirrored).mean()) > 5.0
 
 
 def test_extending_a_shot_with_no_trackable_motion_holds_its_last_frame():

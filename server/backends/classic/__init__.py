@@ -37,7 +37,7 @@ class ClassicBackend:
             made, total = refine.refined_frames(frames, spec.strength), len(frames)
         elif op == "extend":
             _check_extend(spec)
-            made = extend.new_frames(frames, spec.extend_frames, spec.extend_side)
+            made = extend.new_frames(frames, spec.extend_frames, spec.extend_side, spec.info.setdefault("extend", {}))
             total = spec.extend_frames
         elif op == "inpaint":
             _check_mask(spec.mask, frames.shape)
@@ -70,7 +70,7 @@ class ClassicBackend:
             yield frame
 
     def extend_context(self) -> int:
-        return extend.HISTORY + 1
+        return extend.HISTORY + 1 + extend.HINDCAST
 
 
 def _check_extend(spec: Spec) -> None:

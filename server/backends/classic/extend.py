@@ -1,6 +1,12 @@
 """Extend a shot by frames that carry on its motion: the camera move, plus what moves within it.
 
 Each new frame is the shot's last frame, moved once by the extrapolated motion (never re-warped).
+How far the motion carries on is decided by a hindcast: the same extrapolation is run from the
+shot's own frames before its last HINDCAST ones, whose truth is known, at a few decay rates and
+against simply holding the frame; the extension uses whichever of those did best there. When
+holding wins, the extension holds (and says so: the take is flagged); a motion that fades is
+used when a constant one overshoots. Picture the move uncovers is filled by a soft smear of the
+edge, never a mirror image.
 """
 from __future__ import annotations
 
@@ -14,6 +20,13 @@ from . import motion
 
 HISTORY = 5             # frame steps the camera move is averaged over
 LOCAL_FADE = 0.85       # per new frame, how much of the subject's own motion carries on
+HINDCAST = 8            # the shot's last frames an extrapolation is tried on first (their truth is known)
+# per new frame, how much of the motion carries on (1: constant); holding is always a candidate
+DECAYS = (1.0, 0.9, 0.75)
+# a motion must beat holding by this share of hold's error on the hindcast to be chosen: the extension
+# runs longer than the hindcast, and a marginal early gain was seen to turn into a loss later on
+# (bench/bench_real.py: 2 % let two hand-held clips through that then lost to hold)
+_MIN_GAIN = 0.05
 _STILL_PX = 0.25        # local motion below this is measurement noise, not movement
 _MATCH_TOLERANCE = 2    # grey levels by which following the flow must match better to count
 
@@ -34,16 +47,51 @@ class Continuation:
     trust: float
 
 
-def new_frames(frames: np.ndarray, count: int, side: str) -> Iterator[np.ndarray]:
+def new_frames(frames: np.ndarray, count: int, side: str, report: dict | None = None) -> Iterator[np.ndarray]:
     """Yield `count` new frames in timeline order, after the shot ("tail") or before it ("head").
 
     A head extension is a tail extension of the shot played backwards; since every new frame
     is made from the edge frame directly, they can be yielded earliest first either way.
+    `report` receives the hindcast: each candidate's error, the choice, and a fallback line
+    when the extension holds the frame.
     """
     shot = frames[::-1] if side == "head" else frames
+    decay = hindcast(shot, report if report is not None else {})
     plan = continuation(shot)
+    cap = max(1, len(shot) - 1)
     for k in (range(count, 0, -1) if side == "head" else range(1, count + 1)):
-        yield continue_frame(shot[-1], plan, k)
+        yield shot[-1].copy() if decay == 0 else continue_frame(shot[-1], plan, k, decay, cap)
+
+
+def hindcast(shot: np.ndarray, report: dict) -> float:
+    """The decay to extend `shot` with (0: hold), chosen on its own last HINDCAST frames: each
+    candidate continues the frames before them, and the one closest to what really came next
+    (mean absolute error) wins. Holding wins ties and near-ties: carrying motion on must earn
+    its place. Too short a shot for a hindcast is extended with the gentlest decay."""
+    if len(shot) < HINDCAST + 3:
+        report.update({"hindcast_frames": 0, "chosen": f"decay {DECAYS[-1]}",
+                       "why": f"the shot has {len(shot)} frames, too few to test an extrapolation on its own "
+                              f"last {HINDCAST}; the motion fades at the gentlest rate"})
+        return DECAYS[-1]
+    history, truth = shot[:-HINDCAST], shot[-HINDCAST:].astype(np.float32)
+    plan = continuation(history)
+    cap = max(1, len(history) - 1)
+    errors = {"hold": float(np.mean(np.abs(truth - history[-1].astype(np.float32))))}
+    for decay in DECAYS:
+        made = np.stack([continue_frame(history[-1], plan, k, decay, cap) for k in range(1, HINDCAST + 1)])
+        errors[f"decay {decay}"] = float(np.mean(np.abs(truth - made.astype(np.float32))))
+    best = min(errors, key=errors.get)
+    if best != "hold" and errors[best] > errors["hold"] * (1.0 - _MIN_GAIN):
+        best = "hold"
+    report.update({"hindcast_frames": HINDCAST, "errors_mae": {k: round(v, 3) for k, v in errors.items()},
+                   "chosen": best})
+    if best == "hold":
+        report["fallback"] = (f"extend held the last frame: tried on the shot's own last {HINDCAST} frames, "
+                              f"carrying its motion on did not beat holding by the {_MIN_GAIN:.0%} it must "
+                              f"(mean error {min(v for k, v in errors.items() if k != 'hold'):.2f} against "
+                              f"{errors['hold']:.2f} for holding); check the take, or extend with a model")
+        return 0.0
+    return float(best.split()[1])
 
 
 def continuation(shot: np.ndarray) -> Continuation:
@@ -111,24 +159,50 @@ def _trust(steps: list[motion.CameraMotion], width: int) -> float:
     return float(np.clip((explained - 0.3) / 0.4, 0.0, 1.0) * np.clip((3.0 - misfit) / 2.2, 0.0, 1.0))
 
 
-def continue_frame(last: np.ndarray, plan: Continuation, k: int) -> np.ndarray:
-    """The k-th frame after `last`: camera step applied k times, subject motion fading out.
+def continue_frame(last: np.ndarray, plan: Continuation, k: int, decay: float = 1.0,
+                   cap: float = float("inf")) -> np.ndarray:
+    """The k-th frame after `last`: the camera step carried on (each frame `decay` times the one
+    before, at most `cap` steps in all: no further than the shot itself moved), subject motion
+    fading out at least as fast.
 
-    Where the move brings in picture the shot never showed, the frame is mirrored at its
-    edge rather than its edge pixels smeared: a mirror keeps the set's grain and texture,
-    where replication draws streaks that read as an error on any textured background.
+    Where the move brings in picture the shot never showed, the edge is smeared and softened:
+    a neutral extension of what is there, never a mirror image (mirrored signs and chairs walk
+    into frame) and never hard streaks.
     """
     h, w = last.shape[:2]
-    back = np.linalg.inv(np.linalg.matrix_power(plan.step, k))
-    source = cv2.perspectiveTransform(motion.pixel_grid((h, w)).reshape(1, -1, 2), back)
+    steps = min(cap, float(k) if decay >= 1.0 else decay_sum(decay, k))
+    source = cv2.perspectiveTransform(motion.pixel_grid((h, w)).reshape(1, -1, 2),
+                                      np.linalg.inv(_camera_after(plan.step, steps, (h, w))))
     source = source.reshape(h, w, 2)
     if plan.moving.any():
-        travelled = LOCAL_FADE * (1.0 - LOCAL_FADE ** k) / (1.0 - LOCAL_FADE)
+        fade = min(LOCAL_FADE, decay)
+        travelled = fade * (1.0 - fade ** k) / (1.0 - fade)
         # Nearest, so a subject's edge moves whole rather than half as far as its interior.
         velocity = cv2.remap(arrivals(plan.velocity, plan.moving, travelled), source, None,
                              cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
         source -= np.float32(travelled) * velocity
-    return cv2.remap(last, source, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    out = cv2.remap(last, source, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    outside = (source[..., 0] < 0) | (source[..., 0] > w - 1) | (source[..., 1] < 0) | (source[..., 1] > h - 1)
+    if outside.any():
+        soft = cv2.GaussianBlur(out, (0, 0), max(2.0, 0.015 * max(h, w)))
+        out[outside] = soft[outside]
+    return out
+
+
+def decay_sum(decay: float, k: int) -> float:
+    """Steps travelled after k frames when each frame moves `decay` times the one before."""
+    return (1.0 - decay ** k) / (1.0 - decay)
+
+
+def _camera_after(step: np.ndarray, steps: float, size: tuple[int, int]) -> np.ndarray:
+    """The camera step applied `steps` times (a fraction allowed): whole powers, and between
+    two of them the frame's corners moved part of the way."""
+    whole = int(np.floor(steps))
+    below = np.linalg.matrix_power(step, whole)
+    part = steps - whole
+    if part < 1e-6:
+        return below
+    return motion.toward_identity(step, part, size) @ below
 
 
 def arrivals(velocity: np.ndarray, moving: np.ndarray, travelled: float) -> np.ndarray:
