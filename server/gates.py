@@ -27,8 +27,16 @@ import cv2
 import numpy as np
 
 DEFAULTS = {"seam": 3.0, "mask_outside": 0.002, "mask_boundary": 1.8, "flicker": 2.0, "conformance": 0.0,
-            "real_resolution": 0.35, "fallback": 0.0, "color_clip": 0.02}
-HIGHER_IS_WORSE = {"seam", "mask_outside", "mask_boundary", "flicker", "conformance", "fallback", "color_clip"}
+            "real_resolution": 0.35, "fallback": 0.0, "color_clip": 0.02,
+            "motion": 0.25, "frame_order": 0.0, "level_shift": 1.5, "inpaint_effect": 1.0}
+HIGHER_IS_WORSE = {"seam", "mask_outside", "mask_boundary", "flicker", "conformance", "fallback", "color_clip",
+                   "motion", "frame_order", "level_shift"}
+THUMB_WIDTH = 64          # motion, order and level gates compare 64-pixel-wide luma thumbnails
+STILL_SHARE = 0.15        # a frame-to-frame change under this share of the source's own is a freeze
+MOVING_FLOOR = 0.4        # thumbnail levels: a source changing less than this a frame is standing still
+STILL_LEVELS = 0.5        # thumbnail levels: a new frame changing less than this (and than STILL_SHARE of the
+                          # shot's own step) is a repeat; real footage moving at all changes more
+CLOSER_SHARE = 0.5        # a take frame this much closer to a neighbouring source frame is out of place
 CHANGED_LEVELS = 12       # an outside pixel "changed" beyond codec noise
 MOTION_FLOOR = 1.0        # levels: a static shot's frame-to-frame change is at least this
 FLICKER_FLOOR = 0.25
@@ -86,27 +94,22 @@ def evaluate(op: str, source: np.ndarray, take: np.ndarray, *, mask: np.ndarray 
              extend_side: str = "tail", extend_frames: int = 0, expected: Expected | None = None,
              actual: Actual | None = None, generated_size: tuple[int, int] | None = None,
              fallbacks: list[str] | None = None, thresholds: dict | None = None) -> list[Gate]:
-    """Every gate for one take. `source` is the source range as read (handles included) and
-    `take` the take's frames: for refine and inpaint frame i of one is frame i of the other;
-    for an extension the take is the source plus `extend_frames` new frames at `extend_side`.
-    `mask` (inpaint) is one boolean mask per source frame."""
-    limits = thresholds_from(thresholds)
-    gates = []
-    if op == "extend":
-        gates.append(seam(source, take, extend_side, extend_frames, limits["seam"]))
-    if op == "inpaint" and mask is not None:
-        gates.append(mask_outside(source, take, mask, limits["mask_outside"]))
-        gates.append(mask_boundary(take, mask, limits["mask_boundary"]))
-    gates.append(flicker(op, source, take, mask=mask, extend_side=extend_side, extend_frames=extend_frames,
-                         threshold=limits["flicker"]))
-    if expected is not None and actual is not None:
-        gates.append(conformance(expected, actual))
-    gates.append(real_resolution(op, source, take, extend_side=extend_side, extend_frames=extend_frames,
-                                 generated_size=generated_size, threshold=limits["real_resolution"]))
-    if fallbacks is not None:
-        gates.append(Gate("fallback", float(len(fallbacks)), 0.0, "flag" if fallbacks else "pass",
-                          "; ".join(fallbacks)))
-    return gates
+    """Every gate for one take, from whole arrays (`takebridge check`, tests): the frames go
+    through a GateMeter as the server's do while a take streams. `source` is the source range
+    as read (handles included) and `take` the take's frames: for refine and inpaint frame i of
+    one is frame i of the other; for an extension the take is the source plus `extend_frames`
+    new frames at `extend_side`. `mask` (inpaint) is one boolean mask per source frame."""
+    meter = GateMeter(op, len(source), len(take), extend_side=extend_side, extend_frames=extend_frames,
+                      with_mask=mask is not None)
+    for i, frame in enumerate(source):
+        meter.add_source(i, frame)
+    for i, frame in enumerate(take):
+        s = meter.source_index(i)
+        paired = s is not None and 0 <= s < len(source)
+        frame_mask = mask[s] if mask is not None and paired and s < len(mask) else None
+        meter.add_take(i, frame, source[s] if paired else None, frame_mask)
+    return meter.finish(expected=expected, actual=actual, generated_size=generated_size, fallbacks=fallbacks,
+                        thresholds=thresholds, delivered_size=(take.shape[2], take.shape[1]) if take.ndim == 4 else None)
 
 
 def _gray(frames: np.ndarray) -> np.ndarray:
@@ -118,41 +121,53 @@ def _mad(a: np.ndarray, b: np.ndarray) -> float:
     return float(cv2.absdiff(a, b).mean())
 
 
-def _split_extension(take: np.ndarray, side: str, frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """(generated frames, the take's source part)."""
-    if side == "head":
-        return take[:frames], take[frames:]
-    return take[len(take) - frames:], take[:len(take) - frames]
-
-
-def seam(source: np.ndarray, take: np.ndarray, side: str, frames: int, threshold: float) -> Gate:
-    if frames <= 0 or len(take) <= frames or len(source) < 2:
-        return Gate("seam", None, threshold, "n/a", "no new frames or too little source to compare")
-    generated, _ = _split_extension(take, side, frames)
-    if side == "head":
-        edge, new = source[0], generated[-1]
-        window = source[:9]
-    else:
-        edge, new = source[-1], generated[0]
-        window = source[-9:]
-    return _seam_gate(window, edge, new, threshold)
-
-
-def _seam_gate(window: np.ndarray, edge: np.ndarray, new: np.ndarray, threshold: float) -> Gate:
+def _seam_gate(window: np.ndarray, edge: np.ndarray, new: np.ndarray, threshold: float, side: str = "tail") -> Gate:
+    """The join against the shot's own frame steps, three ways, the worst counting: the plain
+    change (jump / typical step); the change left once the step's motion is undone (a fast pan
+    hides a jump in the plain change: its every step is large); and how far the join's motion
+    strays from the shot's steady motion (a jump ahead within a pan moves too far at once)."""
     typical = float(np.median([_mad(window[i + 1], window[i]) for i in range(len(window) - 1)]))
     jump = _mad(new, edge)
-    value = jump / max(typical, MOTION_FLOOR)
+    plain = jump / max(typical, MOTION_FLOOR)
+    thumbs = [_seam_thumb(f) for f in window]
+    steps = [_compensated_step(a, b) for a, b in zip(thumbs[:-1], thumbs[1:])]
+    join = _compensated_step(_seam_thumb(edge), _seam_thumb(new)) if side == "tail" else \
+        _compensated_step(_seam_thumb(new), _seam_thumb(edge))
+    shifts = np.array([s for s, _ in steps])
+    steady = np.median(shifts, axis=0)
+    spread = float(np.median(np.linalg.norm(shifts - steady, axis=1)))
+    residual = join[1] / max(float(np.median([r for _, r in steps])), SEAM_RESIDUAL_FLOOR)
+    stray = float(np.linalg.norm(join[0] - steady)) / max(float(np.linalg.norm(steady)) + spread, SEAM_SHIFT_FLOOR)
+    value = max(plain, residual, stray)
     verdict = "flag" if value > threshold else "pass"
     return Gate("seam", value, threshold, verdict,
-                f"jump {jump:.1f} levels at the join vs {typical:.1f} between source frames "
-                f"({value:.2f}x{' > ' if verdict == 'flag' else ' <= '}{threshold:g}x)")
+                f"jump {jump:.1f} levels at the join vs {typical:.1f} between source frames ({plain:.2f}x); "
+                f"motion-compensated {residual:.2f}x; the join moves ({join[0][0]:+.1f}, {join[0][1]:+.1f}) px "
+                f"against the shot's steady ({steady[0]:+.1f}, {steady[1]:+.1f}) ({stray:.2f}x) — worst "
+                f"{value:.2f}x{' > ' if verdict == 'flag' else ' <= '}{threshold:g}x")
 
 
-def mask_outside(source: np.ndarray, take: np.ndarray, mask: np.ndarray, threshold: float) -> Gate:
-    n = min(len(source), len(take), len(mask))
-    measured = [(i, *numbers) for i in range(n)
-                if (numbers := _outside_numbers(source[i], take[i], mask[i])) is not None]
-    return _mask_outside_gate(measured, n, threshold)
+SEAM_THUMB_WIDTH = 160    # seam: motion measured on 160-pixel-wide luma
+SEAM_RESIDUAL_FLOOR = 0.5  # levels: a shot's own motion-compensated step is at least this
+SEAM_SHIFT_FLOOR = 0.5    # thumbnail pixels: a shot's steady motion is at least this
+
+
+def _seam_thumb(frame: np.ndarray) -> np.ndarray:
+    gray = _gray(frame[None])[0]
+    w = min(SEAM_THUMB_WIDTH, gray.shape[1])
+    return cv2.resize(gray.astype(np.float32), (w, max(8, round(gray.shape[0] * w / gray.shape[1]))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def _compensated_step(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
+    """(the global shift from a to b, by phase correlation; the mean change left once a is
+    moved by it), on thumbnails, away from the borders the shift brings in."""
+    window = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(a, b, window)
+    moved = cv2.warpAffine(a, np.float32([[1, 0, dx], [0, 1, dy]]), (a.shape[1], a.shape[0]),
+                           borderMode=cv2.BORDER_REPLICATE)
+    m = max(1, min(a.shape) // 16)
+    return np.array([dx, dy]), float(np.abs(moved - b)[m:-m, m:-m].mean())
 
 
 def _mask_outside_gate(measured: list[tuple[int, float, float]], frames: int, threshold: float) -> Gate:
@@ -202,17 +217,6 @@ def _boundary_ratio(frame: np.ndarray, mask: np.ndarray) -> float | None:
     return float(grad[ring].mean()) / max(float(grad[outer].mean()), 1.0)
 
 
-def mask_boundary(take: np.ndarray, mask: np.ndarray, threshold: float) -> Gate:
-    n = min(len(take), len(mask))
-    ratios = [r for r in (_boundary_ratio(take[i], mask[i]) for i in range(n)) if r is not None]
-    if not ratios:
-        return Gate("mask_boundary", None, threshold, "n/a", "the mask has no edge inside the frame")
-    value = float(np.median(ratios))
-    verdict = "flag" if value > threshold else "pass"
-    return Gate("mask_boundary", value, threshold, verdict,
-                f"edge of the mask {value:.2f}x as sharp as its surroundings (median over {len(ratios)} frames)")
-
-
 def _blocks(frames: np.ndarray, grid: int = BLOCKS) -> np.ndarray:
     """(n, grid, grid) float32 block means of (n, h, w) frames."""
     return np.stack([cv2.resize(f.astype(np.float32), (grid, grid), interpolation=cv2.INTER_AREA)
@@ -224,50 +228,33 @@ def _second_difference_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def _flicker_of_blocks(blocks: np.ndarray) -> float:
-    """Mean |2nd temporal difference| of block luminance: smooth motion and steady light give
-    little, frame-to-frame wobble a lot."""
+    """The common part of the blocks' 2nd temporal difference of luminance: |the median over
+    the blocks of each frame triple's signed 2nd difference|, averaged over the triples.
+    Steady light gives little, light that pumps a lot (it moves the blocks together, one way);
+    real motion (a car crossing, a pan over detail) jerks blocks both ways and cancels out."""
     if len(blocks) < 3:
         return float("nan")
-    return float(_second_difference_blocks(blocks).mean())
-
-
-def _block_flicker(frames: np.ndarray) -> float:
-    return _flicker_of_blocks(_blocks(_gray(frames)) if len(frames) else np.zeros((0, BLOCKS, BLOCKS)))
-
-
-def _inpaint_flicker(take: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
-    if len(take) < 3:
-        return float("nan"), float("nan")
-    return _inpaint_flicker_blocks(_blocks(_gray(take)), _blocks(mask.astype(np.float32)))
+    second = blocks[2:] - 2 * blocks[1:-1] + blocks[:-2]
+    return float(np.abs(np.median(second.reshape(len(second), -1), axis=1)).mean())
 
 
 def _inpaint_flicker_blocks(take_blocks: np.ndarray, share: np.ndarray) -> tuple[float, float]:
-    """(wobble where the mask covered the block in all three frames, wobble where it covered
-    none of them): the fill should breathe like the untouched background around it."""
+    """(wobble where the mask covered the block in all three frames, wobble of the clear blocks
+    right around those, in the same frames): the fill should breathe like the untouched picture
+    next to it at that moment (like with like: where a subject moves by the mask, its
+    neighbours move too; a static background far away says nothing about it)."""
     if len(take_blocks) < 3:
         return float("nan"), float("nan")
     second = _second_difference_blocks(take_blocks)
     covered = (share[2:] >= 0.5) & (share[1:-1] >= 0.5) & (share[:-2] >= 0.5)
     clear = (share[2:] == 0) & (share[1:-1] == 0) & (share[:-2] == 0)
-    if not covered.any() or not clear.any():
+    near = np.stack([cv2.dilate(c.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0 for c in covered]) & clear
+    if not covered.any() or not near.any():
         return float("nan"), float("nan")
-    return float(second[covered].mean()), float(second[clear].mean())
-
-
-def flicker(op: str, source: np.ndarray, take: np.ndarray, *, mask=None, extend_side="tail", extend_frames=0,
-            threshold: float = DEFAULTS["flicker"]) -> Gate:
-    if op == "inpaint" and mask is not None:
-        mine, theirs = _inpaint_flicker(take[:len(mask)], mask[:len(take)])
-        against = "the untouched background"
-    else:
-        if op == "extend":
-            generated, _ = _split_extension(take, extend_side, extend_frames)
-            generated, reference = _extension_and_reference(source, generated, extend_side, extend_frames)
-        else:
-            generated, reference = take, source
-        mine, theirs = _block_flicker(generated), _block_flicker(reference)
-        against = "the source"
-    return _flicker_gate(mine, theirs, against, threshold)
+    frames = covered.any(axis=(1, 2)) & near.any(axis=(1, 2))
+    if not frames.any():
+        return float("nan"), float("nan")
+    return float(second[covered & frames[:, None, None]].mean()), float(second[near & frames[:, None, None]].mean())
 
 
 def _extension_and_reference(source: np.ndarray, generated: np.ndarray, side: str, frames: int):
@@ -324,20 +311,6 @@ def _band_ratio(frames: np.ndarray) -> float:
         power = np.abs(np.fft.rfft2((g - g.mean()) * window)) ** 2
         ratios.append(float(power[high].mean()) / max(float(power[mid].mean()), 1e-9))
     return float(np.mean(ratios))
-
-
-def real_resolution(op: str, source: np.ndarray, take: np.ndarray, *, extend_side="tail", extend_frames=0,
-                    generated_size=None, threshold: float = DEFAULTS["real_resolution"]) -> Gate:
-    delivered = (take.shape[2], take.shape[1])
-    if generated_size is not None and tuple(generated_size) != delivered:
-        return _upscale_gate(tuple(generated_size), delivered, threshold)
-    if op == "extend":
-        generated, _ = _split_extension(take, extend_side, extend_frames)
-    else:
-        generated = take
-    if min(delivered) < 16 or not len(generated):
-        return Gate("real_resolution", None, threshold, "n/a", "frames too small to measure")
-    return _detail_gate(_band_ratio(generated), _band_ratio(source), delivered, threshold)
 
 
 def _upscale_gate(g: tuple[int, int], delivered: tuple[int, int], threshold: float) -> Gate:
@@ -404,6 +377,27 @@ class GateMeter:
         self.seam_source = set(range(max(0, source_count - 9), source_count) if extend_side == "tail"
                                else range(min(9, source_count)))
         self.edge_new = (generated[0] if extend_side == "tail" else generated[-1]) if generated else None
+        # motion, order, levels: running numbers, and thumbnails only for the frames in reach
+        self.source_thumbs: dict[int, np.ndarray] = {}  # a sliding window: pruned as take frames pass
+        self.pending_order: dict[int, tuple] = {}       # take frames waiting for their source neighbours
+        self.order_wrong: list[int] = []
+        self.order_checked = 0
+        self.last_source_needed = -1
+        if op == "extend" and generated:
+            self.motion_frames = set(generated) | ({generated[0] - 1} if extend_side == "tail" else {generated[-1] + 1})
+        else:
+            self.motion_frames = set()
+        self.motion_steps: list[float] = []
+        self.previous_take: tuple[int, np.ndarray] | None = None
+        self.levels = [0.0, 0.0, 0]                     # signed and absolute luma change outside the mask, frames
+        self.inside = [0.0, 0]                          # absolute luma change inside the mask, frames
+
+    def source_index(self, take_index: int) -> int | None:
+        """The source frame a take frame shows (None: a new frame of an extension)."""
+        if self.op != "extend":
+            return take_index
+        s = take_index - self.extend_frames if self.side == "head" else take_index
+        return s if 0 <= s < self.source_count else None
 
     def _generated_indexes(self) -> list[int]:
         if self.op != "extend":
@@ -413,7 +407,10 @@ class GateMeter:
         return list(range(self.take_count - self.extend_frames, self.take_count))
 
     def add_source(self, index: int, frame: np.ndarray) -> None:
-        self.source_blocks[index] = _blocks(_gray(frame[None]))[0]
+        gray = _gray(frame[None])[0]
+        self.source_blocks[index] = _blocks(gray[None])[0]
+        self.source_thumbs[index] = _thumb(gray)
+        self._check_order()
         if self.op == "extend" and index in self.seam_source:
             self.kept_source[index] = frame.copy()
         elif index in self.detail_source:
@@ -421,7 +418,32 @@ class GateMeter:
 
     def add_take(self, index: int, frame: np.ndarray, source: np.ndarray | None = None,
                  mask: np.ndarray | None = None) -> None:
-        self.take_blocks[index] = _blocks(_gray(frame[None]))[0]
+        gray = _gray(frame[None])[0]
+        self.take_blocks[index] = _blocks(gray[None])[0]
+        thumb = _thumb(gray)
+        if index in self.motion_frames:
+            if self.previous_take is not None and self.previous_take[0] == index - 1:
+                self.motion_steps.append(_thumb_change(self.previous_take[1], thumb))
+            self.previous_take = (index, thumb)
+        weight = None
+        if source is not None and self.op in ("refine", "inpaint"):
+            source_gray = _gray(source[None])[0].astype(np.float32)
+            diff = gray.astype(np.float32) - source_gray
+            if mask is not None:
+                weight = 1.0 - _thumb(mask.astype(np.float32) * 255) / 255.0
+                if mask.any():
+                    self.inside[0] += float(np.abs(diff[mask]).mean())
+                    self.inside[1] += 1
+                diff = diff[~mask] if (~mask).any() else None
+            if diff is not None:
+                self.levels[0] += float(diff.mean())
+                self.levels[1] += float(np.abs(diff).mean())
+                self.levels[2] += 1
+        s = self.source_index(index)
+        if s is not None:
+            self.pending_order[index] = (s, thumb, weight)
+            self.last_source_needed = max(self.last_source_needed, s)
+            self._check_order()
         if index == self.edge_new:
             self.kept_take[index] = frame.copy()
         elif index in self.detail_take:
@@ -452,6 +474,13 @@ class GateMeter:
         if expected is not None and actual is not None:
             gates.append(conformance(expected, actual))
         gates.append(self._real_resolution(generated_size, delivered_size, limits["real_resolution"]))
+        if self.op == "extend":
+            gates.append(self._motion(limits["motion"]))
+        gates.append(self._frame_order(limits["frame_order"]))
+        if self.op in ("refine", "inpaint"):
+            gates.append(self._level_shift(limits["level_shift"]))
+        if self.op == "inpaint" and self.with_mask:
+            gates.append(self._inpaint_effect(limits["inpaint_effect"]))
         if fallbacks is not None:
             gates.append(Gate("fallback", float(len(fallbacks)), 0.0, "flag" if fallbacks else "pass",
                               "; ".join(fallbacks)))
@@ -463,7 +492,7 @@ class GateMeter:
             return Gate("seam", None, threshold, "n/a", "no new frames or too little source to compare")
         new = self.kept_take[self.edge_new]
         edge = window[-1] if self.side == "tail" else window[0]
-        return _seam_gate(window, edge, new, threshold)
+        return _seam_gate(window, edge, new, threshold, self.side)
 
     def _mask_outside(self, threshold: float) -> Gate:
         return _mask_outside_gate(self.outside, self.outside_frames, threshold)
@@ -501,6 +530,122 @@ class GateMeter:
             return Gate("real_resolution", None, threshold, "n/a", "frames too small to measure")
         return _detail_gate(_band_ratio(np.stack(picks_take)), _band_ratio(np.stack(picks_source)),
                             tuple(delivered_size), threshold)
+
+
+    # -- motion, order, levels -----------------------------------------------------------------
+    def _check_order(self, final: bool = False) -> None:
+        """Judge the take frames whose source frame and its neighbours are in (all of them at
+        the end), then let go of the source thumbnails no later take frame can need."""
+        for index in sorted(self.pending_order):
+            s, thumb, weight = self.pending_order[index]
+            wanted = [n for n in (s - 1, s, s + 1) if 0 <= n < self.source_count]
+            if not final and not all(n in self.source_thumbs for n in wanted):
+                continue
+            del self.pending_order[index]
+            if s not in self.source_thumbs:
+                continue
+            self.order_checked += 1
+            own = _thumb_change(thumb, self.source_thumbs[s], weight)
+            around = [n for n in (s - 1, s + 1) if n in self.source_thumbs]
+            moved = [_thumb_change(self.source_thumbs[s], self.source_thumbs[n], weight) for n in around]
+            if not around or min(moved) < MOVING_FLOOR:
+                continue   # the source stands still here: any of its frames would look alike
+            if min(_thumb_change(thumb, self.source_thumbs[n], weight) for n in around) < CLOSER_SHARE * own:
+                self.order_wrong.append(index)
+        needed = min([s for s, _, _ in self.pending_order.values()] + [self.last_source_needed + 1]) - 1
+        for n in [n for n in self.source_thumbs if n < needed]:
+            del self.source_thumbs[n]
+
+    def _source_motion(self) -> float:
+        """The shot's median frame step at its extended edge, on thumbnails of the frames the
+        seam gate keeps."""
+        thumbs = [_thumb(_gray(self.kept_source[i][None])[0]) for i in sorted(self.seam_source)]
+        steps = [_thumb_change(a, b) for a, b in zip(thumbs[:-1], thumbs[1:])]
+        return float(np.median(steps)) if steps else 0.0
+
+    def _motion(self, threshold: float) -> Gate:
+        """An extension should keep moving as the shot did: the share of its frame-to-frame
+        steps (the join included) that stand still where the shot's last frames moved."""
+        generated = self._generated_indexes()
+        if len(generated) < 2 or self.source_count < 3:
+            return Gate("motion", None, threshold, "n/a", "too few frames to compare motion")
+        typical = self._source_motion()
+        if typical < MOVING_FLOOR:
+            return Gate("motion", 0.0, threshold, "pass",
+                        f"the shot stands still at its edge ({typical:.2f} levels a frame): holding is right")
+        steps = self.motion_steps
+        frozen = [s < min(STILL_SHARE * typical, STILL_LEVELS) for s in steps]
+        value = float(np.mean(frozen)) if steps else 0.0
+        first = frozen.index(True) if any(frozen) else None
+        verdict = "flag" if value > threshold else "pass"
+        return Gate("motion", value, threshold, verdict,
+                    f"{sum(frozen)} of {len(steps)} steps of the new frames stand still (from step {first})"
+                    f" where the shot moved {typical:.2f} levels a frame; median step {np.median(steps):.2f}"
+                    if first is not None else
+                    f"the new frames keep moving: median step {np.median(steps):.2f} levels, the shot's {typical:.2f}")
+
+    def _frame_order(self, threshold: float) -> Gate:
+        """Each take frame that shows a source frame should look most like that one: a frame
+        that stands still where the source moved (a duplicate: a dropped frame padded back), or
+        that is clearly closer to the source frame before or after (swapped, shifted), is out
+        of place. Compared on thumbnails, outside the mask for an inpaint."""
+        self._check_order(final=True)
+        wrong = sorted(self.order_wrong)
+        value = float(len(wrong))
+        verdict = "flag" if value > threshold else "pass"
+        return Gate("frame_order", value, threshold, verdict,
+                    f"take frame(s) {_ranges_text(wrong)} look more like a neighbouring source frame than their own "
+                    f"(a dropped, repeated or swapped frame)" if wrong else
+                    f"each of {self.order_checked} frames looks most like its own source frame")
+
+    def _level_shift(self, threshold: float) -> Gate:
+        """Change where nothing should change: outside the mask (inpaint), or a whole refine's
+        mean level. A VAE round trip or a grade shifts every pixel a few levels; the
+        mask_outside gate counts only large changes."""
+        if not self.levels[2]:
+            return Gate("level_shift", None, threshold, "n/a", "nothing outside the mask to compare")
+        signed, absolute = self.levels[0] / self.levels[2], self.levels[1] / self.levels[2]
+        if self.op == "refine":   # a refine changes detail, not level: only the mean shift counts
+            value, what = abs(signed), "the mean level"
+        else:
+            value, what = absolute, "pixels outside the mask"
+        verdict = "flag" if value > threshold else "pass"
+        return Gate("level_shift", value, threshold, verdict,
+                    f"{what} changed by {value:.2f} levels on average (signed mean {signed:+.2f})")
+
+    def _inpaint_effect(self, threshold: float) -> Gate:
+        """An inpaint that leaves the masked region as it was (the object still there)."""
+        if not self.inside[1]:
+            return Gate("inpaint_effect", None, threshold, "n/a", "the mask is empty on every frame")
+        value = self.inside[0] / self.inside[1]
+        verdict = "flag" if value < threshold else "pass"
+        return Gate("inpaint_effect", value, threshold, verdict,
+                    f"the masked region changed by {value:.2f} levels on average"
+                    + (" — the inpaint left it as it was" if verdict == "flag" else ""))
+
+
+def _thumb(gray: np.ndarray) -> np.ndarray:
+    h, w = gray.shape[:2]
+    size = (min(THUMB_WIDTH, w), max(1, round(h * min(THUMB_WIDTH, w) / w)))
+    return cv2.resize(gray.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+
+
+def _thumb_change(a: np.ndarray, b: np.ndarray, weight: np.ndarray | None = None) -> float:
+    d = np.abs(a - b)
+    if weight is None:
+        return float(d.mean())
+    return float((d * weight).sum() / max(float(weight.sum()), 1e-6))
+
+
+def _ranges_text(indexes: list[int]) -> str:
+    out, start = [], None
+    for i, v in enumerate(indexes):
+        if start is None:
+            start = v
+        if i + 1 == len(indexes) or indexes[i + 1] != v + 1:
+            out.append(f"{start}" if start == v else f"{start}-{v}")
+            start = None
+    return ", ".join(out)
 
 
 def _detail_crop(frame: np.ndarray) -> np.ndarray:

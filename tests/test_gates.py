@@ -70,10 +70,15 @@ def test_a_gate_reports_value_threshold_and_verdict_and_takes_contract_threshold
 
 def test_a_stated_upscale_is_flagged_with_both_sizes():
     case = good_cases()[-1]
-    gate = gates.real_resolution(case.op, case.source, case.take, generated_size=(W // 2, H // 2))
+
+    def real_resolution(generated_size):
+        return next(g for g in gates.evaluate(case.op, case.source, case.take, extend_side=case.extend_side,
+                                              extend_frames=case.extend_frames, generated_size=generated_size)
+                    if g.name == "real_resolution")
+    gate = real_resolution((W // 2, H // 2))
     assert gate.flagged and gate.detail == f"generated at {W // 2}x{H // 2} and upscaled to {W}x{H} (25% of the " \
                                           f"delivered pixels)"
-    mild = gates.real_resolution(case.op, case.source, case.take, generated_size=(W * 3 // 4, H * 3 // 4))
+    mild = real_resolution((W * 3 // 4, H * 3 // 4))
     assert not mild.flagged and "upscaled" in mild.detail and mild.value == pytest.approx(0.5625, abs=0.01)
 
 

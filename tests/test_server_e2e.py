@@ -134,7 +134,8 @@ def test_each_job_on_a_shot_makes_the_next_version_with_a_complete_manifest(serv
     assert manifest["resolution"]["generated"]["width"] == manifest["resolution"]["delivered"]["width"] == 64
     assert manifest["source"]["source_range"] == {"start_frame": 0, "frame_count": 8, "rate": "24"}
     assert set(manifest["timings_seconds"]) == {"decode", "generate", "encode", "gates"}
-    assert [g["name"] for g in manifest["gates"]] == ["flicker", "conformance", "real_resolution", "fallback"]
+    assert [g["name"] for g in manifest["gates"]] == ["flicker", "conformance", "real_resolution", "frame_order",
+                                                     "level_shift", "fallback"]
     assert "opentimelineio" in manifest["versions"]
     import hashlib
     assert manifest["source"]["media_sha256"] == hashlib.sha256(media.read_bytes()).hexdigest()
