@@ -6,10 +6,14 @@ NEEDS_REVIEW with the reasons; otherwise it is OK. Nothing is ever approved auto
 
 | gate | measures | value | flags when | default |
 |---|---|---|---|---|
-| seam (extend) | the jump from the last source frame to the first new one | jump / the source's own typical frame-to-frame change | value > threshold | 3.0 |
+| seam (extend) | the join against the shot's own steps: plain, motion-compensated, and how far its motion strays | the worst of the three ratios | value > threshold | 3.0 |
+| motion (extend) | new frames standing still where the shot moved | share of still steps | value > threshold | 0.25 |
+| frame_order | take frames that look more like a neighbouring source frame than their own | count | value > 0 | 0 |
+| level_shift (refine, inpaint) | change where nothing should change: outside the mask, or a refine's mean level | levels | value > threshold | 1.5 |
+| inpaint_effect (inpaint) | the masked region left as it was | mean change inside the mask, levels | value < threshold | 1.0 |
 | mask_outside (inpaint) | pixels outside the mask that changed | share of outside pixels changed by more than 12 levels (8-bit), worst frame | value > threshold | 0.002 |
 | mask_boundary (inpaint) | how visible the mask's edge is in the take | edge-ring gradient / gradient of the band just outside | value > threshold | 1.8 |
-| flicker | temporal flicker of what was generated | block-luminance 2nd temporal difference of the new frames / the source's (inpaint: inside the mask / the untouched background) | value > threshold | 2.0 |
+| flicker | temporal flicker of what was generated | common-mode block-luminance 2nd temporal difference of the new frames / the source's (inpaint: inside the mask / the clear blocks around it, same frames) | value > threshold | 2.0 |
 | conformance | frame count, rate, size, timecode as asked | number of mismatches | value > 0 | 0 |
 | real_resolution | detail the take really has | high-band / mid-band spectral energy, take / source; for a take generated smaller and upscaled (always stated), the share of delivered pixels really generated | value < threshold | 0.35 |
 | fallback | the server did something other than asked | number of fallbacks | value > 0 | 0 |
