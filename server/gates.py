@@ -30,6 +30,8 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
+from server import noise
+
 DEFAULTS = {"seam": 3.0, "mask_outside": 0.002, "mask_boundary": 1.8, "flicker": 2.0, "conformance": 0.0,
             "real_resolution": 0.35, "fallback": 0.0, "color_clip": 0.02,
             "motion": 0.25, "frame_order": 0.0, "level_shift": 1.5, "inpaint_effect": 1.0}
@@ -298,7 +300,10 @@ def conformance(expected: Expected, actual: Actual) -> Gate:
 
 def _band_ratio(frames: np.ndarray) -> float:
     """High-band (0.55..0.95 Nyquist) over mid-band (0.15..0.45) spectral energy of luma, on a
-    central crop of at most 512 x 512 of up to 4 frames."""
+    central crop of at most 512 x 512 of up to 4 frames, less each frame's noise floor (white
+    noise of the picture's own level, server/noise.py, puts sigma^2 x sum(window^2) in every
+    bin): a denoise takes grain away, which is not resolution; an upscale takes the signal's
+    fine detail away."""
     picks = frames[np.linspace(0, len(frames) - 1, min(4, len(frames))).astype(int)]
     h, w = picks.shape[1:3]
     ch, cw = min(h, 512), min(w, 512)
@@ -310,10 +315,13 @@ def _band_ratio(frames: np.ndarray) -> float:
     high = (radius >= 0.55) & (radius <= 0.95)
     mid = (radius >= 0.15) & (radius <= 0.45)
     window = np.outer(np.hanning(ch), np.hanning(cw)).astype(np.float32)
+    floor_per_sigma = float((window ** 2).sum())
     ratios = []
     for g in gray:
         power = np.abs(np.fft.rfft2((g - g.mean()) * window)) ** 2
-        ratios.append(float(power[high].mean()) / max(float(power[mid].mean()), 1e-9))
+        floor = noise.luma_sigma(g) ** 2 * floor_per_sigma
+        signal_high = max(float(power[high].mean()) - floor, 0.05 * float(power[high].mean()))
+        ratios.append(signal_high / max(float(power[mid].mean()) - floor, 1e-9))
     return float(np.mean(ratios))
 
 

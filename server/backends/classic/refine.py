@@ -1,6 +1,13 @@
 """Refine a shot: motion-compensated temporal denoise, then a light detail lift, by strength.
 
-Neighbouring frames are aligned with optical flow and averaged only where they agree, so nothing ghosts.
+Neighbouring frames are aligned with optical flow and averaged only where they agree, so nothing
+ghosts. The clip's noise level is estimated first (from its first frames aligned to each other, read in
+their calmest blocks: server/noise.py); strength then chooses how much is averaged, not how much of an
+average is mixed back in: how many frames each side (1 at a touch, 5 at full strength), how
+far a neighbour may disagree and still count (a multiple of the noise), and how strongly the
+result is smoothed in space within the noise's range (an edge-keeping bilateral filter). The
+detail lift acts only on detail above the noise band, so it never sharpens grain back in.
+Strength 0 gives the frames back unchanged.
 """
 from __future__ import annotations
 
@@ -9,25 +16,57 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from server import noise
+
 from . import motion
 
 DETAIL_GAIN = 0.35       # unsharp-mask amount at strength 1
 DETAIL_SIGMA = 1.2       # px: the scale of detail the unsharp mask lifts
 _AGREEMENT_FLOOR = 3.0   # grey levels of disagreement always tolerated, even on clean footage
+# a neighbour counts fully up to (1 + strength) x noise of disagreement; the bilateral range is
+# (0.5 + strength) x noise: both grow gently, so full strength averages more frames without
+# smearing detail away (measured on real footage with added noise: bench/bench_real.py)
+TOLERANCE = (1.0, 1.0)   # (base, per unit of strength) multiples of the noise
+SPATIAL = (0.5, 1.0)
+NOISE_FRAMES = 3         # frames the noise level is estimated on (the first ones: a stream reads them first)
+_LUMA_OF_RGB_NOISE = 0.67  # luma noise / per-channel noise, for noise independent in R, G and B
 
 
 def radius_for(strength: float) -> int:
-    """Frames each side averaged: 1 for a touch, up to 3 at full strength."""
-    return 1 + int(round(2.0 * float(np.clip(strength, 0.0, 1.0))))
+    """Frames each side averaged: 1 for a touch, 3 at strength 0.5, 5 at full strength."""
+    return max(1, int(round(1.0 + 4.0 * float(np.clip(strength, 0.0, 1.0)))))
+
+
+def temporal_noise(a: np.ndarray, b: np.ndarray) -> float:
+    """Per-channel noise sigma (8-bit levels) from two neighbouring frames: b pulled onto a
+    along the flow, their luma difference averaged over 8x8 blocks and read in the calmest of
+    them (server/noise.py). Texture cancels once aligned (where one frame alone cannot tell fine
+    texture from grain), and what moved or failed to align stays in the busy blocks."""
+    pulled = motion.pull_along_flow(b, motion.dense_flow(a, b))
+    difference = np.abs(_luma8(a) - _luma8(pulled))[4:-4, 4:-4]   # not the borders the flow pulls in
+    if min(difference.shape) < 8:
+        return noise_level(a)
+    # |difference of two noisy frames| averages sigma * sqrt(2) * sqrt(2 / pi)
+    return noise.calm_blocks(difference) / (np.sqrt(2.0) * np.sqrt(2.0 / np.pi)) / _LUMA_OF_RGB_NOISE
+
+
+def noise_level(frame: np.ndarray) -> float:
+    """Per-channel noise sigma of one RGB frame in 8-bit levels (server/noise.py on its luma)."""
+    return noise.luma_sigma(_luma8(frame)) / _LUMA_OF_RGB_NOISE
+
+
+def _luma8(frame: np.ndarray) -> np.ndarray:
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return gray * (255.0 / 65535.0) if frame.dtype != np.uint8 else gray
 
 
 def refined_frames(frames: np.ndarray, strength: float) -> Iterator[np.ndarray]:
     """Yield each frame refined; strength 0 yields the frames unchanged.
 
     For frame t, each neighbour within `radius_for(strength)` is pulled onto t along the
-    dense flow, then weighted per pixel by how well it matches t, so occluded or misaligned
-    pixels barely count. The weighted mean is blended with the original by strength and
-    lightly sharpened.
+    dense flow, then weighted per pixel by how well it matches t (within a tolerance set by the
+    clip's noise and the strength), so occluded or misaligned pixels barely count. The weighted
+    mean is smoothed in space within the noise's range and its detail above the noise lifted.
     """
     return refined_stream(iter(frames), strength)
 
@@ -44,8 +83,9 @@ def refined_stream(frames: Iterator[np.ndarray], strength: float) -> Iterator[np
     window: dict[int, np.ndarray] = {}
     ended, read = False, 0
     t = 0
+    level = None
     while True:
-        while not ended and read <= t + radius:     # read ahead to t + radius
+        while not ended and read <= max(t + radius, NOISE_FRAMES - 1):     # read ahead to t + radius
             frame = next(frames, None)
             if frame is None:
                 ended = True
@@ -54,17 +94,21 @@ def refined_stream(frames: Iterator[np.ndarray], strength: float) -> Iterator[np
                 read += 1
         if t >= read:
             return
-        yield _refined(window, t, radius, strength)
+        if level is None:   # from the first frames: the same for every run of the clip
+            first = [window[i] for i in range(min(NOISE_FRAMES, read))]
+            level = float(np.median([temporal_noise(a, b) for a, b in zip(first[:-1], first[1:])])) \
+                if len(first) > 1 else noise_level(first[0])
+        yield _refined(window, t, radius, strength, level)
         window.pop(t - radius, None)                 # no later frame looks this far back
         t += 1
 
 
-def _refined(window: dict[int, np.ndarray], t: int, radius: int, strength: float) -> np.ndarray:
+def _refined(window: dict[int, np.ndarray], t: int, radius: int, strength: float, level: float) -> np.ndarray:
     reference = window[t]
     neighbours = [s for s in range(t - radius, t + radius + 1) if s != t and s in window]
     aligned = [motion.pull_along_flow(window[s], motion.dense_flow(reference, window[s])) for s in neighbours]
     differences = [motion.disagreement(a, reference) for a in aligned]
-    agreement = _agreement_table(min((float(np.median(d[::4, ::4])) for d in differences), default=0.0))
+    agreement = _agreement_table((TOLERANCE[0] + TOLERANCE[1] * strength) * level)
 
     total = reference.astype(np.float32)
     weight_sum = np.ones(reference.shape[:2] + (1,), np.float32)
@@ -72,21 +116,27 @@ def _refined(window: dict[int, np.ndarray], t: int, radius: int, strength: float
         weight = cv2.LUT(difference, agreement).astype(np.float32)[..., None] / 255.0
         total += weight * pulled
         weight_sum += weight
-    blended = reference + strength * (total / weight_sum - reference)
-    detail = blended - cv2.GaussianBlur(blended, (0, 0), DETAIL_SIGMA)
-    top = np.iinfo(reference.dtype).max   # 255, or 65535 for deep frames
-    return np.clip(np.rint(blended + strength * DETAIL_GAIN * detail), 0, top).astype(reference.dtype)
+    averaged = total / weight_sum
+    top = float(np.iinfo(reference.dtype).max)   # 255, or 65535 for deep frames
+    scale = top / 255.0
+    spatial = (SPATIAL[0] + SPATIAL[1] * strength) * level
+    if spatial > 0.5:
+        averaged = cv2.bilateralFilter(averaged, 5, spatial * scale, 2.0)
+    # the detail lift works above the noise band only (cored): grain is not sharpened back in
+    detail = averaged - cv2.GaussianBlur(averaged, (0, 0), DETAIL_SIGMA)
+    core = 1.5 * level * scale
+    lifted = np.sign(detail) * np.maximum(np.abs(detail) - core, 0.0)
+    return np.clip(np.rint(averaged + strength * DETAIL_GAIN * lifted), 0, top).astype(reference.dtype)
 
 
-def _agreement_table(typical: float) -> np.ndarray:
-    """uint8 lookup: smoothed difference -> weight (255 = agrees, 0 = ignore).
+def _agreement_table(tolerance: float) -> np.ndarray:
+    """uint8 lookup: smoothed difference (8-bit levels) -> weight (255 = agrees, 0 = ignore).
 
-    `typical` is the median difference of the best-aligned neighbour: what agreement looks
-    like in this footage, noise included. Differences up to half again as much count fully;
-    beyond, the weight falls off quickly, so several half-agreeing neighbours cannot add up
-    to a ghost.
+    Differences up to `tolerance` (from the noise and the strength) plus a small floor count
+    fully; beyond, the weight falls off quickly, so several half-agreeing neighbours cannot
+    add up to a ghost.
     """
-    knee = 1.5 * typical + _AGREEMENT_FLOOR
-    falloff = 0.5 * typical + _AGREEMENT_FLOOR / 2.0
+    knee = tolerance + _AGREEMENT_FLOOR
+    falloff = 0.5 * tolerance + _AGREEMENT_FLOOR / 2.0
     excess = np.maximum(np.arange(256, dtype=np.float32) - knee, 0.0)
     return np.rint(255.0 * np.exp(-0.5 * (excess / falloff) ** 2)).astype(np.uint8)
