@@ -46,6 +46,7 @@ CLOSER_SHARE = 0.5        # a take frame this much closer to a neighbouring sour
 CHANGED_LEVELS = 12       # an outside pixel "changed" beyond codec noise
 MOTION_FLOOR = 1.0        # levels: a static shot's frame-to-frame change is at least this
 FLICKER_FLOOR = 0.25
+FLICKER_EXCESS = 0.75     # levels/frame²: less extra wobble than this does not show, whatever the ratio
 BLOCKS = 8                # flicker: luminance of an 8x8 grid of blocks
 
 
@@ -277,9 +278,12 @@ def _flicker_gate(mine: float, theirs: float, against: str, threshold: float) ->
     if np.isnan(mine) or np.isnan(theirs):
         return Gate("flicker", None, threshold, "n/a", "too few frames (or no steadily masked area) to compare")
     value = mine / max(theirs, FLICKER_FLOOR)
-    verdict = "flag" if value > threshold else "pass"
+    # a ratio of two small wobbles is not a visible flicker: the excess must reach FLICKER_EXCESS too
+    verdict = "flag" if value > threshold and mine - theirs > FLICKER_EXCESS else "pass"
     return Gate("flicker", value, threshold, verdict,
-                f"block luminance wobbles {mine:.2f} levels/frame² vs {theirs:.2f} in {against} ({value:.2f}x)")
+                f"block luminance wobbles {mine:.2f} levels/frame² vs {theirs:.2f} in {against} ({value:.2f}x"
+                + (f"; {mine - theirs:.2f} more, under the {FLICKER_EXCESS} that shows)"
+                   if value > threshold and verdict == "pass" else ")"))
 
 
 def conformance(expected: Expected, actual: Actual) -> Gate:

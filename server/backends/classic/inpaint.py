@@ -15,6 +15,15 @@ from . import motion
 
 FRINGE_PX = 3          # also distrust this much around a donor's mask: roto edges miss soft fringes
 _SPATIAL_RADIUS = 5    # cv2.inpaint neighbourhood for pixels no frame ever saw
+# A donor is checked on a ring of known pixels around the hole before it gives anything: there
+# it must show what the frame shows. Its mean level offset there is taken off what it gives
+# (auto-exposure, flicker), and a donor whose aligned ring still differs by more than
+# RING_TOLERANCE x the best donor's (+ RING_SLACK levels), or by more than RING_LIMIT levels,
+# is not used (misaligned, or something else passed there).
+RING_PX = 8
+RING_TOLERANCE = 3.0
+RING_SLACK = 3.0
+RING_LIMIT = 40.0
 
 
 # Donors are looked for within a window of frames around the one being filled: the nearest
@@ -86,21 +95,39 @@ def _filled(t: int, window: dict, to_first: list[np.ndarray], radius: int) -> np
         return frame.copy()
     filled = frame.copy()
     from_first = np.linalg.inv(to_first[t])
+    h, w = mask.shape
+    ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * RING_PX + 1,) * 2)
+    known_ring = (cv2.dilate(mask.astype(np.uint8), ring_kernel) > 0) & ~mask
+    best = None
+    top = float(np.iinfo(frame.dtype).max)
+    per_level = top / 255.0
     for offset in sorted(range(-radius, radius + 1), key=lambda o: (abs(o), o))[1:]:
         s = t + offset
         if s not in window:
             continue
         donor, _, distrusted = window[s]
         x0, y0, x1, y1 = _bounds(hole)
-        # The donor is warped only over what is still missing, in that box's coordinates.
+        x0, y0, x1, y1 = max(0, x0 - RING_PX), max(0, y0 - RING_PX), min(w, x1 + RING_PX), min(h, y1 + RING_PX)
+        # The donor is warped only over what is still missing (and its ring), in that box's coordinates.
         into_box = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
         s_to_box = into_box @ from_first @ to_first[s]
         box = (x1 - x0, y1 - y0)
         pixels = cv2.warpPerspective(donor, s_to_box, box, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         # A donor pixel counts only if it lands inside the donor, away from its mask.
         usable = cv2.warpPerspective((~distrusted).astype(np.uint8) * 255, s_to_box, box,
-                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        take = hole[y0:y1, x0:x1] & (usable == 255)
+                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) == 255
+        take = hole[y0:y1, x0:x1] & usable
+        if not take.any():
+            continue
+        ring = known_ring[y0:y1, x0:x1] & usable
+        if ring.sum() >= 16:
+            seen, given = frame[y0:y1, x0:x1][ring].astype(np.float32), pixels[ring].astype(np.float32)
+            shift = np.median(seen - given, axis=0)                        # per channel
+            error = float(np.abs(seen - given - shift).mean()) / per_level   # in 8-bit levels
+            if error > RING_LIMIT or (best is not None and error > RING_TOLERANCE * best + RING_SLACK):
+                continue
+            best = error if best is None else min(best, error)
+            pixels = np.clip(pixels.astype(np.float32) + shift, 0, top).astype(frame.dtype)
         filled[y0:y1, x0:x1][take] = pixels[take]
         hole[y0:y1, x0:x1] &= ~take
         if not hole.any():
