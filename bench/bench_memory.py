@@ -37,7 +37,6 @@ from bridge.api import pb  # noqa: E402
 from bridge.client import GenerationClient  # noqa: E402
 from bridge.selection import export_selection  # noqa: E402
 from server.media import write_movie  # noqa: E402
-from server.media.encode import Delivery  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SIZES = {"hd": (1920, 1080, 8, "h264"), "uhd": (3840, 2160, 10, "prores")}

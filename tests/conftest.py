@@ -60,6 +60,18 @@ def submit_request(timeline, clip: str, op: str, *, codec=pb.FFV1, seed: int = 7
     return request
 
 
+def write_mask(path: Path, mask: np.ndarray, rate=Fraction(24)) -> Path:
+    """(n, h, w) bool masks as a lossless matte movie (white = replace)."""
+    return write_movie(np.repeat(mask[..., None], 3, axis=3).astype(np.uint8) * 255, path, codec="ffv1",
+                       rate=Fraction(rate)).path
+
+
+def natives(path, start, count, rate=None):
+    """The pictures of frames start.. of `path` in their own pixel format (Native planes)."""
+    from server.media.decode import iter_pictures
+    return [n for _, n in iter_pictures(path, start, count, depth=16, rate=rate)]
+
+
 def refused(client, request):
     """The ClientError a submit is refused with, after checking the server still answers."""
     from bridge.client import ClientError

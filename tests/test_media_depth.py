@@ -22,10 +22,9 @@ from bridge.api import pb
 from server.media import probe, read_frames
 from server.media.encode import Delivery, delivery_for, write_movie
 from server.media.pixels import ColorTags, align_mask, chroma_grid, plane_masks
-from server.media.decode import iter_pictures
 from server.samples import pan_clip
 
-from conftest import make_timeline, submit_request
+from conftest import make_timeline, natives, submit_request, write_mask
 
 N, H, W = 8, 72, 128
 
@@ -43,15 +42,6 @@ def box_mask(n=N, h=H, w=W, x0=41, y0=17, x1=87, y1=49) -> np.ndarray:
     mask[:, y0:y1, x0:x1] = True
     mask[2] = False          # a frame with an empty mask: untouched whole
     return mask
-
-
-def write_mask(path: Path, mask: np.ndarray) -> Path:
-    return write_movie(np.repeat(mask[..., None], 3, axis=3).astype(np.uint8) * 255, path, codec="ffv1",
-                       rate=Fraction(24)).path
-
-
-def natives(path, start, count, rate=None):
-    return [n for _, n in iter_pictures(path, start, count, depth=16, rate=rate)]
 
 
 def samples_outside(source_natives, take_natives, mask) -> tuple[int, int]:

@@ -24,11 +24,10 @@ import pytest
 
 import footage
 from bridge.api import pb
-from server.media import probe, read_frames, write_movie
-from server.media.decode import iter_pictures
+from server.media import probe, read_frames
 from server.media.pixels import align_mask, chroma_grid, plane_masks
 
-from conftest import make_timeline, submit_request
+from conftest import make_timeline, natives, submit_request, write_mask as write_matte
 
 N = 12
 
@@ -67,15 +66,6 @@ def moving_box_mask(n: int, width: int, height: int) -> np.ndarray:
     return mask
 
 
-def write_mask(path: Path, mask: np.ndarray) -> Path:
-    return write_movie(np.repeat(mask[..., None], 3, axis=3).astype(np.uint8) * 255, path, codec="ffv1",
-                       rate=Fraction(25)).path
-
-
-def natives(path, start, count, rate=None):
-    return [n for _, n in iter_pictures(path, start, count, depth=16, rate=rate)]
-
-
 # (clip, first frame of the range: inside a GOP, so the server must decode from a keyframe)
 CLIPS = [("bikes", 37), ("city", 60), ("vtest", 301), ("wolfgang", 101), ("cup", 50)]
 
@@ -101,7 +91,7 @@ def test_a_lossless_inpaint_of_real_footage_keeps_every_sample_outside_the_mask(
     media = real_clip(clip_id, tmp_path)
     info = probe(media)
     mask = moving_box_mask(N, info.width, info.height)
-    job, manifest = run(client, timeline_of(media, start), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask),
+    job, manifest = run(client, timeline_of(media, start), "inpaint", mask=write_matte(tmp_path / "m.mkv", mask, rate=25),
                         codec=pb.FFV1)
     take = probe(job.take.media.url)
     assert (take.frame_count, take.pix_fmt, take.width, take.height) == (N, info.pix_fmt, info.width, info.height)
@@ -188,7 +178,7 @@ def test_a_prores_take_of_real_footage_is_within_5_percent_of_a_plain_reencode(s
     media = real_clip(clip_id, tmp_path)
     info = probe(media)
     mask = moving_box_mask(N, info.width, info.height)
-    job, manifest = run(client, timeline_of(media, start), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask),
+    job, manifest = run(client, timeline_of(media, start), "inpaint", mask=write_matte(tmp_path / "m.mkv", mask, rate=25),
                         codec=pb.PRORES_422_HQ)
     floor = reencoded(media, tmp_path / "floor.mov", start, N, "prores_ks", "hq", "yuv422p10le")
     source = read_frames(media, start, N, depth=16)
@@ -241,7 +231,7 @@ def test_deep_long_gop_camera_files_keep_their_samples_outside_the_mask(server, 
     info = probe(media)
     assert (info.pix_fmt, info.bit_depth, info.frame_count, info.width) == (pix_fmt, 10, 24, size[0])
     mask = moving_box_mask(N, *size)
-    job, manifest = run(client, timeline_of(media, 7), "inpaint", mask=write_mask(tmp_path / "m.mkv", mask),
+    job, manifest = run(client, timeline_of(media, 7), "inpaint", mask=write_matte(tmp_path / "m.mkv", mask, rate=25),
                         codec=pb.FFV1)
     assert manifest["pixels"]["processing_bit_depth"] == 16 and manifest["pixels"]["source_bit_depth"] == 10
     take = probe(job.take.media.url)
