@@ -279,10 +279,12 @@ def _flicker_gate(mine: float, theirs: float, against: str, threshold: float) ->
         return Gate("flicker", None, threshold, "n/a", "too few frames (or no steadily masked area) to compare")
     value = mine / max(theirs, FLICKER_FLOOR)
     # a ratio of two small wobbles is not a visible flicker: the excess must reach FLICKER_EXCESS too
-    verdict = "flag" if value > threshold and mine - theirs > FLICKER_EXCESS else "pass"
+    # (scaled down with a contract's stricter threshold: a stricter review asks for less)
+    excess = FLICKER_EXCESS * min(1.0, threshold / DEFAULTS["flicker"])
+    verdict = "flag" if value > threshold and mine - theirs > excess else "pass"
     return Gate("flicker", value, threshold, verdict,
                 f"block luminance wobbles {mine:.2f} levels/frame² vs {theirs:.2f} in {against} ({value:.2f}x"
-                + (f"; {mine - theirs:.2f} more, under the {FLICKER_EXCESS} that shows)"
+                + (f"; {mine - theirs:.2f} more, under the {excess:.2f} that shows)"
                    if value > threshold and verdict == "pass" else ")"))
 
 

@@ -116,7 +116,7 @@ def test_report_figures_match_a_hand_count(capsys, served, write_media, tmp_path
     def make(name, op, strict=False, **params):
         request = submit_request(timeline, "A", op, **params)
         if strict:
-            request.contract.review.thresholds["flicker"] = 0.001  # every take flags
+            request.contract.review.thresholds["real_resolution"] = 100.0  # every take flags (less detail than 100x)
         job = client.wait(client.submit(request).job_id)
         assert job.state == pb.SUCCEEDED
         made[name] = job.take
@@ -142,7 +142,7 @@ def test_report_figures_match_a_hand_count(capsys, served, write_media, tmp_path
     report = build_report(store)
     overall, refine, extend = report["overall"], report["operations"]["refine"], report["operations"]["extend"]
     assert (overall["takes"], refine["takes"], extend["takes"], report["operations"]["inpaint"]["takes"]) == (5, 3, 2, 0)
-    assert overall["flagged"] == 2 and overall["flags_by_reason"] == {"flicker": 2}
+    assert overall["flagged"] == 2 and overall["flags_by_reason"] == {"real_resolution": 2}
     assert (overall["reviewed"], overall["approved"], overall["rejected"], overall["unreviewed"]) == (4, 2, 2, 1)
     assert overall["approval_rate"] == 0.5 and overall["rejection_rate"] == 0.5
     assert (refine["approved"], refine["rejected"], refine["approval_rate"]) == (2, 1, round(2 / 3, 3))
