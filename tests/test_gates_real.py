@@ -13,13 +13,11 @@ The confusion table is printed; targets: at least 95 % of the planted defects ca
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-import pytest
 
 import footage
 from server import gates
@@ -54,12 +52,7 @@ def _classic(op, frames, rate, **spec):
 def _segments():
     out = []
     for clip, start, count in SEGMENTS:
-        path = footage.cached(clip)
-        if path is None:
-            message = f"real clip {clip!r} not cached: run `python tests/footage.py fetch` (make test does)"
-            if os.environ.get("TAKEBRIDGE_REQUIRE_FOOTAGE"):
-                pytest.fail(message)
-            pytest.skip(message)
+        path = footage.for_test(clip)
         out.append((f"{clip}@{start}", read_frames(path, start, count), probe(path).rate))
     return out
 

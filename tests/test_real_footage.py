@@ -13,7 +13,6 @@ re-encode outside the mask.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -34,12 +33,7 @@ N = 12
 
 def real_clip(clip_id: str, tmp_path: Path) -> Path:
     """A copy of the cached clip in the test's folder (the server reads it from there)."""
-    cached = footage.cached(clip_id)
-    if cached is None:
-        message = f"real clip {clip_id!r} is not cached: run `python tests/footage.py fetch` (make test does)"
-        if os.environ.get("TAKEBRIDGE_REQUIRE_FOOTAGE"):
-            pytest.fail(message)
-        pytest.skip(message)
+    cached = footage.for_test(clip_id)
     return Path(shutil.copy(cached, tmp_path / cached.name))
 
 
