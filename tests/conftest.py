@@ -72,6 +72,30 @@ def natives(path, start, count, rate=None):
     return [n for _, n in iter_pictures(path, start, count, depth=16, rate=rate)]
 
 
+def encode_pictures(path: Path, encoder: str, pictures, *, rate, pix_fmt: str, size: tuple[int, int],
+                    options: dict | None = None, timecode: str | None = None, tags: tuple | None = None) -> Path:
+    """Encode av.VideoFrames (already in `pix_fmt`) with one of FFmpeg's own encoders, as a
+    camera or another application would have written the file (frame i at pts i). `tags`:
+    (matrix, range, primaries, transfer) for the stream."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        if timecode:
+            out.metadata["timecode"] = timecode
+        stream = out.add_stream(encoder, rate=Fraction(rate), options=options or {})
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], pix_fmt
+        if tags is not None:
+            ctx = stream.codec_context
+            ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc = tags
+        for index, picture in enumerate(pictures):
+            picture.pts, picture.time_base = index, 1 / Fraction(rate)
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 def refused(client, request):
     """The ClientError a submit is refused with, after checking the server still answers."""
     from bridge.client import ClientError

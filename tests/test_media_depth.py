@@ -24,7 +24,7 @@ from server.media.encode import Delivery, delivery_for, write_movie
 from server.media.pixels import ColorTags, align_mask, chroma_grid, plane_masks
 from server.samples import pan_clip
 
-from conftest import make_timeline, natives, submit_request, write_mask
+from conftest import encode_pictures, make_timeline, natives, submit_request, write_mask
 
 N, H, W = 8, 72, 128
 
@@ -128,17 +128,11 @@ def test_a_refined_10bit_take_keeps_detail_below_8_bits(server, prores10):
 def reencoded_floor(source: Path, dest: Path, profile: str, encoder: str = "prores_ks") -> Path:
     """The source re-encoded with FFmpeg's `encoder` at the same profile: the least a ProRes
     (or DNxHR) take can differ from it."""
-    with av.open(str(source)) as inp, av.open(str(dest), "w") as out:
+    with av.open(str(source)) as inp:
         stream_in = inp.streams.video[0]
-        stream = out.add_stream(encoder, rate=stream_in.average_rate, options={"profile": profile})
-        stream.width, stream.height, stream.pix_fmt = stream_in.width, stream_in.height, stream_in.pix_fmt
-        for index, frame in enumerate(inp.decode(stream_in)):
-            frame.pts, frame.time_base = index, 1 / Fraction(stream_in.average_rate)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return dest
+        return encode_pictures(dest, encoder, inp.decode(stream_in), rate=stream_in.average_rate,
+                               pix_fmt=stream_in.pix_fmt, size=(stream_in.width, stream_in.height),
+                               options={"profile": profile})
 
 
 # Where a DCT codec's take differs from a plain re-encode of its source: the 8x8 blocks of the
@@ -195,18 +189,14 @@ def test_prores_4444_with_alpha_stays_4444_and_keeps_the_alpha(server, tmp_path)
     rgb = deep_clip()
     alpha = np.tile(np.linspace(64, 1000, W, dtype=np.uint16), (H, 1))   # a soft 10-bit ramp
     path = tmp_path / "plate4444.mov"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("prores_ks", rate=Fraction(24), options={"profile": "4444", "alpha_bits": "16"})
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuva444p10le"
-        for i, frame in enumerate(rgb):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb48le").reformat(
-                format="yuva444p10le", dst_colorspace=1, dst_color_range=1)
-            picture.planes[3].update(np.ascontiguousarray(alpha).tobytes())
-            picture.pts = i
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+
+    def with_alpha(frame):
+        picture = av.VideoFrame.from_ndarray(frame, format="rgb48le").reformat(
+            format="yuva444p10le", dst_colorspace=1, dst_color_range=1)
+        picture.planes[3].update(np.ascontiguousarray(alpha).tobytes())
+        return picture
+    encode_pictures(path, "prores_ks", (with_alpha(f) for f in rgb), rate=24, pix_fmt="yuva444p10le", size=(W, H),
+                    options={"profile": "4444", "alpha_bits": "16"})
     info = probe(path)
     assert info.has_alpha and info.profile == "4444"
     job, manifest = run(client, timeline_of(path), "refine", strength=0.5, codec=pb.PRORES_422_HQ)
@@ -220,21 +210,11 @@ def test_prores_4444_with_alpha_stays_4444_and_keeps_the_alpha(server, tmp_path)
 
 def tagged_source(path: Path, matrix: int, color_range: int, pix_fmt="yuv420p", w=W, h=H) -> Path:
     """An FFV1 source with explicit colour tags, converted from RGB with those very tags."""
-    frames = pan_clip(N, h, w, 2.0)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=Fraction(24))
-        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-        ctx = stream.codec_context
-        ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc = matrix, color_range, 6, 6
-        for i, frame in enumerate(frames):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
-                format=pix_fmt, dst_colorspace=5 if matrix in (5, 6) else 1, dst_color_range=color_range)
-            picture.pts = i
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    pictures = (av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
+        format=pix_fmt, dst_colorspace=5 if matrix in (5, 6) else 1, dst_color_range=color_range)
+        for frame in pan_clip(N, h, w, 2.0))
+    return encode_pictures(path, "ffv1", pictures, rate=24, pix_fmt=pix_fmt, size=(w, h),
+                           tags=(matrix, color_range, 6, 6))
 
 
 @pytest.mark.parametrize("matrix, color_range", [(6, 1), (6, 2), (1, 2)])
@@ -347,16 +327,9 @@ def test_non_square_pixels_keep_their_aspect(server, tmp_path):
     plate is square-pixelled; its manifest still states the source's aspect.)"""
     client, _ = server
     path = tmp_path / "anamorphic.mov"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("prores_ks", rate=Fraction(24), options={"aspect": "4/3", "profile": "hq"})
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv422p10le"
-        for i, frame in enumerate(pan_clip(N, H, W, 2.0)):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv422p10le")
-            picture.pts = i
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    encode_pictures(path, "prores_ks", (av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv422p10le")
+                                        for f in pan_clip(N, H, W, 2.0)),
+                    rate=24, pix_fmt="yuv422p10le", size=(W, H), options={"aspect": "4/3", "profile": "hq"})
     assert probe(path).sample_aspect == Fraction(4, 3)
     job, manifest = run(client, timeline_of(path), "refine", strength=0.4, codec=pb.PRORES_422_HQ)
     take = probe(job.take.media.url)
@@ -396,18 +369,10 @@ def dnxhr10(tmp_path):
     """A 10-bit DNxHR HQX plate made with FFmpeg's dnxhd encoder (resolution independent down to
     DNxHR's least, 256x120), timecode 01:00:00:00."""
     path = tmp_path / "plate_dnxhr.mov"
-    with av.open(str(path), "w") as out:
-        out.metadata["timecode"] = "01:00:00:00"
-        stream = out.add_stream("dnxhd", rate=Fraction(24), options={"profile": "dnxhr_hqx"})
-        stream.width, stream.height, stream.pix_fmt = DNX_W, DNX_H, "yuv422p10le"
-        for i, frame in enumerate(deep_clip(h=DNX_H, w=DNX_W)):
-            picture = av.VideoFrame.from_ndarray(frame, format="rgb48le").reformat(
-                format="yuv422p10le", dst_colorspace="ITU709", dst_color_range="MPEG")
-            picture.pts = i
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    pictures = (av.VideoFrame.from_ndarray(frame, format="rgb48le").reformat(
+        format="yuv422p10le", dst_colorspace="ITU709", dst_color_range="MPEG") for frame in deep_clip(h=DNX_H, w=DNX_W))
+    encode_pictures(path, "dnxhd", pictures, rate=24, pix_fmt="yuv422p10le", size=(DNX_W, DNX_H),
+                    options={"profile": "dnxhr_hqx"}, timecode="01:00:00:00")
     info = probe(path)
     assert (info.codec, info.profile, info.pix_fmt, info.frame_count) == ("dnxhd", "DNXHR HQX", "yuv422p10le", N)
     return path

@@ -26,7 +26,7 @@ from bridge.api import pb
 from server.media import probe, read_frames
 from server.media.pixels import align_mask, chroma_grid, plane_masks
 
-from conftest import make_timeline, natives, submit_request, write_mask as write_matte
+from conftest import encode_pictures, make_timeline, natives, submit_request, write_mask as write_matte
 
 N = 12
 
@@ -152,18 +152,9 @@ def test_a_clip_that_hides_its_b_frame_reordering_comes_out_in_display_order(ser
 
 def reencoded(source: Path, dest: Path, start: int, count: int, encoder: str, profile: str, pix_fmt: str) -> Path:
     """Frames start..start+count-1 re-encoded plainly with FFmpeg's `encoder`: the floor."""
-    pictures = [n.frame() for n in natives(source, start, count)]
-    with av.open(str(dest), "w") as out:
-        stream = out.add_stream(encoder, rate=25, options={"profile": profile})
-        stream.width, stream.height, stream.pix_fmt = pictures[0].width, pictures[0].height, pix_fmt
-        for index, picture in enumerate(pictures):
-            picture = picture.reformat(format=pix_fmt)
-            picture.pts = index
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return dest
+    pictures = [n.frame().reformat(format=pix_fmt) for n in natives(source, start, count)]
+    return encode_pictures(dest, encoder, pictures, rate=25, pix_fmt=pix_fmt,
+                           size=(pictures[0].width, pictures[0].height), options={"profile": profile})
 
 
 @pytest.mark.parametrize("clip_id,start", [("bikes", 37), ("vtest", 301)])
@@ -199,17 +190,9 @@ def camera_deep(tmp_path: Path, encoder: str, pix_fmt: str, size: tuple[int, int
     else:
         options["x264-params"] = "bframes=3"
         options["preset"] = "veryfast"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(encoder, rate=25, options=options)
-        stream.width, stream.height, stream.pix_fmt = *size, pix_fmt
-        for index, native in enumerate(natives(media, 30, 24)):
-            picture = native.frame().reformat(width=size[0], height=size[1], format=pix_fmt, interpolation="BICUBIC")
-            picture.pts = index
-            for packet in stream.encode(picture):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    pictures = (native.frame().reformat(width=size[0], height=size[1], format=pix_fmt, interpolation="BICUBIC")
+                for native in natives(media, 30, 24))
+    return encode_pictures(path, encoder, pictures, rate=25, pix_fmt=pix_fmt, size=size, options=options)
 
 
 DEEP = [("libx265", "yuv420p10le", (640, 272), "bikes_main10.mkv"),
