@@ -155,7 +155,7 @@ class _Job:
         self.report, self.cancel, self.delivery = report, cancel, delivery
         self.depth, self.keep_pictures = depth, keep_pictures
         self.same_format = keep_pictures and delivery.pix_fmt == plan.media.pix_fmt
-        self.transcode = transcode and not self.same_format
+        self.transcode = transcode   # never with same_format: it needs another Y'CbCr format
         self.deep_backend = bool(getattr(backend, "deep", False))
         self.untouched: list[int] = []
         self.copied: list[int] = []

@@ -15,6 +15,7 @@ cheap latent preview every few steps; cancellation is checked between steps.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -111,77 +112,59 @@ class DiffusersBackend:
         first = next(frames, None)
         if first is None:
             return
+        runner, boundary = self._prepared(op, spec, first, total, progress, cancel)
+        inputs = (boundary.into(frame, mask) for frame, mask in
+                  zip(itertools.chain([first], frames), masks if masks is not None else itertools.repeat(None)))
+        with self._running(cancel, boundary, spec):
+            for out in runner.stream(op, inputs, total):
+                yield boundary.out_of(out)
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(self, op: str, frames: np.ndarray, spec: Spec, progress: ProgressFn,
+            cancel: threading.Event) -> np.ndarray:
+        if op not in ("refine", "inpaint", "extend"):
+            raise BackendError("unknown_operation", f"operation {op!r} is not refine, extend or inpaint")
+        runner, boundary = self._prepared(op, spec, frames[0], len(frames) + spec.extend_frames, progress, cancel)
+        masks = spec.mask if op == "inpaint" else itertools.repeat(None)
+        model = np.stack([boundary.into(frame, mask)[0] for frame, mask in zip(frames, masks)])
+        with self._running(cancel, boundary, spec):
+            if op == "refine":
+                out = runner.refine(model)
+            elif op == "inpaint":
+                out = runner.inpaint(model, spec.mask)
+            else:
+                out = runner.extend(model, spec.extend_frames, spec.extend_side)
+            return np.stack([boundary.out_of(f) for f in out])
+
+    def _prepared(self, op: str, spec: Spec, first: np.ndarray, frames: int, progress, cancel):
+        """The model for `op`, its size for these frames (stated in spec.info), the memory check,
+        the pipeline (loaded or warm), and the colour/depth boundary for the frames."""
         profile = self.model_for(op, spec.model)
         height, width = first.shape[:2]
         size = conform.model_size(width, height, tuple(profile.native_size), profile.size_multiple)
         spec.info.update({"model": profile.id, "weights_sha256": profile.weights_sha256,
                           "generated_size": size, "generated_fps": profile.native_fps,
                           "generator": f"torch.Generator({self.device}).manual_seed(seed + chunk)"})
-        self.check_memory(profile, size, min(profile.max_frames, total))
+        self.check_memory(profile, size, min(profile.max_frames, frames))
         if cancel.is_set():
             raise Cancelled()
-        pipe = self.cache.get(profile)
+        pipe = self.cache.get(profile)   # a ModelError is a BackendError: the job fails with its code
+        # an extension's new frames have no masks; refine and inpaint frames pair with theirs
         boundary = _Boundary(spec.color, first.dtype, (width, height), op == "inpaint")
-        runner = _Run(self, pipe, profile, spec, size, progress, cancel)
-        inputs = (boundary.into(frame, mask) for frame, mask in
-                  zip(itertools.chain([first], frames), masks if masks is not None else itertools.repeat(None)))
+        return _Run(self, pipe, profile, spec, size, progress, cancel), boundary
+
+    @contextlib.contextmanager
+    def _running(self, cancel: threading.Event, boundary: "_Boundary", spec: Spec):
+        """Around the calls into the pipeline: a stop from the step callback is a cancellation,
+        the device's memory is freed after one, and the colour statistics are stated."""
         try:
-            for out in runner.stream(op, inputs, total):
-                yield boundary.out_of(out)
+            yield
         except _Stop:
             raise Cancelled() from None
         finally:
             if cancel.is_set():
                 free_device_memory(self.device)
             boundary.describe(spec)
-
-    # -- run ----------------------------------------------------------------------------------
-    def run(self, op: str, frames: np.ndarray, spec: Spec, progress: ProgressFn,
-            cancel: threading.Event) -> np.ndarray:
-        profile = self.model_for(op, spec.model)
-        source_dtype = frames.dtype
-        transform = spec.color
-        if transform is not None:
-            # the contract's colour space -> the model's working space, clipped to what it holds
-            model = np.stack([transform.to_model(codes_of(f)) for f in frames])
-            spec.info["color"] = {**transform.describe(),
-                                  "clipped_in_share": _outside_share(model, spec.mask if op == "inpaint" else None)}
-            frames = frames_of(np.clip(model, 0.0, 1.0), np.uint8)
-        elif frames.dtype != np.uint8:
-            # the model's input is 8-bit images: deep working frames are narrowed at this boundary
-            # (the server widens what comes back, and pixels outside a mask or frames kept stay
-            # the source's at its own depth)
-            frames = ((frames.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-        height, width = frames.shape[1:3]
-        size = conform.model_size(width, height, tuple(profile.native_size), profile.size_multiple)
-        spec.info.update({"model": profile.id, "weights_sha256": profile.weights_sha256,
-                          "generated_size": size, "generated_fps": profile.native_fps,
-                          "generator": f"torch.Generator({self.device}).manual_seed(seed + chunk)"})
-        self.check_memory(profile, size, min(profile.max_frames, len(frames) + spec.extend_frames))
-        if cancel.is_set():
-            raise Cancelled()
-        pipe = self.cache.get(profile)   # a ModelError is a BackendError: the job fails with its code
-        runner = _Run(self, pipe, profile, spec, size, progress, cancel)
-        try:
-            if op == "refine":
-                out = runner.refine(frames)
-            elif op == "inpaint":
-                out = runner.inpaint(frames, spec.mask)
-            elif op == "extend":
-                out = runner.extend(frames, spec.extend_frames, spec.extend_side)
-            else:
-                raise BackendError("unknown_operation", f"operation {op!r} is not refine, extend or inpaint")
-        except _Stop:
-            raise Cancelled() from None
-        finally:
-            if cancel.is_set():
-                free_device_memory(self.device)
-        out = conform.resize(out, (width, height))
-        if transform is None:
-            return out
-        # and back with the exact inverse, at the source's depth
-        spec.info["color"]["saturated_out_share"] = _saturated_share(out, spec.mask if op == "inpaint" else None)
-        return np.stack([frames_of(transform.from_model(codes_of(f)), source_dtype) for f in out])
 
 
 class _Boundary:
@@ -471,22 +454,6 @@ def _uint8(frames) -> np.ndarray:
     if array.dtype != np.uint8:
         array = np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8)
     return array
-
-
-def _outside_share(values: np.ndarray, mask: np.ndarray | None) -> float:
-    """Share of pixels (inside the mask, when there is one) with a channel outside 0..1."""
-    outside = ((values < 0.0) | (values > 1.0)).any(axis=-1)
-    if mask is not None and mask.shape == outside.shape:
-        return float(outside[mask].mean()) if mask.any() else 0.0
-    return float(outside.mean())
-
-
-def _saturated_share(frames: np.ndarray, mask: np.ndarray | None) -> float:
-    """Share of pixels the model made at the end of its range (a channel at 0 or 255)."""
-    saturated = ((frames == 0) | (frames == 255)).any(axis=-1)
-    if mask is not None and mask.shape == saturated.shape:
-        return float(saturated[mask].mean()) if mask.any() else 0.0
-    return float(saturated.mean())
 
 
 def _pils(frames: np.ndarray, mode: str = "RGB"):
