@@ -24,6 +24,10 @@ $(BIN)/python:
 
 # core + development tools: enough for the server, the CLI and the demo
 $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
+	@# opencv-python-headless and the contrib build share the cv2 package: a venv made before the
+	@# switch to contrib gets the plain build out first, then contrib afresh
+	if $(BIN)/python -m pip show -q opencv-python-headless 2>/dev/null; then \
+		$(BIN)/python -m pip uninstall -y -q opencv-python-headless opencv-contrib-python-headless; fi
 	$(PIP) -e '.[dev]'
 	touch $@
 

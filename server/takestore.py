@@ -27,7 +27,7 @@ from server.runner import RunResult
 
 MANIFEST_SCHEMA = 1
 MANIFEST_SUFFIX = ".manifest.json"
-LIBRARIES = ("takebridge", "opentimelineio", "grpcio", "protobuf", "numpy", "opencv-python-headless", "av",
+LIBRARIES = ("takebridge", "opentimelineio", "grpcio", "protobuf", "numpy", "opencv-contrib-python-headless", "av",
              "torch", "diffusers", "transformers")
 
 

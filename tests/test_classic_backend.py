@@ -64,8 +64,12 @@ def test_a_region_no_frame_ever_saw_is_painted_in_and_only_there():
     take = run("inpaint", frames, mask=masks)
 
     assert np.array_equal(take[~masks], frames[~masks])
-    spatial = spatial_only(frames, masks)
-    assert np.array_equal(take[masks], spatial[masks])
+    # a still shot is painted once and the paint reused: no boiling from frame to frame
+    assert all(np.array_equal(take[i], take[0]) for i in range(1, len(take)))
+    # the frames show the truth behind the mask: on this synthetic set the paint is within 1 dB of
+    # Telea's (on real footage it beats Telea and FSR: test_real_footage)
+    ours = psnr(take[masks], frames[masks])
+    assert ours > psnr(spatial_only(frames, masks)[masks], frames[masks]) - 1.0
 
 
 def test_unmasked_frames_come_back_untouched():
