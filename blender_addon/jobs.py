@@ -47,7 +47,6 @@ def take_dir(settings) -> str:
 
 def build_request(scene, source, op: str, settings, *, frames: int = 0, side: str = "TAIL", mask_path: str = ""):
     """The SubmitJobRequest for one strip; refuses what the server would refuse, earlier."""
-    pb = sub("api").pb
     timeline = vse.export_timeline(scene)
     try:
         segment = sub("timeline").select_clip(timeline, source.name, handles=settings.handles)
@@ -60,35 +59,21 @@ def build_request(scene, source, op: str, settings, *, frames: int = 0, side: st
                        f"plays it frame for frame, so its timing is not the media's. Conform the media or set the "
                        f"scene rate to {mismatch['media']}")
     selection = sub("timeline").job_timeline(timeline, segment)
-    import opentimelineio as otio
-
-    request = pb.SubmitJobRequest(request_id=sub("client").new_request_id(), operation=getattr(pb, op.upper()),
-                                  selection_otio=otio.adapters.write_to_string(selection, "otio_json"),
-                                  backend=settings.backend, model=settings.model, client="takebridge-blender")
-    if op == "refine":
-        request.refine.strength = settings.strength
-    elif op == "extend":
-        if frames <= 0:
-            raise JobError(f"an extension needs at least 1 frame, not {frames}")
-        request.extend.side = pb.HEAD if side == "HEAD" else pb.TAIL
-        request.extend.frames = frames
-    elif op == "inpaint":
-        if not mask_path:
-            raise JobError("inpaint needs a mask: choose a mask strip (image, movie or Mask) in the TakeBridge panel")
-        request.inpaint.mask_url = mask_path
-    contract = request.contract
-    contract.prompt, contract.negative_prompt = settings.prompt, settings.negative_prompt
+    if op == "inpaint" and not mask_path:
+        raise JobError("inpaint needs a mask: choose a mask strip (image, movie or Mask) in the TakeBridge panel")
     if not settings.seed_lock:
         settings.seed = random.randint(0, 2 ** 31 - 1)
-    contract.seed = settings.seed
-    contract.output.codec = getattr(pb, settings.codec)
-    contract.output.take_dir = take_dir(settings)
-    contract.constraints.mask_feather_px = settings.feather
-    for ref in settings.references:
-        if ref.filepath:
-            contract.reference_images.add(url=bpy.path.abspath(ref.filepath), role=ref.role,
-                                          name=os.path.basename(ref.filepath))
-    return request
+    request_module = sub("request")
+    options = request_module.JobOptions(
+        op=op, strength=settings.strength, frames=frames, side=side.lower(), mask=mask_path, feather=settings.feather,
+        prompt=settings.prompt, negative_prompt=settings.negative_prompt, seed=settings.seed, codec=settings.codec,
+        backend=settings.backend, model=settings.model, take_dir=take_dir(settings), handles=settings.handles,
+        references=[request_module.Reference(bpy.path.abspath(ref.filepath), ref.role)
+                    for ref in settings.references if ref.filepath])
+    try:
+        return request_module.build_request(selection, options, client="takebridge-blender")
+    except request_module.RequestError as err:
+        raise JobError(str(err)) from None
 
 
 def submit(scene, source, op: str, *, server: str, wait: bool, **params) -> dict:
@@ -172,21 +157,14 @@ def apply_events():
                 except vse_takes.TakeError as err:
                     item.message = str(err)
             continue
-        event = payload
-        item.last_seq = max(item.last_seq, event.seq)
-        kind = event.WhichOneof("kind")
-        if kind == "progress":
-            item.state, item.stage = "running", event.progress.stage
-            item.progress, item.eta = event.progress.fraction, event.progress.eta_seconds
-        elif kind == "queued":
-            item.state, item.message = "queued", f"position {event.queued.position}"
-        elif kind == "started":
-            item.state, item.message = "running", f"on {event.started.backend} ({event.started.device})"
-        elif kind == "preview" and event.preview.jpeg:
-            _previews[job_id] = event.preview.jpeg
-        elif kind in ("failed", "cancelled"):
-            item.state = kind
-            item.message = event.failed.message if kind == "failed" else event.cancelled.reason
+        progress = sub("progress")
+        before = progress.JobView(job_id, state=item.state, stage=item.stage, fraction=item.progress,
+                                  eta_seconds=item.eta, message=item.message, last_seq=item.last_seq)
+        view = progress.apply_event(before, payload)
+        item.last_seq, item.state, item.stage = view.last_seq, view.state, view.stage
+        item.progress, item.eta, item.message = view.fraction, view.eta_seconds, view.message
+        if view.preview_jpeg:
+            _previews[job_id] = view.preview_jpeg
     if changed:
         _redraw()
     busy = any(t.is_alive() for t in _watchers.values()) or not _events.empty()

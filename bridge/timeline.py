@@ -191,6 +191,21 @@ def select_clip(timeline: otio.schema.Timeline, clip_name: str, *, handles: int 
                     Fraction(start))
 
 
+def select_item(timeline: otio.schema.Timeline, track_number: int, item_index: int, *, handles: int = 0) -> Segment:
+    """The whole of the clip at `item_index` (0-based, gaps and transitions counted) on video
+    track `track_number` (from 1): editors identify a clip by where it is, never by its name
+    alone (the same source cut in twice has one name twice)."""
+    if handles < 0:
+        raise SelectionError("bad_handles", f"handles must be >= 0 frames, not {handles}")
+    track = video_track(timeline, track_number)
+    if not 0 <= item_index < len(track) or not isinstance(track[item_index], otio.schema.Clip):
+        raise SelectionError("unknown_clip", f"V{track_number} has no clip at position {item_index}")
+    clip, rate = track[item_index], timeline_rate(timeline)
+    start, duration = record_range(track, item_index, rate)
+    return _segment(clip, track, track_number - 1, item_index, rate, start, start + duration, start, duration,
+                    handles, Fraction(start))
+
+
 def _segment(clip, track, track_index, index, rate, lo, hi, start, duration, handles, real_start) -> Segment:
     if clip.source_range is None:
         raise SelectionError("no_source_range", f"clip {clip.name!r} has no source range; trim it first")

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from server.codec_names import CODEC_CHOICES
+from bridge.api.names import CODEC_CHOICES
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_NO_SERVER = 0, 1, 2, 3
 DEFAULT_ADDRESS = "127.0.0.1:50151"
@@ -207,8 +207,8 @@ def cmd_serve(args) -> int:
 def cmd_submit(args) -> int:
     import opentimelineio as otio
 
-    from bridge.api import pb
-    from bridge.client import ClientError, GenerationClient, new_request_id
+    from bridge.client import ClientError, GenerationClient
+    from bridge.request import JobOptions, Reference, RequestError, build_request
     from bridge.selection import SelectionError, absolutize_media
     from bridge.takes import check_extension_room
     from bridge.timeline import job_timeline, select_clip, select_range
@@ -218,8 +218,6 @@ def cmd_submit(args) -> int:
     timeline = read_timeline(args.timeline)
     absolutize_media(timeline, str(args.timeline.resolve().parent))
     placement, sync = _placement(args.placement)
-    template = pb.SubmitJobRequest(operation=getattr(pb, args.op.upper()), backend=args.backend,
-                                   client="takebridge-cli")
     try:
         if args.clip:
             segments = [select_clip(timeline, args.clip, handles=args.handles, track_number=args.track)]
@@ -230,6 +228,7 @@ def cmd_submit(args) -> int:
                                f"there is nothing to generate")
         else:
             raise CliError("say what to work on: --clip NAME, or --track N --in TC --out-point TC")
+        side, frames = "tail", 0
         if args.op == "extend":
             frames = args.tail_frames if args.tail_frames is not None else args.head_frames
             if frames is None:
@@ -237,43 +236,34 @@ def cmd_submit(args) -> int:
             side = "tail" if args.tail_frames is not None else "head"
             for segment in segments:  # refuse before spending compute
                 check_extension_room(timeline, segment.clip, side, frames, placement=placement, sync=sync)
-            template.extend.CopyFrom(pb.ExtendParams(side=pb.TAIL if side == "tail" else pb.HEAD, frames=frames))
-        elif args.op == "inpaint":
-            if args.mask is None:
-                raise CliError("inpaint needs --mask (movie, image sequence or still; white = regenerate)")
-            template.inpaint.mask_url = str(args.mask.resolve())
-        else:
-            template.refine.strength = args.strength
+        elif args.op == "inpaint" and args.mask is None:
+            raise CliError("inpaint needs --mask (movie, image sequence or still; white = regenerate)")
         selections = [job_timeline(timeline, segment) for segment in segments]
     except SelectionError as err:
         raise CliError(str(err))
-    template.model = args.model
-    contract = template.contract
-    contract.prompt, contract.negative_prompt = args.prompt, args.negative_prompt
-    contract.constraints.mask_feather_px = args.feather
-    contract.fallback = {"fail": pb.FAIL, "degrade": pb.DEGRADE, "classic": pb.CLASSIC}[args.fallback]
-    contract.budget.max_compute_seconds = args.max_compute_seconds
+    references = []
     for entry in args.reference:
         role, _, image = entry.rpartition("=")
-        path = Path(image).resolve()
-        if not path.is_file():
-            raise CliError(f"reference image {image} not found")
-        contract.reference_images.add(url=str(path), role=role or "reference", name=path.stem)
-    if args.seed is not None:
-        contract.seed = args.seed
-    contract.output.codec = getattr(pb, CODEC_CHOICES[args.codec])
-    contract.output.take_dir = str((args.take_dir or args.timeline.resolve().parent / "takes").resolve())
+        references.append(Reference(str(Path(image).resolve()), role or "reference"))
+    options = JobOptions(op=args.op, strength=args.strength, frames=frames, side=side,
+                         mask=str(args.mask.resolve()) if args.mask else "", feather=args.feather,
+                         prompt=args.prompt, negative_prompt=args.negative_prompt, seed=args.seed, codec=args.codec,
+                         backend=args.backend, model=args.model, fallback=args.fallback,
+                         max_compute_seconds=args.max_compute_seconds, references=references,
+                         take_dir=str((args.take_dir or args.timeline.resolve().parent / "takes").resolve()),
+                         handles=args.handles, placement=args.placement)
+    try:
+        requests = [build_request(selection, options, client="takebridge-cli") for selection in selections]
+    except RequestError as err:
+        raise CliError(str(err))
 
     with GenerationClient(args.server, token=args.token) as client:
         jobs = []
         try:
-            for segment, selection in zip(segments, selections):
-                request = pb.SubmitJobRequest()
-                request.CopyFrom(template)
-                request.request_id = new_request_id()
+            for segment, selection, request in zip(segments, selections, requests):
                 if args.upload:
                     _upload_media(client, selection, request)
-                request.selection_otio = otio.adapters.write_to_string(selection, "otio_json")
+                    request.selection_otio = otio.adapters.write_to_string(selection, "otio_json")
                 jobs.append((segment, client.submit(request)))
         except ClientError as err:
             raise CliError(str(err), EXIT_NO_SERVER if "cannot reach" in str(err) else EXIT_BAD_INPUT)
@@ -314,19 +304,18 @@ def _placement(choice: str) -> tuple[str, bool]:
 
 def _follow(client, args, job, label: str) -> dict:
     """Follow one job to its end with a progress bar; its outcome as a dict (`_take` inside)."""
-    from bridge.api import pb
     from bridge.client import ClientError
+    from bridge.progress import JobView, apply_event, apply_job, outcome
     from server.progress_bar import ProgressBar
 
     bar = ProgressBar(label, enabled=None if not args.json else False)
+    view = JobView(job.job_id)
 
     def on_event(event):
-        kind = event.WhichOneof("kind")
-        if kind == "progress":
-            p = event.progress
-            bar.update(p.fraction, f"{p.stage} {p.step}/{p.total}", p.eta_seconds)
-        elif kind == "queued":
-            bar.update(0.0, f"queued (position {event.queued.position})")
+        nonlocal view
+        view = apply_event(view, event)
+        if not view.done:
+            bar.update(view.fraction, view.detail, view.eta_seconds)
     try:
         job = client.wait(job.job_id, on_event=on_event)
     except KeyboardInterrupt:
@@ -335,16 +324,12 @@ def _follow(client, args, job, label: str) -> dict:
         raise CliError(f"interrupted; job {job.job_id} was cancelled", EXIT_JOB_FAILED)
     except ClientError as err:
         raise CliError(str(err), EXIT_NO_SERVER)
-    state = pb.JobState.Name(job.state).lower()
-    bar.close(state)
-    if job.state != pb.SUCCEEDED:
-        return {"job_id": job.job_id, "status": state, "error": job.error, "error_code": job.error_code}
-    take = job.take
-    return {"job_id": job.job_id, "take_id": take.take_id, "status": state,
-            "take_status": pb.TakeStatus.Name(take.status).lower(), "media": take.media.url,
-            "manifest": take.manifest_url, "frames": take.media.frame_count,
-            "start_timecode": take.media.start_timecode, "seed": take.seed, "flags": list(take.flags),
-            "_take": take}
+    view = apply_job(view, job)
+    bar.close(view.state)
+    result = outcome(view)
+    if view.take is not None and view.state == "succeeded":
+        result["_take"] = view.take
+    return result
 
 
 def _place(timeline, segment, take, placement: str, sync: bool) -> None:

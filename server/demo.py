@@ -13,11 +13,11 @@ import numpy as np
 import opentimelineio as otio
 
 from bridge.api import pb
-from bridge.client import GenerationClient, new_request_id
+from bridge.client import GenerationClient
+from bridge.request import JobOptions, build_request
 from bridge.selection import export_selection
 from bridge.takes import place_take
 from bridge.timecode import from_timecode, rational_time
-from server.codec_names import CODEC_CHOICES
 from server.contact_sheet import contact_sheet
 from server.media import read_frames, write_movie
 from server.progress_bar import ProgressBar
@@ -50,21 +50,16 @@ def run_demo(args) -> int:
     try:
         address = json.loads(server.stdout.readline())["address"]
         say(f"    listening on {address}")
-        jobs = [("sh010", "refine", pb.SubmitJobRequest(operation=pb.REFINE, refine=pb.RefineParams(strength=0.8))),
-                ("sh020", "inpaint", pb.SubmitJobRequest(operation=pb.INPAINT,
-                                                         inpaint=pb.InpaintParams(mask_url=str(matte)))),
-                ("sh030", "extend", pb.SubmitJobRequest(operation=pb.EXTEND,
-                                                        extend=pb.ExtendParams(side=pb.TAIL, frames=shot)))]
+        common = dict(seed=1, codec=getattr(args, "codec", "prores"), take_dir=str(out / "takes"))
+        jobs = [("sh010", JobOptions(op="refine", strength=0.8, **common)),
+                ("sh020", JobOptions(op="inpaint", mask=str(matte), **common)),
+                ("sh030", JobOptions(op="extend", side="tail", frames=shot, **common))]
         say("3/4 generating takes through gRPC ...")
         results = []
         with GenerationClient(address) as client:
-            for clip, op, request in jobs:
-                request.request_id = new_request_id()
-                request.client = "takebridge-demo"
-                request.selection_otio = otio.adapters.write_to_string(export_selection(timeline, clip), "otio_json")
-                request.contract.seed = 1
-                request.contract.output.codec = pb.Codec.Value(CODEC_CHOICES[getattr(args, "codec", "prores")])
-                request.contract.output.take_dir = str(out / "takes")
+            for clip, options in jobs:
+                op = options.op
+                request = build_request(export_selection(timeline, clip), options, client="takebridge-demo")
                 job = client.submit(request)
                 bar = ProgressBar(f"    {op:<8}{clip}", enabled=False if args.json else None)
                 job = client.wait(job.job_id, on_event=lambda e, bar=bar: e.HasField("progress") and bar.update(

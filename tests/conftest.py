@@ -14,6 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bridge.client import GenerationClient  # noqa: E402
 from bridge.selection import export_selection  # noqa: E402
+from bridge.request import JobOptions, build_request  # noqa: E402
 from bridge.api import pb  # noqa: E402
 from server.app import ServerConfig, build_server, shutdown  # noqa: E402
 from server.media import write_movie  # noqa: E402
@@ -44,10 +45,12 @@ def make_timeline(media: Path, *, rate, media_start: int, media_frames: int, cli
 
 
 def submit_request(timeline, clip: str, op: str, *, codec=pb.FFV1, seed: int = 7, **params) -> "pb.SubmitJobRequest":
-    request = pb.SubmitJobRequest(operation=getattr(pb, op.upper()),
-                                  selection_otio=otio.adapters.write_to_string(
-                                      export_selection(timeline, clip, handles=params.pop("handles", 0)),
-                                      "otio_json"))
+    """The request an editor sends for `clip`, built by bridge.request.build_request as every editor
+    builds it; the operation's own values (frames, mask, strength) are then set as given, unchecked,
+    so the tests can send the server what a careless or hostile client would."""
+    options = JobOptions(op=op, codec=pb.Codec.Name(codec), seed=seed, frames=1, mask="cas:placeholder")
+    selection = export_selection(timeline, clip, handles=params.pop("handles", 0))
+    request = build_request(selection, options, client="tests")
     if op == "extend":
         request.extend.side = pb.HEAD if params.get("side") == "head" else pb.TAIL
         request.extend.frames = params["frames"]
@@ -55,8 +58,6 @@ def submit_request(timeline, clip: str, op: str, *, codec=pb.FFV1, seed: int = 7
         request.inpaint.mask_url = str(params["mask"])
     else:
         request.refine.strength = params.get("strength", 0.5)
-    request.contract.output.codec = codec
-    request.contract.seed = seed
     return request
 
 

@@ -215,3 +215,106 @@ def test_the_dialog_falls_back_to_marker_mode_and_its_controller_drives_the_take
     assert items["Status"].Text.endswith("approved")
     controller.switch(1)
     assert item_a.GetSelectedTakeIndex() == 1
+
+
+def _jobs(server) -> int:
+    from bridge.client import GenerationClient
+
+    with GenerationClient(server) as client:
+        return len(client.list_jobs(limit=1000))
+
+
+def test_the_same_source_cut_in_twice_on_one_track_is_found_by_position(tmp_path, server):
+    """Resolve names items after their media-pool clip: two cuts of A.mkv on V1 share a name. The
+    script finds each by track and position and never asks for a --track it cannot have."""
+    resolve = Resolve()
+    frames = pan_clip(40, 48, 64, 1.0, seed=7)
+    a = write_movie(frames, tmp_path / "A.mkv", codec="ffv1", rate=RATE, start_timecode="10:00:00:00").path
+    first = resolve.import_and_place(str(a), 1, 0, 4, 24)
+    (mpi,) = [i.GetMediaPoolItem() for i in [first]]
+    second = resolve.timeline.place(mpi, 1, resolve.timeline.start + 30, 20, 12)
+    assert first.GetName() == second.GetName() == "A.mkv"
+    resolve.timeline.selected = [second]
+    (result,) = core.run(resolve, _options(tmp_path, op="refine", strength=0.4), server=server)
+    assert result["state"] == "succeeded", result
+    assert (first.GetTakesCount(), second.GetTakesCount()) == (0, 2)
+    take = second.GetTakeByIndex(2)
+    media = take["mediaPoolItem"].GetClipProperty("File Path")
+    made = read_frames(media, 0, probe(media).frame_count)
+    # the take holds the second cut's source frames 20..31, not the first cut's 4..27
+    assert len(made) == 12 and np.abs(made.astype(int) - frames[20:32]).mean() < np.abs(
+        made.astype(int) - frames[4:16]).mean()
+
+
+def test_an_extension_without_room_is_refused_before_anything_is_sent_and_named_in_timecode(cut, server,
+                                                                                          tmp_path):
+    resolve, item_a, _b, _f, _m, _mask = cut
+    resolve.timeline.selected = [item_a]
+    before = _jobs(server)
+    with pytest.raises(core.ResolveError) as err:
+        core.run(resolve, _options(tmp_path, op="extend", frames=20), server=server)
+    # A ends at 01:00:01:00; 20 frames would reach into B at 01:00:01:12
+    assert "01:00:01:00-01:00:01:20 on V1 but 'B.mkv' is there" in str(err.value)
+    assert _jobs(server) == before, "nothing was submitted"
+    assert item_a.GetTakesCount() == 0
+
+
+def test_one_refused_clip_in_a_multi_clip_selection_does_not_drop_the_others(cut, server, tmp_path):
+    resolve, item_a, item_b, _f, _m, _mask = cut
+    resolve.timeline.selected = [item_a, item_b]
+    before = _jobs(server)
+    results = core.run(resolve, _options(tmp_path, op="extend", frames=20), server=server)
+    assert [(r["item"], r["state"]) for r in results] == [("A.mkv", "refused"), ("B.mkv", "succeeded")]
+    assert "'B.mkv' is there" in results[0]["error"] and results[0]["record_start"] == "01:00:00:00"
+    assert results[1]["placement"]["start"] == item_b.GetEnd() and results[1]["placement"]["duration"] == 20
+    assert _jobs(server) == before + 1
+
+
+def test_the_marker_script_run_twice_makes_each_take_once_unless_asked_to_redo(cut, server, tmp_path):
+    resolve, _a, item_b, _f, _m, _mask = cut
+    item_b.AddMarker(0, "Blue", "gen", "tb refine 0.7", 1)
+    (first,) = markers.process(resolve, server=server, take_dir=str(tmp_path / "takes"))
+    assert first["state"] == "succeeded" and item_b.GetTakesCount() == 2
+    marker = item_b.GetMarkers()[0]
+    assert marker["customData"] == f"takebridge:{first['status']}:{first['take_id']}"
+    (again,) = markers.process(resolve, server=server, take_dir=str(tmp_path / "takes"))
+    assert (again["state"], again["take_id"]) == ("skipped", first["take_id"]) and item_b.GetTakesCount() == 2
+    assert item_b.GetMarkers()[0] == marker, "a skipped marker is left as it was"
+    # a marker whose custom data was lost is still recognised by its note
+    item_b.DeleteMarkerAtFrame(0)
+    item_b.AddMarker(0, marker["color"], marker["name"], marker["note"], 1)
+    assert markers.process(resolve, server=server, take_dir=str(tmp_path / "takes"))[0]["state"] == "skipped"
+    (redone,) = markers.process(resolve, server=server, take_dir=str(tmp_path / "takes"), redo=True)
+    assert redone["state"] == "succeeded" and redone["take_id"] != first["take_id"]
+    assert item_b.GetTakesCount() == 3 and item_b.GetMarkers()[0]["note"].startswith("tb refine 0.7 -> ")
+
+
+def test_the_dialog_cancels_only_the_jobs_it_sent(cut, server, tmp_path):
+    """Someone else's jobs on the same server (here: two queued behind each other) survive the
+    dialog's Cancel."""
+    from bridge.client import GenerationClient
+    from bridge.api import pb
+    from conftest import submit_request, make_timeline
+    from takebridge_resolve import dialog
+
+    long = write_movie(pan_clip(240, 96, 128, 1.0, seed=9), tmp_path / "long.mkv", codec="ffv1", rate=RATE).path
+    timeline = make_timeline(long, rate=RATE, media_start=0, media_frames=240, clip_in=0, clip_frames=240)
+    with GenerationClient(server) as client:
+        theirs = [client.submit(submit_request(timeline, "A", "refine", strength=1.0)).job_id for _ in range(2)]
+        states = [client.get_job(j).state for j in theirs]
+        controller = dialog.Controller(cut[0], server, {"Status": type("W", (), {"Text": ""})()})
+        controller.cancel()
+        assert pb.QUEUED in states or pb.RUNNING in states, "the other jobs had ended: make them longer"
+        assert "nothing of ours to cancel" in controller.items["Status"].Text
+        ended = [client.wait(j) for j in theirs]
+    assert [j.state for j in ended] == [pb.SUCCEEDED, pb.SUCCEEDED]
+
+
+def test_exporting_the_timeline_leaves_no_temporary_folder(cut, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    resolve = cut[0]
+    timeline = core.export_otio(core.context(resolve))
+    assert len(list(timeline.find_clips())) == 2
+    assert not list(tmp_path.glob("takebridge-resolve-*"))

@@ -103,7 +103,9 @@ def export_otio(ctx: Context, folder: str | None = None):
     """The whole timeline as OTIO through Resolve's own exporter (EXPORT_OTIO, Resolve 18.5+)."""
     import opentimelineio as otio
 
-    folder = folder or tempfile.mkdtemp(prefix="takebridge-resolve-")
+    if folder is None:   # a private folder, gone afterwards
+        with tempfile.TemporaryDirectory(prefix="takebridge-resolve-") as scratch:
+            return export_otio(ctx, scratch)
     path = os.path.join(folder, "timeline.otio")
     export_type = getattr(ctx.resolve, "EXPORT_OTIO", None)
     if export_type is None or not ctx.timeline.Export(path, export_type, ctx.resolve.EXPORT_NONE):
@@ -128,13 +130,14 @@ def target_for(ctx: Context, timeline_otio, item, *, handles: int = 0) -> Target
     record = int(item.GetStart()) - ctx.start_frame
     track = list(timeline_otio.video_tracks())[int(track_index) - 1]
     rate = timeline_mod.timeline_rate(timeline_otio)
-    clip = None
+    clip, position = None, -1
     for index, child in enumerate(track):
         if child.schema_name() == "Clip" and timeline_mod.record_range(track, index, rate)[0] == record:
-            clip = child
+            clip, position = child, index
             break
     if clip is None:
-        raise ResolveError(f"could not find {item.GetName()!r} (V{track_index}, frame {item.GetStart()}) in Resolve's "
+        raise ResolveError(f"could not find {item.GetName()!r} (V{track_index} at {timecode_of(ctx, int(item.GetStart()))}) "
+                           f"in Resolve's "
                            f"OTIO export; is the clip on a video track?")
     marks = mark_range(ctx.timeline)
     origin = timeline_mod.global_start(timeline_otio)
@@ -142,64 +145,26 @@ def target_for(ctx: Context, timeline_otio, item, *, handles: int = 0) -> Target
         first, last = max(marks[0], int(item.GetStart())), min(marks[1], int(item.GetEnd()))
         segments = timeline_mod.select_range(timeline_otio, int(track_index), first - ctx.start_frame + origin,
                                              last - ctx.start_frame + origin, handles=handles)
-        segment = next(s for s in segments if s.clip == clip.name)
-    else:
-        segment = timeline_mod.select_clip(timeline_otio, clip.name, handles=handles, track_number=int(track_index))
+        segment = next(s for s in segments if s.item_index == position)
+    else:   # by position: the same source cut in twice has one name twice
+        segment = timeline_mod.select_item(timeline_otio, int(track_index), position, handles=handles)
     return Target(item=item, track_index=int(track_index), clip_name=clip.name, segment=segment,
                   timeline_otio=timeline_otio)
 
 
-@dataclass
-class Options:
-    op: str = "refine"
-    strength: float = 0.5
-    frames: int = 24                    # extend
-    side: str = "tail"                  # extend
-    placement: str = "gap"              # extend: "gap" (the following gap) or "track" (a TakeBridge track above)
-    mask: str = ""                      # inpaint: mask file (white = regenerate)
-    prompt: str = ""
-    negative_prompt: str = ""
-    seed: int | None = None
-    codec: str = "PRORES_422_HQ"
-    backend: str = ""
-    handles: int = 0
-    take_dir: str = ""
+Options = sub("request").JobOptions   # the editor-neutral job options (bridge/request.py)
 
 
 def build_request(target: Target, options: Options):
-    import opentimelineio as otio
-
-    pb = sub("api").pb
     selection = sub("timeline").job_timeline(target.timeline_otio, target.segment)
     clip = next(iter(selection.find_clips()))
     meta = sub("metadata").read(clip)
     meta.setdefault("shot", os.path.splitext(target.clip_name)[0])   # Resolve names clips after their files
     sub("metadata").write(clip, meta)
-    request = pb.SubmitJobRequest(request_id=sub("client").new_request_id(),
-                                  operation=getattr(pb, options.op.upper()),
-                                  selection_otio=otio.adapters.write_to_string(selection, "otio_json"),
-                                  backend=options.backend, client="takebridge-resolve")
-    if options.op == "refine":
-        request.refine.strength = options.strength
-    elif options.op == "extend":
-        if options.frames <= 0:
-            raise ResolveError(f"extend needs at least 1 frame, not {options.frames}")
-        request.extend.side = pb.HEAD if options.side == "head" else pb.TAIL
-        request.extend.frames = options.frames
-    elif options.op == "inpaint":
-        if not options.mask or not os.path.exists(options.mask):
-            raise ResolveError(f"inpaint needs a mask file (white = regenerate); {options.mask or 'none'} not found")
-        request.inpaint.mask_url = os.path.abspath(options.mask)
-    else:
-        raise ResolveError(f"operation {options.op!r} is not refine, extend or inpaint")
-    contract = request.contract
-    contract.prompt, contract.negative_prompt = options.prompt, options.negative_prompt
-    if options.seed is not None:
-        contract.seed = options.seed
-    contract.output.codec = getattr(pb, options.codec)
-    if options.take_dir:
-        contract.output.take_dir = options.take_dir
-    return request
+    try:
+        return sub("request").build_request(selection, options, client="takebridge-resolve")
+    except sub("request").RequestError as err:
+        raise ResolveError(str(err)) from None
 
 
 # ---------------------------------------------------------------------------- placing takes
@@ -334,10 +299,12 @@ def _check_gap(ctx, track: int, start: int, end: int, item) -> None:
         if other.GetUniqueId() == item.GetUniqueId():
             continue
         if int(other.GetStart()) < end and int(other.GetEnd()) > start:
-            raise ResolveError(f"the extension needs frames {start}..{end - 1} on V{track} but "
-                               f"{other.GetName()!r} is there; use the TakeBridge track placement, or make room")
+            raise ResolveError(f"the extension needs {timecode_of(ctx, start)}-{timecode_of(ctx, end)} on V{track} "
+                               f"but {other.GetName()!r} is there; use the TakeBridge track placement, or make room")
     if start < int(ctx.timeline.GetStartFrame()):
-        raise ResolveError("a head extension would start before the timeline; use the TakeBridge track placement")
+        raise ResolveError(f"a head extension would start at {timecode_of(ctx, start)}, before the timeline starts at "
+                           f"{timecode_of(ctx, int(ctx.timeline.GetStartFrame()))}; use the TakeBridge track "
+                           f"placement")
 
 
 def _takebridge_track(ctx) -> int:
@@ -355,43 +322,91 @@ def _takebridge_track(ctx) -> int:
 # ---------------------------------------------------------------------------------- the job
 
 def run(resolve, options: Options, *, server: str = "127.0.0.1:50151", token: str = "", items=None,
-        progress=None, finalize: bool = False) -> list[dict]:
-    """Generate a take for each selected item (or `items`), wait for it and place it.
-    `progress(item_name, fraction, text)` is called as the job runs."""
+        progress=None, finalize: bool = False, on_submit=None) -> list[dict]:
+    """Generate a take for each selected item (or `items`), wait for it and place it; one result
+    per item, in order. An item that cannot be done (no room for its extension, no mask...) is
+    refused before anything is sent for it, and the others still run; only when every item is
+    refused does this raise. `progress(item_name, fraction, text)` is called as jobs run,
+    `on_submit(job_id)` as each is submitted (the dialog cancels only those)."""
     ctx = context(resolve)
+    chosen = list(items if items is not None else selected_items(ctx.timeline))
     timeline_otio = export_otio(ctx)
-    targets = [target_for(ctx, timeline_otio, item, handles=options.handles)
-               for item in (items if items is not None else selected_items(ctx.timeline))]
-    client_mod = sub("client")
-    pb = sub("api").pb
-    results = []
+    client_mod, progress_mod = sub("client"), sub("progress")
+    results, refusals = [], []
     with client_mod.GenerationClient(server, token=token) as client:
-        for target in targets:
-            request = build_request(target, options)
-            job = client.submit(request)
+        for item in chosen:
+            result = {"item": item.GetName(), "record_start": timecode_of(ctx, int(item.GetStart()))}
+            try:
+                target = target_for(ctx, timeline_otio, item, handles=options.handles)
+                check_room(ctx, target, options)
+                request = build_request(target, options)
+                job = client.submit(request)
+            except (ResolveError, client_mod.ClientError) as err:
+                refusals.append(f"{item.GetName()} at {result['record_start']}: {err}")
+                results.append({**result, "state": "refused", "error": str(err)})
+                continue
+            if on_submit is not None:
+                on_submit(job.job_id)
+            views = {"job": progress_mod.JobView(job.job_id)}
 
-            def on_event(event, name=target.item.GetName()):
+            def on_event(event, name=item.GetName()):
+                views["job"] = progress_mod.apply_event(views["job"], event)
                 if progress and event.WhichOneof("kind") == "progress":
-                    progress(name, event.progress.fraction, f"{event.progress.stage} {event.progress.step}/"
-                                                            f"{event.progress.total}")
-            job = client.wait(job.job_id, on_event=on_event)
-            result = {"item": target.item.GetName(), "job_id": job.job_id,
-                      "state": pb.JobState.Name(job.state).lower(), "error": job.error}
-            if job.state == pb.SUCCEEDED:
-                take = job.take
-                mpi = import_take_media(ctx, take)
-                result.update(take_meta(take))
-                if options.op == "extend":
-                    result["placement"] = place_extension(ctx, target, take, mpi, options.placement)
-                elif not target.segment.whole_clip:
-                    # the Take Selector swaps whole items: a range inside a clip goes above it
-                    result["placement"] = place_overlay(ctx, target, take, mpi)
-                else:
-                    result["take_index"] = add_take(ctx, target, take, mpi)
-                    if finalize:
-                        target.item.FinalizeTake()
+                    progress(name, views["job"].fraction, views["job"].detail)
+            view = progress_mod.apply_job(views["job"], client.wait(job.job_id, on_event=on_event))
+            result.update(job_id=job.job_id, state=view.state, error=view.error)
+            if view.state == "succeeded":
+                try:
+                    result.update(place(ctx, target, view.take, options, finalize=finalize))
+                except ResolveError as err:
+                    result.update(state="not_placed", error=str(err))
             results.append(result)
+    if refusals and len(refusals) == len(chosen):
+        raise ResolveError("; ".join(refusals) if len(refusals) > 1 else str(results[0]["error"]))
     return results
+
+
+def place(ctx: Context, target: Target, take, options: Options, *, finalize: bool = False) -> dict:
+    """A finished take into the timeline: an extension beside the item or on the TakeBridge
+    track, a range inside an item over it, a whole item into its Take Selector."""
+    mpi = import_take_media(ctx, take)
+    placed = take_meta(take)
+    if options.op == "extend":
+        placed["placement"] = place_extension(ctx, target, take, mpi, options.placement)
+    elif not target.segment.whole_clip:
+        # the Take Selector swaps whole items: a range inside a clip goes above it
+        placed["placement"] = place_overlay(ctx, target, take, mpi)
+    else:
+        placed["take_index"] = add_take(ctx, target, take, mpi)
+        if finalize:
+            target.item.FinalizeTake()
+    return placed
+
+
+def check_room(ctx: Context, target: Target, options: Options) -> None:
+    """Refuse, before the job is sent, an extension with no room where it would be placed."""
+    if options.op != "extend":
+        return
+    item, n, head = target.item, int(options.frames), options.side == "head"
+    if options.placement == "gap":
+        record = int(item.GetStart()) - n if head else int(item.GetEnd())
+        _check_gap(ctx, target.track_index, record, record + n, item)
+    elif options.placement == "track":
+        if head and int(item.GetStart()) - n < int(ctx.timeline.GetStartFrame()):
+            raise ResolveError(f"a head extension of {n} frames would start before the timeline starts at "
+                               f"{timecode_of(ctx, int(ctx.timeline.GetStartFrame()))}")
+    else:
+        raise ResolveError(f"placement {options.placement!r} is not 'gap' or 'track'")
+
+
+def timecode_of(ctx: Context, frame: int) -> str:
+    """A Resolve timeline frame number as its timecode (Resolve counts frames from 00:00:00:00)."""
+    timecode = sub("timecode")
+    rate = ctx.timeline.GetSetting("timelineFrameRate") if has(ctx.timeline, "GetSetting") else ""
+    try:
+        return timecode.to_timecode(frame, timecode.exact_rate(float(rate or 24)))
+    except ValueError:
+        return f"frame {frame}"
 
 
 # ------------------------------------------------------------------------------ take list

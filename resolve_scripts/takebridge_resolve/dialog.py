@@ -67,7 +67,7 @@ class Controller:
     def __init__(self, resolve, server: str, items):
         self.resolve, self.server, self.items = resolve, server, items
         self.thread = None
-        self.job_cancel = threading.Event()
+        self.job_ids: list[str] = []   # the jobs this dialog sent: the only ones its Cancel touches
 
     def _item(self):
         return core.selected_items(core.context(self.resolve).timeline)[0]
@@ -83,9 +83,10 @@ class Controller:
         def work():
             try:
                 results = core.run(self.resolve, options, server=self.server,
-                                   progress=lambda name, f, text: self.status(f"{name}: {f * 100:.0f}% {text}"))
-                self.status("; ".join(f"{r['item']}: {r.get('take_id') or r['state']} {r.get('status', '')}"
-                                      for r in results))
+                                   progress=lambda name, f, text: self.status(f"{name}: {f * 100:.0f}% {text}"),
+                                   on_submit=self.job_ids.append)
+                self.status("; ".join(f"{r['item']}: {r.get('take_id') or r['state']} "
+                                      f"{r.get('status', '') or r.get('error', '')}".strip() for r in results))
             except Exception as err:  # shown in the dialog, never raised into Resolve's loop
                 self.status(f"error: {err}")
             self.refresh()
@@ -96,13 +97,16 @@ class Controller:
             self.thread.join()
 
     def cancel(self) -> None:
+        """Cancel the jobs this dialog sent that are still queued or running; nobody else's."""
         from .bridge_import import sub
 
+        pb, cancelled = sub("api").pb, 0
         with sub("client").GenerationClient(self.server) as client:
-            for job in client.list_jobs(limit=20):
-                if job.state in (sub("api").pb.QUEUED, sub("api").pb.RUNNING):
-                    client.cancel(job.job_id)
-        self.status("cancel requested")
+            for job_id in list(self.job_ids):
+                if client.get_job(job_id).state in (pb.QUEUED, pb.RUNNING):
+                    client.cancel(job_id)
+                    cancelled += 1
+        self.status(f"cancel requested for {cancelled} job(s) of this dialog" if cancelled else "nothing of ours to cancel")
 
     def refresh(self) -> list[dict]:
         try:

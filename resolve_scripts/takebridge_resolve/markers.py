@@ -6,21 +6,26 @@ with a note such as
 
 run "TakeBridge Markers" once, and every marked clip is processed; each marker's colour then
 says what happened — Green: take made and selected, Yellow: made but a quality gate flagged
-it, Red: failed (the note says why) — and its note gets the take id."""
+it, Red: failed (the note says why) — and its note gets the take id. Running it again skips
+the markers that already made a take (their note and custom data say so), unless asked to redo;
+failed ones are tried again."""
 from __future__ import annotations
 
 import shlex
 
-from .core import Options, ResolveError, context, has, run, video_items
+from .core import Options, ResolveError, context, run, video_items
 
 PREFIX = "tb"
 COLOURS = {"ok": "Green", "needs_review": "Yellow", "failed": "Red"}
+OUTCOME = " -> "           # what a processed marker's note has after the command
+DATA = "takebridge:"       # a processed marker's customData: takebridge:<status>:<take id>
+MADE = ("ok", "needs_review")
 
 
 def parse(note: str) -> Options | None:
     """Options from a marker note, None when it is not a TakeBridge marker."""
     try:
-        words = shlex.split(note or "")
+        words = shlex.split((note or "").split(OUTCOME)[0])
     except ValueError:
         return None
     if len(words) < 2 or words[0].lower() != PREFIX:
@@ -74,12 +79,20 @@ def _parse_marker(marker: dict) -> Options | None:
     return None
 
 
-def process(resolve, *, server: str = "127.0.0.1:50151", token: str = "", take_dir: str = "") -> list[dict]:
-    """Run every marked clip; recolour each marker with its outcome."""
+def process(resolve, *, server: str = "127.0.0.1:50151", token: str = "", take_dir: str = "",
+            redo: bool = False) -> list[dict]:
+    """Run every marked clip; recolour each marker with its outcome. A marker that already made
+    a take is skipped (reported as such) unless `redo`."""
     ctx = context(resolve)
     results = []
     for item, frame, marker, options in marked_items(ctx.timeline):
-        note = marker.get("note", "")
+        note = marker.get("note", "").split(OUTCOME)[0]
+        made = made_take(marker)
+        if made and not redo:
+            results.append({"item": item.GetName(), "state": "skipped", "take_id": made,
+                            "marker_colour": marker.get("color", ""),
+                            "error": f"already made take {made}; run with redo to make another"})
+            continue
         if options.op == "invalid":
             outcome = {"item": item.GetName(), "state": "failed", "error": f"cannot read marker {options.prompt!r}"}
         else:
@@ -93,13 +106,25 @@ def process(resolve, *, server: str = "127.0.0.1:50151", token: str = "", take_d
         status = "failed" if outcome.get("state") != "succeeded" else outcome.get("status", "ok")
         colour = COLOURS.get(status, "Green")
         detail = outcome.get("take_id") or outcome.get("error", "")
-        _recolour(ctx.timeline, item, frame, marker, colour, f"{note} -> {status}: {detail}"[:500])
+        _recolour(ctx.timeline, item, frame, marker, colour, f"{note}{OUTCOME}{status}: {detail}"[:500],
+                  f"{DATA}{status}:{outcome.get('take_id', '')}")
         results.append({**outcome, "marker_colour": colour})
     return results
 
 
-def _recolour(timeline, item, frame, marker, colour: str, note: str) -> None:
+def made_take(marker: dict) -> str:
+    """The take id a processed marker made ("" when it made none): from its custom data, or
+    from its note for markers whose custom data was lost."""
+    data = str(marker.get("customData", ""))
+    if data.startswith(DATA):
+        status, _, take_id = data[len(DATA):].partition(":")
+        return take_id if status in MADE and take_id else ""
+    _, _, outcome = str(marker.get("note", "")).partition(OUTCOME)
+    status, _, take_id = outcome.partition(": ")
+    return take_id.strip() if status.strip() in MADE else ""
+
+
+def _recolour(timeline, item, frame, marker, colour: str, note: str, data: str) -> None:
     owner, at = (item, frame) if frame is not None else (timeline, marker["timeline_frame"])
     owner.DeleteMarkerAtFrame(at)
-    owner.AddMarker(at, colour, marker.get("name", "TakeBridge"), note, int(marker.get("duration", 1)),
-                    marker.get("customData", "") if has(owner, "AddMarker") else "")
+    owner.AddMarker(at, colour, marker.get("name", "TakeBridge"), note, int(marker.get("duration", 1)), data)

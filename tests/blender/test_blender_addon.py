@@ -231,7 +231,7 @@ def test_reference_images_go_to_the_server_with_the_job(scene, server, tmp_path)
 
     manifest = json.loads(open(take["takebridge"]["manifest"]).read())
     assert manifest["request"]["contract"]["reference_images"] == [
-        {"url": str(hero), "role": "character", "name": "hero.png"}]
+        {"url": str(hero), "role": "character", "name": "hero"}]   # one request builder: named by stem, as the CLI did
     assert bpy.ops.takebridge.reference_remove(index=0) == {"FINISHED"} and len(scene.takebridge.references) == 0
 
 
