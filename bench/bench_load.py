@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bridge.api import pb, pb_grpc  # noqa: E402
-from bridge.selection import export_selection  # noqa: E402
+from bridge.timeline import export_selection  # noqa: E402
 from server.media import write_movie  # noqa: E402
 from server.samples import pan_clip  # noqa: E402
 

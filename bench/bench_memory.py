@@ -35,7 +35,7 @@ import opentimelineio as otio  # noqa: E402
 
 from bridge.api import pb  # noqa: E402
 from bridge.client import GenerationClient  # noqa: E402
-from bridge.selection import export_selection  # noqa: E402
+from bridge.timeline import export_selection  # noqa: E402
 from server.media import write_movie  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

@@ -1,6 +1,6 @@
 """Selections: a clip on an OTIO timeline becomes the input of a job, and back.
 
-export_selection() is what an editor add-on sends; read_selection() is what the server reads.
+bridge.timeline.export_selection() is what an editor add-on sends; read_selection() is what the server reads.
 Source ranges stay in the media reference's own time coordinates (timecode-absolute when the
 reference's available range is), so a take lines up with the clip however it is trimmed.
 """
@@ -98,18 +98,6 @@ def find_clip(timeline: otio.schema.Timeline, name: str, *, track_number: int | 
                              f"{len(found)} video clips are named {name!r}; name the track (--track N) or the "
                              f"take, or rename them so the selection is unambiguous")
     return found[0]
-
-
-def export_selection(timeline: otio.schema.Timeline, clip_name: str, *, handles: int = 0,
-                     track_number: int | None = None) -> otio.schema.Timeline:
-    """The sub-timeline sent to the server for one whole clip: one track holding a copy of it.
-
-    The selection's place on the original timeline goes in the `takebridge` metadata so the
-    server and the manifest know where the take belongs. Ranges: bridge.timeline.export_range.
-    """
-    from bridge.timeline import job_timeline, select_clip
-
-    return job_timeline(timeline, select_clip(timeline, clip_name, handles=handles, track_number=track_number))
 
 
 def read_selection(timeline: otio.schema.Timeline, clip_name: str = "") -> Selection:

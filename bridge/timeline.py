@@ -317,6 +317,13 @@ def job_timeline(timeline: otio.schema.Timeline, segment: Segment) -> otio.schem
     return sub
 
 
+def export_selection(timeline: otio.schema.Timeline, clip_name: str, *, handles: int = 0,
+                     track_number: int | None = None) -> otio.schema.Timeline:
+    """The sub-timeline sent to the server for one whole clip: one track holding a copy of it,
+    its place on the original timeline in the `takebridge` metadata. Ranges: export_range."""
+    return job_timeline(timeline, select_clip(timeline, clip_name, handles=handles, track_number=track_number))
+
+
 def export_range(timeline: otio.schema.Timeline, track_number: int, in_point, out_point,
                  *, handles: int = 0) -> otio.schema.Timeline:
     """RANGE.otio: the track trimmed to the range (gaps and transitions kept, boundary clips

@@ -48,7 +48,7 @@ def check_submit(request: "pb.SubmitJobRequest", max_frames: int, max_handles: i
     if len(request.selection_otio.encode("utf-8", "surrogatepass")) > MAX_SELECTION_BYTES:
         raise JobError("field_too_long", f"selection_otio is {len(request.selection_otio.encode())} bytes, over "
                                          f"the limit of {MAX_SELECTION_BYTES}; send only the selected clip "
-                                         f"(bridge.selection.export_selection)")
+                                         f"(bridge.timeline.export_selection)")
     _text(request.backend, "backend", MAX_ID_CHARS)
     _text(request.model, "model", MAX_ID_CHARS * 2)
     _text(request.client, "client", MAX_ID_CHARS * 2)

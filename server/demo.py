@@ -15,7 +15,7 @@ import opentimelineio as otio
 from bridge.api import pb
 from bridge.client import GenerationClient
 from bridge.request import JobOptions, build_request
-from bridge.selection import export_selection
+from bridge.timeline import export_selection
 from bridge.takes import place_take
 from bridge.timecode import from_timecode, rational_time
 from server.contact_sheet import contact_sheet

@@ -314,7 +314,7 @@ class SelectionReader:
             self._replace(child, f"ended with exit code {code}")
             raise SelectionError("malformed_otio", "selection_otio crashed the OpenTimelineIO reader (the "
                                                    "server is fine); export the selection again with "
-                                                   "bridge.selection.export_selection") from None
+                                                   "bridge.timeline.export_selection") from None
         self._idle.put(child)
         if answer[0] == "ok":
             return answer[1]

@@ -144,7 +144,7 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
         raise JobError("bad_params", f"a {op} job takes {op} parameters, not {params}")
     if not request.selection_otio:
         raise JobError("malformed_otio", "the request has no selection_otio; export the selection with "
-                       "bridge.selection.export_selection")
+                       "bridge.timeline.export_selection")
     selection = limits.read_selection(request.selection_otio)
     paths.slug(selection.shot)
     # Frame counts before any per-frame work: a hostile rate or duration costs nothing.

@@ -13,7 +13,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bridge.client import GenerationClient  # noqa: E402
-from bridge.selection import export_selection  # noqa: E402
+from bridge.timeline import export_selection  # noqa: E402
 from bridge.request import JobOptions, build_request  # noqa: E402
 from bridge.api import pb  # noqa: E402
 from server.app import ServerConfig, build_server, shutdown  # noqa: E402

@@ -7,7 +7,8 @@ import pytest
 
 from bridge import metadata
 from bridge.api import pb
-from bridge.selection import SelectionError, export_selection, parse_timeline, read_selection
+from bridge.selection import SelectionError, parse_timeline, read_selection
+from bridge.timeline import export_selection
 from bridge.takes import ORIGINAL, activate, PlacementError, check_extension_room, list_takes, place_take
 from bridge.timecode import exact_rate, from_timecode, to_timecode
 
