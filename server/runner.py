@@ -30,8 +30,8 @@ from server.backends.generative.conform import feathered_alpha
 from server.media import MediaInfo, delivery_for, write_movie
 from server.media.encode import CopiedFrame, can_copy_packets
 from server.media.decode import iter_masks, iter_pictures
-from server.media.pixels import (align_mask, chroma_grid, composite_native, has_alpha, is_yuv, native_of_rgb,
-                                 transcoded, working_depth)
+from server.media.pixels import (align_mask, chroma_grid, composite_native, eight_bit, has_alpha, is_yuv,
+                                 native_of_rgb, transcoded, working_depth)
 from server.plan import CODECS, JobPlan
 
 # Share of the job's progress bar each stage gets (they overlap: frames stream through all).
@@ -189,7 +189,7 @@ class _Job:
             mask = next(masks) if masks is not None else None
             if position == wanted[0]:
                 faults.point("decoded")
-            yield _Frame(position, rgb, _eight(rgb), picture, mask)
+            yield _Frame(position, rgb, eight_bit(rgb), picture, mask)
 
     def _masks(self, positions: list[int]) -> Iterator[np.ndarray]:
         """Each read frame's mask: matte frame 0 is the clip's first frame, handles hold the
@@ -307,7 +307,7 @@ class _Job:
         mask for an inpaint frame, the take's RGB otherwise (with the source's alpha where the
         take has alpha). Also feeds the gates."""
         self.made += 1
-        eight = _eight(take)
+        eight = eight_bit(take)
         self.meter.add_take(index, eight, frame.eight if frame is not None else None,
                             frame.mask if frame is not None else None)
         if frame is None:
@@ -336,7 +336,7 @@ class _Job:
     def _progress(self, total: int):
         """The backend's progress as the job's (its own steps: frames, or denoising steps)."""
         def progress(done: int, steps: int, preview) -> None:
-            self.report("generate", done, steps or total, None if preview is None else _eight(preview))
+            self.report("generate", done, steps or total, None if preview is None else eight_bit(preview))
         return progress
 
 
@@ -405,13 +405,6 @@ def _ranges(indexes: list[int]) -> list[list[int]]:
         else:
             runs.append([i, i])
     return runs
-
-
-def _eight(frame: np.ndarray) -> np.ndarray:
-    """An 8-bit view of working RGB (the gates' thresholds are in 8-bit levels)."""
-    if frame.dtype == np.uint8:
-        return frame
-    return ((frame.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
 def _at_depth(frame: np.ndarray, dtype) -> np.ndarray:

@@ -26,10 +26,6 @@ def side_value(name: str) -> int:
     return _value(ExtendSide, name, SIDES, "extension side")
 
 
-def side_name(value: int) -> str:
-    return ExtendSide.Name(value).lower()
-
-
 def fallback_value(name: str) -> int:
     return _value(FallbackPolicy, name, FALLBACKS, "fallback")
 

@@ -256,7 +256,7 @@ def place_extension(ctx: Context, target: Target, take, mpi, placement: str) -> 
     media_first = target.segment.source_start - take.source_range.start_frame   # source part in the take
     if placement == "gap":
         track = target.track_index
-        record = int(item.GetStart()) - n if head else int(item.GetEnd())
+        record = _gap_start(item, n, head)
         first, last = (media_first - n, media_first) if head else (media_first + target.segment.source_duration,
                                                                     media_first + target.segment.source_duration + n)
         _check_gap(ctx, track, record, record + n, item)
@@ -389,7 +389,7 @@ def check_room(ctx: Context, target: Target, options: Options) -> None:
         return
     item, n, head = target.item, int(options.frames), options.side == "head"
     if options.placement == "gap":
-        record = int(item.GetStart()) - n if head else int(item.GetEnd())
+        record = _gap_start(item, n, head)
         _check_gap(ctx, target.track_index, record, record + n, item)
     elif options.placement == "track":
         if head and int(item.GetStart()) - n < int(ctx.timeline.GetStartFrame()):
@@ -397,6 +397,11 @@ def check_room(ctx: Context, target: Target, options: Options) -> None:
                                f"{timecode_of(ctx, int(ctx.timeline.GetStartFrame()))}")
     else:
         raise ResolveError(f"placement {options.placement!r} is not 'gap' or 'track'")
+
+
+def _gap_start(item, frames: int, head: bool) -> int:
+    """Where an extension placed beside `item` starts on its track (absolute frames)."""
+    return int(item.GetStart()) - frames if head else int(item.GetEnd())
 
 
 def timecode_of(ctx: Context, frame: int) -> str:

@@ -86,6 +86,13 @@ def float_picture(rgb: np.ndarray, alpha: bool = False) -> av.VideoFrame:
     return Native("gbrapf32le" if alpha else "gbrpf32le", rgb.shape[1], rgb.shape[0], planes).frame()
 
 
+def eight_bit(frame: np.ndarray) -> np.ndarray:
+    """Working RGB as 8 bits (itself when it is 8-bit): what thresholds in 8-bit levels read."""
+    if frame.dtype == np.uint8:
+        return frame
+    return ((frame.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
 def convertible(pix_fmt: str) -> bool:
     """Whether pictures in `pix_fmt` can be turned into working RGB (tried on a blank one)."""
     try:

@@ -3,13 +3,14 @@
 For each hole pixel the nearest frames that saw the set there give their values (camera motion
 compensated, so a panning shot borrows from far frames), each donor checked on a ring of known
 pixels around the hole, level-matched there and refused when it fits worse than painting would;
-the median of up to three donors is taken where they agree. What no donor gave is painted: the
-mean of Navier-Stokes propagation and frequency-selective reconstruction, painted once and
+the median of up to three donors is taken where they agree. What no donor gave is painted: a
+weighted mean of Navier-Stokes propagation and frequency-selective reconstruction, painted once and
 reused while the hole and its surroundings hold still. Real-footage figures against per-frame
 Telea and FSR: bench/bench_real.py, docs/quality.md.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from typing import Iterator
@@ -18,6 +19,8 @@ import cv2
 import numpy as np
 
 from ..base import Cancelled
+from server.media.pixels import eight_bit
+
 from . import motion
 
 _log = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ RING_PX = 8
 RING_TOLERANCE = 3.0
 RING_SLACK = 3.0
 RING_LIMIT = 40.0
+_RING_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * RING_PX + 1,) * 2)
 # Each hole pixel takes the median of its DONORS_PER_PIXEL nearest donors that see it; where
 # their values spread by more than AGREE_LEVELS (8-bit levels) something moved there and the
 # pixel is painted instead.
@@ -123,8 +127,7 @@ def _filled(t: int, window: dict, to_first: list[np.ndarray], radius: int, paint
         return frame.copy()
     from_first = np.linalg.inv(to_first[t])
     h, w = mask.shape
-    ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * RING_PX + 1,) * 2)
-    known_ring = (cv2.dilate(mask.astype(np.uint8), ring_kernel) > 0) & ~mask
+    known_ring = _ring_around(mask)
     x0, y0, x1, y1 = _bounds(mask)
     x0, y0, x1, y1 = max(0, x0 - RING_PX), max(0, y0 - RING_PX), min(w, x1 + RING_PX), min(h, y1 + RING_PX)
     # Donors are warped only over the hole and its ring, in that box's coordinates.
@@ -152,20 +155,19 @@ def _filled(t: int, window: dict, to_first: list[np.ndarray], radius: int, paint
                                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) == 255
             ring = ring_box & usable
             if ring.sum() < 16:
-                fits.append((np.inf, pixels, usable, None))
+                fits.append((np.inf, None, pixels, usable))
                 continue
-            diff = seen_box[ring].astype(np.float32) - pixels[ring]
-            shift = np.median(diff, axis=0)                                   # per channel
-            fits.append((float(np.abs(diff - shift).mean()) / per_level, pixels, usable, shift))   # 8-bit levels
+            fits.append((*_level_fit(seen_box[ring], pixels[ring], per_level), pixels, usable))
         # the chained motion unless standing still fits the ring clearly better
-        error, pixels, usable, shift = fits[0]
+        error, shift, pixels, usable = fits[0]
         if len(fits) > 1 and fits[1][0] * STILL_MARGIN + STILL_SLACK < error:
-            error, pixels, usable, shift = fits[1]
+            error, shift, pixels, usable = fits[1]
         take = hole & usable & (count < DONORS_PER_PIXEL)
         if not take.any():
             continue
         if shift is not None:
-            if error > PAINT_RATIO * bar or error > RING_LIMIT or (best is not None and error > RING_TOLERANCE * best + RING_SLACK):
+            worse_than_best = best is not None and error > RING_TOLERANCE * best + RING_SLACK
+            if error > PAINT_RATIO * bar or error > RING_LIMIT or worse_than_best:
                 continue
             best = error if best is None else min(best, error)
             pixels += shift
@@ -193,14 +195,11 @@ def _repainted(frame: np.ndarray, left: np.ndarray, painted: dict, per_level: fl
     the hole is the same and the ring around it still shows what it showed then, within
     REPAINT_LEVELS: a fixed logo on a locked-off shot is painted once per still stretch, not
     re-invented (and made to boil) every frame."""
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * RING_PX + 1,) * 2)
-    ring = (cv2.dilate(left.astype(np.uint8), kernel) > 0) & ~left
-    now = frame[ring].astype(np.float32)
+    now = frame[_ring_around(left)].astype(np.float32)
     last = painted.get("left")
     if last is not None and last.shape == left.shape and np.array_equal(last, left):
-        diff = now - painted["ring"]
-        shift = np.median(diff, axis=0)
-        if float(np.abs(diff - shift).mean()) / per_level <= REPAINT_LEVELS:
+        error, shift = _level_fit(now, painted["ring"], per_level)
+        if error <= REPAINT_LEVELS:
             top = float(np.iinfo(frame.dtype).max)
             return np.clip(np.rint(painted["values"] + shift), 0, top).astype(frame.dtype)
     values = _painted(frame, left)[left]
@@ -216,14 +215,25 @@ def _painted_ring_error(frame: np.ndarray, mask: np.ndarray, ring: np.ndarray) -
     x0, y0, x1, y1 = _bounds(mask)
     margin = 2 * RING_PX + _SPATIAL_RADIUS
     x0, y0, x1, y1 = max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
-    crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
-    if crop.dtype != np.uint8:   # cv2.inpaint takes 16-bit pictures only as one channel; 8-bit is enough to judge
-        crop = np.rint(crop / (np.iinfo(crop.dtype).max / 255.0)).astype(np.uint8)
     ring = ring[y0:y1, x0:x1]
-    painted = cv2.inpaint(crop, (mask[y0:y1, x0:x1] | ring).astype(np.uint8), _SPATIAL_RADIUS, cv2.INPAINT_NS)
     if not ring.any():
         return float("inf")
+    crop = np.ascontiguousarray(eight_bit(frame[y0:y1, x0:x1]))   # cv2.inpaint takes 16-bit as one channel only
+    painted = cv2.inpaint(crop, (mask[y0:y1, x0:x1] | ring).astype(np.uint8), _SPATIAL_RADIUS, cv2.INPAINT_NS)
     return float(np.abs(painted[ring].astype(np.float32) - crop[ring]).mean())
+
+
+def _level_fit(seen: np.ndarray, given: np.ndarray, per_level: float) -> tuple[float, np.ndarray]:
+    """How well `given` pixels match `seen` once their per-channel median offset is taken off:
+    (mean absolute misfit in 8-bit levels, the offset to add to `given`)."""
+    diff = seen.astype(np.float32) - given
+    shift = np.median(diff, axis=0)
+    return float(np.abs(diff - shift).mean()) / per_level, shift
+
+
+def _ring_around(mask: np.ndarray) -> np.ndarray:
+    """The known pixels within RING_PX of `mask`."""
+    return (cv2.dilate(mask.astype(np.uint8), _RING_KERNEL) > 0) & ~mask
 
 
 def _agreed(given: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -263,13 +273,18 @@ def _painted(frame: np.ndarray, hole: np.ndarray) -> np.ndarray:
                             for c in range(frame.shape[2])])
     xphoto = getattr(cv2, "xphoto", None)
     if xphoto is None:   # opencv without its contrib modules: the smooth fill alone
-        _log.warning("cv2.xphoto is missing (install opencv-contrib-python-headless): never-seen pixels get "
+        _warn_once("cv2.xphoto is missing (install opencv-contrib-python-headless): never-seen pixels get "
                      "Navier-Stokes propagation alone")
         return smooth
     texture = np.empty_like(frame)
     xphoto.inpaint(np.ascontiguousarray(frame), (~hole).astype(np.uint8) * 255, texture, xphoto.INPAINT_FSR_FAST)
     mean = smooth.astype(np.float32) * (1.0 - TEXTURE_WEIGHT) + texture.astype(np.float32) * TEXTURE_WEIGHT
     return np.rint(mean).astype(frame.dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(message: str) -> None:
+    _log.warning(message)
 
 
 def _bounds(mask: np.ndarray) -> tuple[int, int, int, int]:
