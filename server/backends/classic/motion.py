@@ -87,11 +87,13 @@ def dense_flow(a: np.ndarray, b: np.ndarray, width: int = FLOW_WIDTH,
     return cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(1.0 / scale)
 
 
-def pull_along_flow(image: np.ndarray, flow: np.ndarray,
-                    border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-    """Sample image at x + flow(x): with flow = dense_flow(a, b), pull_along_flow(b, flow) ≈ a."""
-    return cv2.remap(image, pixel_grid(image.shape[:2]) + flow, None, cv2.INTER_LINEAR,
-                     borderMode=border)
+def pull_along_flow(image: np.ndarray, flow: np.ndarray, border: int = cv2.BORDER_REPLICATE,
+                    interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Sample image at x + flow(x): with flow = dense_flow(a, b), pull_along_flow(b, flow) ≈ a.
+
+    Bilinear sampling at a fractional shift is itself a blur (at half a pixel it halves the
+    finest detail); where detail must survive the move, pass cv2.INTER_CUBIC."""
+    return cv2.remap(image, pixel_grid(image.shape[:2]) + flow, None, interpolation, borderMode=border)
 
 
 def disagreement(a: np.ndarray, b: np.ndarray, blur_px: int = 5) -> np.ndarray:

@@ -1,13 +1,14 @@
 """Refine a shot: motion-compensated temporal denoise, then a light detail lift, by strength.
 
-Neighbouring frames are aligned with optical flow and averaged only where they agree, so nothing
-ghosts. The clip's noise level is estimated first (from its first frames aligned to each other, read in
+Neighbouring frames are aligned with optical flow (DIS at its medium preset, up to 960 px wide,
+sampled bicubically: bilinear sampling at a sub-pixel shift blurs fine detail as much as the
+noise it removes) and averaged only where they agree, so nothing ghosts. The clip's noise level is estimated first (from its first frames aligned to each other, read in
 their calmest blocks: server/noise.py); strength then chooses how much is averaged, not how much of an
 average is mixed back in: how many frames each side (1 at a touch, 5 at full strength), how
 far a neighbour may disagree and still count (a multiple of the noise), and how strongly the
-result is smoothed in space within the noise's range (an edge-keeping bilateral filter). The
-detail lift acts only on detail above the noise band, so it never sharpens grain back in.
-Strength 0 gives the frames back unchanged.
+result is smoothed in space within the noise's range (an edge-keeping bilateral filter). Above
+half strength, detail above the noise band is lifted (a look: it costs fidelity, so it stays off
+up to 0.5), never the grain. Strength 0 gives the frames back unchanged.
 """
 from __future__ import annotations
 
@@ -20,14 +21,18 @@ from server import noise
 
 from . import motion
 
-DETAIL_GAIN = 0.35       # unsharp-mask amount at strength 1
+DETAIL_GAIN = 0.35       # unsharp-mask amount at strength 1 (none up to strength 0.5)
 DETAIL_SIGMA = 1.2       # px: the scale of detail the unsharp mask lifts
 _AGREEMENT_FLOOR = 3.0   # grey levels of disagreement always tolerated, even on clean footage
-# a neighbour counts fully up to (1 + strength) x noise of disagreement; the bilateral range is
-# (0.5 + strength) x noise: both grow gently, so full strength averages more frames without
-# smearing detail away (measured on real footage with added noise: bench/bench_real.py)
-TOLERANCE = (1.0, 1.0)   # (base, per unit of strength) multiples of the noise
-SPATIAL = (0.5, 1.0)
+# a neighbour counts fully up to (0.6 + 0.5 strength) x noise of disagreement (+ the floor); the
+# bilateral range is (1.3 + 2 strength) x noise: full strength averages more frames and smooths
+# more without smearing detail away. Chosen on real footage with sigma-8 noise added
+# (bench/bench_real.py), with the noise as estimated (which reads ~10 % low there): at 0.5,
+# 0.85 x and 2.3 x beat looser and tighter settings on all seven segments (a looser tolerance
+# lets misaligned neighbours in; a tighter one averages too little).
+TOLERANCE = (0.6, 0.5)   # (base, per unit of strength) multiples of the noise
+SPATIAL = (1.3, 2.0)
+FLOW_WIDTH = 960         # refine's flow is measured at most this wide (finer than motion.FLOW_WIDTH)
 NOISE_FRAMES = 3         # frames the noise level is estimated on (the first ones: a stream reads them first)
 _LUMA_OF_RGB_NOISE = 0.67  # luma noise / per-channel noise, for noise independent in R, G and B
 
@@ -106,7 +111,9 @@ def refined_stream(frames: Iterator[np.ndarray], strength: float) -> Iterator[np
 def _refined(window: dict[int, np.ndarray], t: int, radius: int, strength: float, level: float) -> np.ndarray:
     reference = window[t]
     neighbours = [s for s in range(t - radius, t + radius + 1) if s != t and s in window]
-    aligned = [motion.pull_along_flow(window[s], motion.dense_flow(reference, window[s])) for s in neighbours]
+    aligned = [motion.pull_along_flow(window[s], motion.dense_flow(reference, window[s], FLOW_WIDTH,
+                                                                   cv2.DISOPTICAL_FLOW_PRESET_MEDIUM),
+                                      interpolation=cv2.INTER_CUBIC) for s in neighbours]
     differences = [motion.disagreement(a, reference) for a in aligned]
     agreement = _agreement_table((TOLERANCE[0] + TOLERANCE[1] * strength) * level)
 
@@ -122,11 +129,13 @@ def _refined(window: dict[int, np.ndarray], t: int, radius: int, strength: float
     spatial = (SPATIAL[0] + SPATIAL[1] * strength) * level
     if spatial > 0.5:
         averaged = cv2.bilateralFilter(averaged, 5, spatial * scale, 2.0)
-    # the detail lift works above the noise band only (cored): grain is not sharpened back in
-    detail = averaged - cv2.GaussianBlur(averaged, (0, 0), DETAIL_SIGMA)
-    core = 1.5 * level * scale
-    lifted = np.sign(detail) * np.maximum(np.abs(detail) - core, 0.0)
-    return np.clip(np.rint(averaged + strength * DETAIL_GAIN * lifted), 0, top).astype(reference.dtype)
+    gain = DETAIL_GAIN * max(0.0, 2.0 * strength - 1.0)
+    if gain > 0.0:
+        # the detail lift works above the noise band only (cored): grain is not sharpened back in
+        detail = averaged - cv2.GaussianBlur(averaged, (0, 0), DETAIL_SIGMA)
+        core = 1.5 * level * scale
+        averaged = averaged + gain * (np.sign(detail) * np.maximum(np.abs(detail) - core, 0.0))
+    return np.clip(np.rint(averaged), 0, top).astype(reference.dtype)
 
 
 def _agreement_table(tolerance: float) -> np.ndarray:
