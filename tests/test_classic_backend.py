@@ -133,21 +133,41 @@ def test_extending_a_locked_off_shot_carries_the_crossing_disc_on_and_leaves_the
 
 
 def test_an_extension_holds_when_carrying_the_motion_on_loses_its_hindcast_and_says_so():
-    """The disc curves: continued from the shot's frames before its last 8, it lands further
-    from those 8 true frames than a held frame does. So the extension holds, the report names
-    the errors, and gives the fallback line that flags the take."""
-    frames, _, _ = samples.moving_object_clip(24, 180, 320, seed=8)
+    """The disc turns back 8 frames before the shot ends: continued from the frames before
+    those 8, every candidate carries it on the wrong way and lands further from the 8 true
+    frames than a held frame does. So the extension holds, the report names the errors, and
+    gives the fallback line that flags the take."""
+    there, _, _ = samples.moving_object_clip(24, 180, 320, seed=8)
+    frames = np.concatenate([there[:16], there[14::-1][:8]])
     spec = Spec(op="extend", rate=RATE, extend_side="tail", extend_frames=6)
     take = ClassicBackend().run("extend", frames, spec, lambda *a: None, threading.Event())
     report = spec.info["extend"]
     assert report["chosen"] == "hold" and np.array_equal(take, np.repeat(frames[-1:], 6, axis=0))
     assert report["errors_mae"]["hold"] < min(v for k, v in report["errors_mae"].items() if k != "hold")
+    assert {"layers 1.0", "layers 0.9", "decay 1.0"} <= set(report["errors_mae"])   # all were tried
     assert "held the last frame" in report["fallback"]
     # a pan that the hindcast confirms is carried on, with no fallback
     shot = samples.pan_clip(24, H, W, 3.0, 1.0, seed=2)
     spec = Spec(op="extend", rate=RATE, extend_side="tail", extend_frames=6)
     ClassicBackend().run("extend", shot, spec, lambda *a: None, threading.Event())
     assert spec.info["extend"]["chosen"].startswith("decay") and "fallback" not in spec.info["extend"]
+
+
+def test_a_locked_off_shot_is_extended_as_layers_the_subject_walking_on_over_a_clean_plate():
+    """The disc crosses a still set: the hindcast picks layers (the set's median as the plate,
+    the disc moved whole at its own velocity), and on the 6 true frames that follow the shot
+    the take is nearer the truth than a held frame by far; where the disc stood, the plate."""
+    frames, masks, plate = samples.moving_object_clip(30, 180, 320, seed=8)
+    shot, truth = frames[:24], frames[24:]
+    spec = Spec(op="extend", rate=RATE, extend_side="tail", extend_frames=6)
+    take = ClassicBackend().run("extend", shot, spec, lambda *a: None, threading.Event())
+    assert spec.info["extend"]["chosen"].startswith("layers") and "fallback" not in spec.info["extend"]
+    ours, hold = mean_abs_error(take, truth), mean_abs_error(np.repeat(shot[-1:], 6, axis=0), truth)
+    left = masks[23] & ~masks[29]          # where the disc stood at the cut and no longer is
+    print(f"layers: MAE {ours:.2f} against holding {hold:.2f}; where the disc stood "
+          f"{mean_abs_error(take[-1][left], plate[29][left]):.2f} from the plate")
+    assert ours < 0.7 * hold
+    assert mean_abs_error(take[-1][left], plate[29][left]) < 3.0
 
 
 def test_uncovered_picture_is_a_soft_smear_of_the_edge_never_a_mirror_image():

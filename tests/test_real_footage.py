@@ -240,13 +240,16 @@ def test_a_head_extension_of_media_without_timecode_is_not_labelled_on_the_day_b
     assert probe(job.take.media.url).start_timecode == "00:00:02:00" and manifest["source"]["take_timecode_note"] is None
 
 
-@pytest.mark.parametrize("clip_id,start,count,carried", [("city", 40, 24, True), ("bikes", 30, 22, False)])
+@pytest.mark.parametrize("clip_id,start,count,chosen,ratio", [("city", 40, 24, "decay", 0.8),
+                                                             ("vtest", 300, 24, "layers", 0.9),
+                                                             ("bikes", 30, 22, "hold", 1.0)])
 def test_an_extension_is_never_worse_than_holding_and_says_when_it_holds(server, tmp_path, clip_id, start, count,
-                                                                       carried):
+                                                                       chosen, ratio):
     """The next 24 frames of the real clip are the truth. city's motorised pan is carried on
-    and beats a held frame by far; on bikes' hand-held telephoto pan carrying the motion on
-    did not clearly beat holding on the shot's own last frames, so the take holds and is
-    flagged for review with the reason (before the hindcast it was 23 % worse than holding)."""
+    and beats a held frame by far; vtest's walkers walk on over a clean plate of the yard (a
+    locked-off camera: layers); on bikes' hand-held telephoto pan carrying the motion on did
+    not clearly beat holding on the shot's own last frames, so the take holds and is flagged
+    for review with the reason (before the hindcast it was 23 % worse than holding)."""
     client, _ = server
     media = real_clip(clip_id, tmp_path)
     job, manifest = run(client, timeline_of(media, start, count), "extend", frames=24, codec=pb.FFV1)
@@ -256,14 +259,14 @@ def test_an_extension_is_never_worse_than_holding_and_says_when_it_holds(server,
     ours_mae = float(np.abs(made.astype(int) - truth).mean())
     hold_mae = float(np.abs(held.astype(int) - truth).mean())
     print(f"\n{clip_id} extension: MAE {ours_mae:.2f} against the true continuation, holding {hold_mae:.2f}; "
-          f"hindcast {manifest['extend']}")
-    assert ours_mae <= hold_mae + 1e-6
-    if carried:
-        assert manifest["extend"]["chosen"].startswith("decay") and ours_mae < 0.8 * hold_mae
-        assert not any("held the last frame" in f for f in job.take.flags)
-    else:
-        assert manifest["extend"]["chosen"] == "hold"
+          f"hindcast {manifest['extend']}; take {pb.TakeStatus.Name(job.take.status)} {list(job.take.flags)}")
+    assert manifest["extend"]["chosen"].split()[0] == chosen
+    assert ours_mae <= ratio * hold_mae + 1e-6
+    if chosen == "hold":
         assert job.take.status == pb.NEEDS_REVIEW and any("held the last frame" in f for f in job.take.flags)
+    else:
+        assert ours_mae < ratio * hold_mae
+        assert not any("held the last frame" in f for f in job.take.flags)
 
 
 @pytest.mark.parametrize("clip_id,start", [("city", 40), ("bikes", 80), ("vtest", 300), ("cup", 60)])

@@ -70,7 +70,7 @@ class ClassicBackend:
             yield frame
 
     def extend_context(self) -> int:
-        return extend.HISTORY + 1 + extend.HINDCAST
+        return max(extend.HISTORY + 1, extend.PLATE_FRAMES) + extend.HINDCAST
 
 
 def _check_extend(spec: Spec) -> None:

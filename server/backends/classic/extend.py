@@ -7,6 +7,12 @@ against simply holding the frame; the extension uses whichever of those did best
 holding wins, the extension holds (and says so: the take is flagged); a motion that fades is
 used when a constant one overshoots. Picture the move uncovers is filled by a soft smear of the
 edge, never a mirror image.
+
+On a locked-off shot a third kind of candidate is tried: layers. The set behind the subjects is
+the per-pixel median of the shot's last frames (a clean plate, since walkers pass and do not
+stay); each subject (what differs from the plate in the last frame, as connected pieces) moves
+whole at its own median velocity, and where it stood the plate shows. Walkers keep walking
+instead of being smeared or frozen, and nothing tears.
 """
 from __future__ import annotations
 
@@ -28,6 +34,14 @@ DECAYS = (1.0, 0.9, 0.75)
 # (bench/bench_real.py: 2 % let two hand-held clips through that then lost to hold)
 _MIN_GAIN = 0.05
 _STILL_PX = 0.25        # local motion below this is measurement noise, not movement
+LAYER_DECAYS = (1.0, 0.9)   # the layered candidates' per-frame decay of the subjects' motion
+# the clean plate is the median of at most this many of the shot's last frames: vtest's walkers
+# (10 fps) linger too long for 16 (5 % better than holding, against 16 % with 24); the runner holds
+# PLATE_FRAMES + HINDCAST frames of the edge (extend_context), whatever the shot's length
+PLATE_FRAMES = 24
+_PLATE_MIN_FRAMES = 8   # fewer, and a subject that stands still half the time stays in the plate
+_SUBJECT_LEVELS = 20    # grey levels from the plate at which a pixel of the last frame is a subject
+_LOCKED_OFF_PX = 0.3    # mean corner motion per frame (px) under which the camera counts as still
 _MATCH_TOLERANCE = 2    # grey levels by which following the flow must match better to count
 
 
@@ -56,23 +70,31 @@ def new_frames(frames: np.ndarray, count: int, side: str, report: dict | None = 
     when the extension holds the frame.
     """
     shot = frames[::-1] if side == "head" else frames
-    decay = hindcast(shot, report if report is not None else {})
+    kind, decay = hindcast(shot, report if report is not None else {})
+    ks = range(count, 0, -1) if side == "head" else range(1, count + 1)
+    if kind == "layers":
+        scene = layers(shot)
+        for k in ks:
+            yield layered_frame(scene, k, decay)
+        return
     plan = continuation(shot)
     cap = max(1, len(shot) - 1)
-    for k in (range(count, 0, -1) if side == "head" else range(1, count + 1)):
+    for k in ks:
         yield shot[-1].copy() if decay == 0 else continue_frame(shot[-1], plan, k, decay, cap)
 
 
-def hindcast(shot: np.ndarray, report: dict) -> float:
-    """The decay to extend `shot` with (0: hold), chosen on its own last HINDCAST frames: each
-    candidate continues the frames before them, and the one closest to what really came next
-    (mean absolute error) wins. Holding wins ties and near-ties: carrying motion on must earn
-    its place. Too short a shot for a hindcast is extended with the gentlest decay."""
+def hindcast(shot: np.ndarray, report: dict) -> tuple[str, float]:
+    """How to extend `shot`: ("hold", 0), ("decay", d) (the last frame moved by the measured
+    motion, fading by d per frame) or ("layers", d) (locked-off shots: subjects moved over a
+    clean plate), chosen on the shot's own last HINDCAST frames: each candidate continues the
+    frames before them, and the one closest to what really came next (mean absolute error)
+    wins. Holding wins ties and near-ties: carrying motion on must earn its place. Too short a
+    shot for a hindcast is extended with the gentlest decay."""
     if len(shot) < HINDCAST + 3:
         report.update({"hindcast_frames": 0, "chosen": f"decay {DECAYS[-1]}",
                        "why": f"the shot has {len(shot)} frames, too few to test an extrapolation on its own "
                               f"last {HINDCAST}; the motion fades at the gentlest rate"})
-        return DECAYS[-1]
+        return "decay", DECAYS[-1]
     history, truth = shot[:-HINDCAST], shot[-HINDCAST:].astype(np.float32)
     plan = continuation(history)
     cap = max(1, len(history) - 1)
@@ -80,6 +102,11 @@ def hindcast(shot: np.ndarray, report: dict) -> float:
     for decay in DECAYS:
         made = np.stack([continue_frame(history[-1], plan, k, decay, cap) for k in range(1, HINDCAST + 1)])
         errors[f"decay {decay}"] = float(np.mean(np.abs(truth - made.astype(np.float32))))
+    scene = layers(history)
+    if scene is not None:
+        for decay in LAYER_DECAYS:
+            made = np.stack([layered_frame(scene, k, decay) for k in range(1, HINDCAST + 1)])
+            errors[f"layers {decay}"] = float(np.mean(np.abs(truth - made.astype(np.float32))))
     best = min(errors, key=errors.get)
     if best != "hold" and errors[best] > errors["hold"] * (1.0 - _MIN_GAIN):
         best = "hold"
@@ -90,8 +117,76 @@ def hindcast(shot: np.ndarray, report: dict) -> float:
                               f"carrying its motion on did not beat holding by the {_MIN_GAIN:.0%} it must "
                               f"(mean error {min(v for k, v in errors.items() if k != 'hold'):.2f} against "
                               f"{errors['hold']:.2f} for holding); check the take, or extend with a model")
-        return 0.0
-    return float(best.split()[1])
+        return "hold", 0.0
+    kind, decay = best.split()
+    return kind, float(decay)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layers:
+    """A locked-off shot as a clean plate and the subjects in front of it.
+
+    `base` is the last frame with the plate shown where subjects stood; each piece is a
+    subject's pixels in the last frame (rows, columns, values) and its velocity in px per frame.
+    """
+
+    base: np.ndarray
+    pieces: tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]
+
+
+def layers(shot: np.ndarray) -> "Layers | None":
+    """The shot's end as plate + subjects, or None when the camera moves (a median of moving
+    frames is no plate) or the shot is too short for a median to clear its subjects."""
+    recent = shot[-PLATE_FRAMES:]
+    if len(recent) < _PLATE_MIN_FRAMES or not _locked_off(shot):
+        return None
+    plate = np.median(recent, axis=0).astype(shot.dtype)
+    last = shot[-1]
+    h, w = last.shape[:2]
+    size = max(3, w // 130) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    subject = (motion.disagreement(last, plate) > _SUBJECT_LEVELS).astype(np.uint8)
+    subject = cv2.morphologyEx(cv2.morphologyEx(subject, cv2.MORPH_OPEN, kernel), cv2.MORPH_CLOSE, kernel)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(subject)
+    back = motion.dense_flow(last, shot[-2])          # last(x) ≈ previous(x + back(x))
+    smallest = max(30, h * w // 10000)
+    pieces = []
+    for label in range(1, count):
+        if stats[label, cv2.CC_STAT_AREA] < smallest:
+            continue
+        ys, xs = np.nonzero(labels == label)
+        velocity = -np.median(back[ys, xs], axis=0)
+        pieces.append((ys, xs, last[ys, xs], velocity.astype(np.float32)))
+    stood = cv2.dilate(subject, kernel) > 0
+    return Layers(np.where(stood[..., None], plate, last), tuple(pieces))
+
+
+def layered_frame(scene: Layers, k: int, decay: float) -> np.ndarray:
+    """The k-th new frame: the base, each subject moved whole by its velocity (fading by
+    `decay` per frame), pasted at whole pixels (no resampling blur)."""
+    travelled = float(k) if decay >= 1.0 else decay_sum(decay, k)
+    out = scene.base.copy()
+    h, w = out.shape[:2]
+    for ys, xs, values, velocity in scene.pieces:
+        to_x = np.rint(xs + travelled * velocity[0]).astype(np.int64)
+        to_y = np.rint(ys + travelled * velocity[1]).astype(np.int64)
+        inside = (to_x >= 0) & (to_x < w) & (to_y >= 0) & (to_y < h)
+        out[to_y[inside], to_x[inside]] = values[inside]
+    return out
+
+
+def _locked_off(shot: np.ndarray) -> bool:
+    """Whether the camera stood still over the shot's last HISTORY frames: the corners move
+    less than _LOCKED_OFF_PX a frame, measured on points enough of which agree."""
+    first = shot[-min(len(shot), HISTORY + 1)]
+    found = motion.camera_motion(first, shot[-1])
+    if found.inlier_ratio < 0.3:
+        return False
+    h, w = shot.shape[1:3]
+    corners = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    moved = cv2.perspectiveTransform(corners[None], found.homography)[0]
+    steps = min(len(shot), HISTORY + 1) - 1
+    return float(np.linalg.norm(moved - corners, axis=1).mean()) < _LOCKED_OFF_PX * max(1, steps)
 
 
 def continuation(shot: np.ndarray) -> Continuation:
