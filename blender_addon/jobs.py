@@ -26,8 +26,10 @@ _previews: dict[str, bytes] = {}          # job id -> latest preview JPEG
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-class JobError(ValueError):
-    pass
+class JobError(sub("errors").TakeBridgeError):
+    """A strip that cannot make a job (refused before anything is sent), or a job call that failed."""
+
+    code = "blender_refused"
 
 
 def client(address: str, token: str = ""):
@@ -76,24 +78,85 @@ def build_request(scene, source, op: str, settings, *, frames: int = 0, side: st
         raise JobError(str(err)) from None
 
 
-def submit(scene, source, op: str, *, server: str, wait: bool, **params) -> dict:
-    """Send one job; with wait=True block until it ends and place its take."""
+class BlenderEditor:
+    """Blender's Sequencer as an editor (bridge/editor.py's protocol). Clips are source strips (a
+    strip's name is unique in its scene; its channel and frames say where it is); each is refused
+    before anything is sent when it cannot work (no mask, a rate mismatch, no free channel for
+    an extension), and its take becomes a strip on a free channel above it. `params_for(strip)`
+    gives the operation's per-strip parameters (frames and side, or the mask it renders)."""
+
+    def __init__(self, scene, sources, op: str, server: str, params_for=lambda source: {}):
+        self.scene, self.sources, self.op, self.server, self.params_for = scene, list(sources), op, server, params_for
+        self._current = None
+
+    def clips(self) -> list:
+        return self.sources
+
+    def describe(self, source) -> dict:
+        rate = compat.scene_rate(self.scene)
+        return {"item": source.name, "track": int(source.channel),
+                "record_start": sub("timecode").to_timecode(int(source.frame_final_start), rate)}
+
+    def request(self, source, options):
+        params = dict(self.params_for(source))
+        request = build_request(self.scene, source, self.op, self.scene.takebridge, **params)
+        if self.op == "extend":        # room for the new frames, and a channel for the take: before sending
+            self._check_room(source, params.get("side", "TAIL").lower(), int(params.get("frames", 0)))
+        self._current = source
+        return request
+
+    def _check_room(self, source, side: str, frames: int) -> None:
+        """The take strip goes on a channel above, but its new frames would cover whatever follows
+        (or precedes) the source on its own channel when it plays: the same room rule as the
+        other editors (bridge/window.py), with Blender's frames and the scene's timecode."""
+        window = sub("window")
+        start, end = int(source.frame_final_start), int(source.frame_final_end)
+        new = window.extension_span(start, end - start, side, frames)
+        others = [window.Span(int(s.frame_final_start), int(s.frame_final_end), s.name)
+                  for s in compat.strips_all(self.scene)
+                  if s.channel == source.channel and s.name != source.name and not vse.is_take(s)]
+        rate = compat.scene_rate(self.scene)
+        window.check_room(source.name, new, side, others, track=f" on channel {source.channel}",
+                          label=lambda frame: f"frame {frame} ({sub('timecode').to_timecode(frame, rate)})",
+                          instead="put the strip on a channel of its own")
+        vse_takes.free_channel(self.scene, min(new[0], start), max(new[1], end), source.channel)
+
+    def submitted(self, job_id: str) -> None:
+        """on_submit: the job joins the scene's job list (the panel, reattaching after a reopen)."""
+        item = self.scene.takebridge.jobs.add()
+        item.job_id, item.server, item.source, item.op = job_id, self.server, self._current.name, self.op
+        item.state = "queued"
+
+    def apply(self, source, take, options) -> dict:
+        item = _job_item(self.scene, take.job_id)
+        strip = vse_takes.place_take_strip(self.scene, source, take)
+        if item is not None:
+            item.take_id, item.placed, item.state, item.progress = take.take_id, True, "succeeded", 1.0
+        pb = sub("api").pb
+        return {"take_id": take.take_id, "strip": strip.name, "status": pb.TakeStatus.Name(take.status).lower(),
+                "flags": list(take.flags)}
+
+    def progress(self, source, view) -> None:
+        pass
+
+
+def submit_all(scene, sources, op: str, *, server: str, wait: bool, params_for=lambda source: {}) -> list[dict]:
+    """One job per source strip through bridge/editor.py's loop: one result per strip (a refused
+    or failed strip never drops the others). With wait=True each is followed to its end and its
+    take placed; otherwise a background watcher follows each and the timer places it."""
     settings = scene.takebridge
-    request = build_request(scene, source, op, settings, **params)
-    ClientError = sub("client").ClientError
-    try:
-        with client(server, settings.token) as c:
-            job = c.submit(request)
-            item = settings.jobs.add()
-            item.job_id, item.server, item.source, item.op = job.job_id, server, source.name, op
-            item.state = "queued"
-            if not wait:
-                watch(scene.name, item.job_id, server, settings.token, 0)
-                return {"job_id": job.job_id, "state": "queued"}
-            job = c.wait(job.job_id)
-    except ClientError as err:
-        raise JobError(str(err)) from None
-    return _finish(scene, item, job)
+    adapter = BlenderEditor(scene, sources, op, server, params_for)
+    with client(server, settings.token) as c:
+        results = sub("editor").run(adapter, None, c, wait=wait, on_submit=adapter.submitted)
+    for result in results:
+        item = _job_item(scene, result["job_id"]) if result.get("job_id") else None
+        if item is None:
+            continue
+        if not wait:
+            watch(scene.name, item.job_id, server, settings.token, 0)
+        elif result["state"] != "succeeded":
+            item.state, item.message = result["state"], result.get("error", "")
+    return results
 
 
 def _finish(scene, item, job) -> dict:

@@ -50,19 +50,21 @@ class _JobOperator:
     def execute(self, context):
         scene = compat.sequencer_scene(context)
         try:
-            results = [jobs.submit(scene, source, self.op, server=_server(self, context), wait=self.wait,
-                                   **self.params(context, scene, source))
-                       for source in _sources(self, context)]
-        except (jobs.JobError, vse_takes.TakeError, sub("selection").SelectionError) as err:
+            results = jobs.submit_all(scene, _sources(self, context), self.op, server=_server(self, context),
+                                      wait=self.wait, params_for=lambda source: self.params(context, scene, source))
+        except (sub("errors").TakeBridgeError, sub("client").ClientError) as err:
             return _failed(self, err)
-        for result in results:
-            if result.get("take_id"):
+        for result in results:      # one line per strip: a refused strip never drops the others
+            if result["state"] == "succeeded" and result.get("strip"):
                 flags = f" — needs review: {'; '.join(result['flags'])}" if result.get("flags") else ""
                 self.report({"INFO"}, f"{result['take_id']} placed as {result['strip']} ({result['status']}){flags}")
-            elif result["state"] in ("failed", "cancelled"):
-                self.report({"ERROR"}, f"job {result['job_id']} {result['state']}: {result.get('error', '')}")
-            else:
+            elif result["state"] == "queued":
                 self.report({"INFO"}, f"job {result['job_id']} queued; progress in the TakeBridge panel")
+            else:
+                self.report({"ERROR"}, f"{result['item']} ({result['record_start']}): {result['state']}: "
+                                       f"{result.get('error', '')}")
+        if results and all(r["state"] == "refused" for r in results):
+            return {"CANCELLED"}
         return {"FINISHED"}
 
 

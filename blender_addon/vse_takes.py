@@ -20,8 +20,10 @@ from .vse import TAKE_KEY, is_take, take_data, takes_of
 OPS = {1: "refine", 2: "extend", 3: "inpaint"}
 
 
-class TakeError(ValueError):
-    pass
+class TakeError(sub("errors").TakeBridgeError):
+    """A take that cannot be placed or switched, and what to do."""
+
+    code = "blender_take"
 
 
 def _take_dict(take) -> dict:
@@ -30,7 +32,7 @@ def _take_dict(take) -> dict:
     return json_format.MessageToDict(take, preserving_proto_field_name=True)
 
 
-def _free_channel(scene, start: int, end: int, above: int) -> int:
+def free_channel(scene, start: int, end: int, above: int) -> int:
     """The lowest channel above `above` with nothing between start and end."""
     busy = {}
     for strip in compat.strips_all(scene):
@@ -57,16 +59,14 @@ def place_take_strip(scene, source, take, *, activate: bool = True):
         raise TakeError(f"take {take.take_id} media {take.media.url} is not on this machine; was the server's take "
                         f"folder shared? (takes are written beside the .blend by default)")
     pb = sub("api").pb
-    content_start = int(round(source.frame_start)) + take.source_range.start_frame
-    visible_start, visible_end = source.frame_final_start, source.frame_final_end
-    if take.operation == pb.EXTEND and take.generated_frames:
-        if take.extend_side == pb.HEAD:
-            visible_start -= take.generated_frames
-        else:
-            visible_end += take.generated_frames
-    visible_start = max(visible_start, content_start)
-    visible_end = min(visible_end, content_start + take.source_range.frame_count)
-    channel = _free_channel(scene, visible_start, visible_end, source.channel)
+    start, end = int(source.frame_final_start), int(source.frame_final_end)
+    extending = take.operation == pb.EXTEND and take.generated_frames > 0
+    window = sub("window").take_window(
+        start, end - start, start - int(round(source.frame_start)), take.source_range.start_frame,
+        side="head" if take.extend_side == pb.HEAD else "tail", frames=take.generated_frames if extending else 0,
+        take_frames=take.source_range.frame_count)
+    (visible_start, visible_end), content_start = window.record, window.record[0] - window.media[0]
+    channel = free_channel(scene, visible_start, visible_end, source.channel)
     op = OPS.get(take.operation, "take")
     name = f"{take.shot or source.name}_{op}_v{take.version:03d}"[:62]
     strip = compat.strips(scene).new_movie(name=name, filepath=take.media.url, channel=channel,

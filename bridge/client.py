@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Optional
 import grpc
 
 from bridge.api import pb, pb_grpc
+from bridge.errors import exit_code
 
 TERMINAL_STATES = (pb.SUCCEEDED, pb.FAILED, pb.CANCELLED)
 CHUNK_SIZE = 1 << 20
@@ -26,6 +27,11 @@ class ClientError(RuntimeError):
     def __init__(self, message: str, code: Optional[grpc.StatusCode] = None):
         super().__init__(message)
         self.code = code
+
+    @property
+    def exit_code(self) -> int:
+        """The command line's exit code for this failure (bridge/errors.py's table)."""
+        return exit_code(status=self.code.name if self.code is not None else "")
 
 
 def new_request_id() -> str:

@@ -23,6 +23,7 @@ from typing import Callable
 import opentimelineio as otio
 
 from bridge import metadata
+from bridge.errors import TakeBridgeError
 from bridge.selection import url_to_path
 from bridge.timecode import exact_rate, frames_of, rate_text
 
@@ -37,8 +38,10 @@ ORIGINAL = otio.schema.Clip.DEFAULT_MEDIA_KEY
 Probe = Callable[[str], tuple]
 
 
-class InterchangeError(ValueError):
+class InterchangeError(TakeBridgeError):
     """A timeline that cannot be read or written in the asked format, and what to do."""
+
+    code = "bad_timeline_file"
 
 
 def adapter_for(path: Path) -> str:

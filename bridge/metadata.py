@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import copy
 
+from bridge.errors import TakeBridgeError
+
 KEY = "takebridge"
 SCHEMA_VERSION = 1
 
 
-class MetadataError(ValueError):
-    pass
+class MetadataError(TakeBridgeError):
+    """TakeBridge metadata on a clip that cannot be read (a newer schema, or not a mapping)."""
+
+    code = "bad_metadata"
 
 
 def _migrate(data: dict) -> dict:

@@ -14,13 +14,14 @@ from typing import Optional
 import opentimelineio as otio
 
 from .api import names
+from .errors import TakeBridgeError
 from .api import pb
 from .client import new_request_id
 
 OPTIONS_VERSION = 1
 
 
-class RequestError(ValueError):
+class RequestError(TakeBridgeError):
     """Options that cannot make a job; the message names the value and what to do."""
 
     code = "bad_request"

@@ -15,15 +15,15 @@ from fractions import Fraction
 import opentimelineio as otio
 
 from bridge import metadata
+from bridge.errors import TakeBridgeError
 from bridge.timecode import exact_rate, frames_of
 
 
-class SelectionError(ValueError):
+class SelectionError(TakeBridgeError):
     """The timeline or the selection cannot be used; `code` is machine-readable."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
+        super().__init__(code, message)
 
 
 @dataclasses.dataclass(frozen=True)

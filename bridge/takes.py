@@ -27,10 +27,10 @@ from fractions import Fraction
 import opentimelineio as otio
 from google.protobuf import json_format
 
-from bridge import metadata
+from bridge import metadata, window
 from bridge.api import pb
 from bridge.selection import SelectionError, find_clip
-from bridge.timecode import exact_rate, frames_of, rational_time
+from bridge.timecode import exact_rate, frames_of, rational_time, to_timecode
 from bridge.timeline import source_time_at, timeline_rate
 
 ORIGINAL = otio.schema.Clip.DEFAULT_MEDIA_KEY
@@ -61,14 +61,15 @@ class TakeListing:
 
 # ---------------------------------------------------------------------------------- room
 
-def check_extension_room(timeline: otio.schema.Timeline, clip_name: str, side: str, frames: int,
-                         *, placement: str = "gap", sync: bool = False) -> None:
+def check_extension_room(timeline: otio.schema.Timeline, clip_name: "str | otio.schema.Clip", side: str, frames: int,
+                         *, placement: str = "gap", sync: bool = False, track_number: int | None = None) -> None:
     """Raise PlacementError unless `frames` more frames can go at the clip's `side` with this
-    placement, without overwriting anything."""
-    clip, track = find_clip(timeline, clip_name)
+    placement, without overwriting anything. The clip is the Clip itself (editors find it by
+    position) or its name (on `track_number`)."""
+    clip, track = _locate(timeline, clip_name, track_number)
     _check_side(side, frames, placement)
     if placement == "gap":
-        _room(clip, track, side, frames)
+        _room(clip, track, side, frames, _origin(timeline, clip))
     elif placement == "ripple" and sync:
         _sync_plan(timeline, track, _insert_point(clip, track, side), frames)
     elif placement == "new_track" and side == "head":
@@ -84,46 +85,61 @@ def _check_side(side: str, frames: int, placement: str) -> None:
         raise PlacementError("bad_placement", f"placement {placement!r} is not one of {', '.join(PLACEMENTS)}")
 
 
-def _room(clip, track, side: str, frames: int):
-    """(neighbour gap or None) after checking the room; raises PlacementError."""
+def _origin(timeline, clip) -> int:
+    """The timeline's first frame in the clip's rate (0 without a global start): refusals name
+    the timeline's timecode, not the track's count."""
+    start = timeline.global_start_time
+    return 0 if start is None else frames_of(start, clip.source_range.start_time.rate)
+
+
+def _room(clip, track, side: str, frames: int, origin: int = 0):
+    """(neighbour gap or None) after checking the room; raises PlacementError.
+
+    The decision is bridge/window.py's, on frames counted from the clip's edge (0) in the
+    clip's rate: the neighbouring item (past a gap, measured in time and rounded down: a gap
+    shorter than the extension by part of a frame, with mixed rates, has no room) is the span
+    the new frames may not reach; the track's start is the floor for a head extension."""
     index = track.index(clip)
     neighbour_index = index + 1 if side == "tail" else index - 1
     if side == "tail" and neighbour_index >= len(track):
         return None  # the end of the track: the track just gets longer
-    if side == "head" and neighbour_index < 0:
-        raise PlacementError(
-            "no_room", f"clip {clip.name!r} starts its track, so a head extension of {frames} frames "
-            f"would move every clip after it; ask for ripple, a new track, or put a gap of {frames} "
-            f"frames before it first")
-    neighbour = track[neighbour_index]
-    rate = clip.source_range.start_time.rate
-    if isinstance(neighbour, otio.schema.Gap):
-        # compared in time: a gap shorter than the extension (even by part of a frame, with
-        # mixed rates) does not have room, whatever the rounding
-        seconds = neighbour.duration().to_seconds()
-        available = math.floor(seconds * float(exact_rate(rate)) + 1e-6)
-        if seconds + 1e-9 >= frames / float(exact_rate(rate)):
-            return neighbour
-        step = 1 if side == "tail" else -1
-        beyond = neighbour_index + step
-        if not 0 <= beyond < len(track):
-            if side == "tail":
+    exact = exact_rate(clip.source_range.start_time.rate)
+    rate = float(exact)
+    new = (0, frames) if side == "tail" else (-frames, 0)
+    room, blocker, gap = 0, None, None
+    if 0 <= neighbour_index < len(track):
+        neighbour = track[neighbour_index]
+        if isinstance(neighbour, otio.schema.Gap):
+            gap, seconds = neighbour, neighbour.duration().to_seconds()
+            if seconds + 1e-9 >= frames / rate:
+                return neighbour
+            room = math.floor(seconds * rate + 1e-6)
+            beyond = neighbour_index + (1 if side == "tail" else -1)
+            blocker = track[beyond] if 0 <= beyond < len(track) else None
+            if blocker is None and side == "tail":
                 return neighbour  # a trailing gap: consume it, the track gets longer
-            raise PlacementError(
-                "no_room", f"a head extension of {frames} frames needs {frames - available} more frames "
-                f"before {clip.name!r} than the gap that starts the track has ({available}); "
-                f"ask for ripple or a new track, or lengthen that gap first")
-        blocker = repr(track[beyond].name)
-        raise PlacementError(
-            "no_room", f"extending {clip.name!r} by {frames} frames at the {side} would overwrite "
-            f"{blocker}: the gap there is only {available} frames. Extend by at most "
-            f"{available} frames, ask for ripple or a new track, or move {blocker} by "
-            f"{frames - available} frames first")
-    what = "transition" if isinstance(neighbour, otio.schema.Transition) else "clip"
-    raise PlacementError(
-        "no_room", f"extending {clip.name!r} by {frames} frames at the {side} would overwrite the "
-        f"{what} {neighbour.name!r} right next to it; ask for ripple or a new track, or leave a gap of "
-        f"{frames} frames there first")
+        else:
+            blocker = neighbour
+    edge = origin + _edge_frame(track, clip, side)
+    others = []
+    if blocker is not None:
+        name = blocker.name or getattr(blocker, "transition_type", "") or type(blocker).__name__.lower()
+        others.append(window.Span(room, room + 1, name) if side == "tail" else window.Span(-room - 1, -room, name))
+    try:
+        window.check_room(clip.name, new, side, others, floor=None if blocker is not None else -room,
+                          floor_name="its track", instead="ask for ripple or a new track",
+                          label=lambda frame: to_timecode(edge + frame, exact))
+    except window.RoomError as err:
+        raise PlacementError(err.code, str(err)) from None
+    return gap
+
+
+def _edge_frame(track, clip, side: str) -> int:
+    """The track frame (the clip's rate) at the clip's head or just past its tail; the track's
+    own start counts as 00:00:00:00 (a track knows nothing of the timeline's start)."""
+    own = track.range_of_child(clip)
+    return frames_of(own.end_time_exclusive() if side == "tail" else own.start_time,
+                     clip.source_range.start_time.rate)
 
 
 def _insert_point(clip, track, side: str):
@@ -221,7 +237,7 @@ def split_at_source(track: otio.schema.Track, clip: otio.schema.Clip, cut) -> ot
 
 # ------------------------------------------------------------------------------ placing
 
-def place_take(timeline: otio.schema.Timeline, clip_name: str, take: "pb.Take", *, activate: bool = True,
+def place_take(timeline: otio.schema.Timeline, clip_name: "str | otio.schema.Clip", take: "pb.Take", *, activate: bool = True,
                placement: str = "gap", sync: bool = False, track_number: int | None = None,
                segment=None) -> otio.schema.Clip:
     """Add `take` to the clip as another media reference (keyed by take id), active by default;
@@ -244,7 +260,7 @@ def place_take(timeline: otio.schema.Timeline, clip_name: str, take: "pb.Take", 
     if extending:
         _check_side(side, take.generated_frames, placement)
         if placement == "gap":
-            _room(clip, track, side, take.generated_frames)
+            _room(clip, track, side, take.generated_frames, _origin(timeline, clip))
         elif placement == "ripple" and sync:
             sync_plan = _sync_plan(timeline, track, _insert_point(clip, track, side), take.generated_frames)
         elif placement == "new_track":
@@ -268,9 +284,21 @@ def place_take(timeline: otio.schema.Timeline, clip_name: str, take: "pb.Take", 
     return clip
 
 
+def _locate(timeline, clip, track_number):
+    """(clip, track) for a Clip itself (found by position) or a clip name."""
+    if isinstance(clip, otio.schema.Clip):
+        track = clip.parent()
+        if track is None:
+            raise SelectionError("unknown_clip", f"clip {clip.name!r} is on no track")
+        return clip, track
+    return find_clip(timeline, clip, track_number=track_number)
+
+
 def _clip_for_take(timeline, clip_name, take, track_number):
-    """The clip a take belongs to: by name, narrowed to the one whose source range holds the
-    take's selected frames when a split left several pieces with that name."""
+    """The clip a take belongs to: the Clip itself, or by name, narrowed to the one whose source
+    range holds the take's selected frames when a split left several pieces with that name."""
+    if isinstance(clip_name, otio.schema.Clip):
+        return _locate(timeline, clip_name, track_number)
     try:
         return find_clip(timeline, clip_name, track_number=track_number)
     except SelectionError as err:

@@ -10,6 +10,7 @@ from fractions import Fraction
 import opentimelineio as otio
 
 from bridge.api import pb
+from bridge.errors import TakeBridgeError
 
 # Rates editors use; a float read from OTIO or a container snaps to the nearest of these
 # when it is within 0.01 %, otherwise to the closest fraction with a denominator <= 1001.
@@ -24,8 +25,10 @@ _RATE_TEXT = re.compile(r"^\d{1,12}(\.\d{1,12})?(/\d{1,12})?$")
 _TIMECODE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})([:;])(\d{2})$")
 
 
-class RateError(ValueError):
+class RateError(TakeBridgeError):
     """A frame rate that cannot be used, with the value and what to do."""
+
+    code = "bad_rate"
 
 
 def exact_rate(rate) -> Fraction:

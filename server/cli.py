@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bridge.api.names import CODEC_CHOICES
 
-EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_NO_SERVER = 0, 1, 2, 3
+from bridge.errors import EXIT_BAD_INPUT, EXIT_JOB_FAILED, EXIT_NO_SERVER, EXIT_OK  # noqa: F401  (the one table)
 DEFAULT_ADDRESS = "127.0.0.1:50151"
 
 
@@ -205,19 +205,22 @@ def cmd_serve(args) -> int:
 
 
 def cmd_submit(args) -> int:
+    """The OTIO file as an editor (bridge/otio_file.py) through the one loop (bridge/editor.py):
+    each chosen clip is refused (nothing sent), or submitted, followed and placed on its own."""
     import opentimelineio as otio
 
+    from bridge import editor
     from bridge.client import ClientError, GenerationClient
-    from bridge.request import JobOptions, Reference, RequestError, build_request
+    from bridge.otio_file import OtioFileEditor
+    from bridge.request import JobOptions, Reference
     from bridge.selection import SelectionError, absolutize_media
-    from bridge.takes import check_extension_room
-    from bridge.timeline import job_timeline, select_clip, select_range
+    from bridge.timeline import select_clip, select_range
+    from server.progress_bar import ProgressBar
 
     if args.out and not args.wait:
         raise CliError("--out needs --wait: the take can only be placed once the job is done")
     timeline = read_timeline(args.timeline)
     absolutize_media(timeline, str(args.timeline.resolve().parent))
-    placement, sync = _placement(args.placement)
     try:
         if args.clip:
             segments = [select_clip(timeline, args.clip, handles=args.handles, track_number=args.track)]
@@ -228,19 +231,16 @@ def cmd_submit(args) -> int:
                                f"there is nothing to generate")
         else:
             raise CliError("say what to work on: --clip NAME, or --track N --in TC --out-point TC")
-        side, frames = "tail", 0
-        if args.op == "extend":
-            frames = args.tail_frames if args.tail_frames is not None else args.head_frames
-            if frames is None:
-                raise CliError("extend needs --tail-frames N or --head-frames N")
-            side = "tail" if args.tail_frames is not None else "head"
-            for segment in segments:  # refuse before spending compute
-                check_extension_room(timeline, segment.clip, side, frames, placement=placement, sync=sync)
-        elif args.op == "inpaint" and args.mask is None:
-            raise CliError("inpaint needs --mask (movie, image sequence or still; white = regenerate)")
-        selections = [job_timeline(timeline, segment) for segment in segments]
     except SelectionError as err:
         raise CliError(str(err))
+    side, frames = "tail", 0
+    if args.op == "extend":
+        frames = args.tail_frames if args.tail_frames is not None else args.head_frames
+        if frames is None:
+            raise CliError("extend needs --tail-frames N or --head-frames N")
+        side = "tail" if args.tail_frames is not None else "head"
+    elif args.op == "inpaint" and args.mask is None:
+        raise CliError("inpaint needs --mask (movie, image sequence or still; white = regenerate)")
     references = []
     for entry in args.reference:
         role, _, image = entry.rpartition("=")
@@ -252,95 +252,67 @@ def cmd_submit(args) -> int:
                          max_compute_seconds=args.max_compute_seconds, references=references,
                          take_dir=str((args.take_dir or args.timeline.resolve().parent / "takes").resolve()),
                          handles=args.handles, placement=args.placement)
-    try:
-        requests = [build_request(selection, options, client="takebridge-cli") for selection in selections]
-    except RequestError as err:
-        raise CliError(str(err))
+    bars: dict = {}
+
+    def on_progress(segment, view):
+        if view.state == "running":
+            if id(segment) not in bars:
+                bars[id(segment)] = ProgressBar(f"{args.op} {segment.clip}", enabled=None if not args.json else False)
+            bars[id(segment)].update(view.fraction, view.detail, view.eta_seconds)
 
     with GenerationClient(args.server, token=args.token) as client:
-        jobs = []
+        def prepare(request, selection):
+            if args.upload:
+                _upload_media(client, selection, request)
+                request.selection_otio = otio.adapters.write_to_string(selection, "otio_json")
+        adapter = OtioFileEditor(timeline, segments, placement=args.placement, prepare=prepare,
+                                 on_progress=on_progress)
+        sent: list[str] = []
         try:
-            for segment, selection, request in zip(segments, selections, requests):
-                if args.upload:
-                    _upload_media(client, selection, request)
-                    request.selection_otio = otio.adapters.write_to_string(selection, "otio_json")
-                jobs.append((segment, client.submit(request)))
-        except ClientError as err:
-            raise CliError(str(err), EXIT_NO_SERVER if "cannot reach" in str(err) else EXIT_BAD_INPUT)
-        if not args.wait:
-            ids = [job.job_id for _, job in jobs]
-            _emit(args, {"job_id": ids[0], "job_ids": ids, "status": "queued"},
-                  f"queued job(s) {', '.join(ids)}; follow them with `takebridge jobs --server {args.server}`")
-            return EXIT_OK
-        results, failed = [], False
-        for segment, job in jobs:
-            result = _follow(client, args, job, f"{args.op} {segment.clip}")
-            failed = failed or result["status"] != "succeeded"
-            if result["status"] == "succeeded" and args.out:
-                _place(timeline, segment, result.pop("_take"), placement, sync)
-            result.pop("_take", None)
-            results.append(result)
-    if args.out and not failed:
+            results = editor.run(adapter, options, client, wait=args.wait, on_submit=sent.append)
+        except KeyboardInterrupt:
+            for job_id in sent:
+                try:
+                    client.cancel(job_id)
+                except ClientError:
+                    pass
+            raise CliError(f"interrupted; job(s) {', '.join(sent) or 'none'} cancelled", EXIT_JOB_FAILED)
+        finally:
+            for bar in bars.values():
+                bar.close()
+    for result in results:
+        result["status"] = result["state"]
+    refused = [r for r in results if r["state"] == "refused"]
+    if len(refused) == len(results):
+        worst = refused[0]
+        raise CliError("; ".join(f"{r['item']}: {r['error']}" for r in refused) if len(refused) > 1 else worst["error"],
+                       EXIT_NO_SERVER if worst.get("code") == "server_unreachable" else EXIT_BAD_INPUT)
+    if not args.wait:
+        ids = [r["job_id"] for r in results if r.get("job_id")]
+        payload = {"job_id": ids[0], "job_ids": ids, "status": "queued"}
+        if refused:
+            payload["refused"] = refused
+        _emit(args, payload, f"queued job(s) {', '.join(ids)}; follow them with `takebridge jobs --server {args.server}`"
+              + "".join(f"\nrefused {r['item']}: {r['error']}" for r in refused))
+        return EXIT_OK
+    failed = any(r["state"] != "succeeded" for r in results)
+    written = bool(args.out) and adapter.placed > 0
+    if written:
         write_timeline(timeline, args.out)
-    elif args.out:
-        results.append({"status": "not_written", "error": f"{args.out} was not written: a job did not succeed"})
     payload = results[0] if len(results) == 1 else {"status": "failed" if failed else "succeeded", "jobs": results}
     if args.out:
-        payload = {**payload, "out": str(args.out) if not failed else None}
+        payload = {**payload, "out": str(args.out) if written else None}
     lines = [f"take {r['take_id']} ({r['take_status']}): {r['frames']} frames from {r['start_timecode']} at "
              f"{r['media']}" + "".join(f"\n  flagged: {flag}" for flag in r["flags"])
-             if r.get("take_id") else f"job {r.get('job_id', '')} {r['status']}: {r.get('error') or 'no take made'}"
+             if r.get("take_id") and r["state"] == "succeeded"
+             else f"{r['item']} (V{r['track']} at {r['record_start']}): {r['status']}: {r.get('error') or 'no take made'}"
              for r in results]
-    if args.out and not failed:
-        lines.append(f"timeline with the take(s): {args.out}")
+    if written:
+        lines.append(f"timeline with {adapter.placed} of {len(results)} take(s): {args.out}")
+    elif args.out:
+        lines.append(f"{args.out} was not written: no take was placed")
     _emit(args, payload, "\n".join(lines))
     return EXIT_JOB_FAILED if failed else EXIT_OK
-
-
-def _placement(choice: str) -> tuple[str, bool]:
-    return {"gap": ("gap", False), "ripple": ("ripple", False), "ripple-sync": ("ripple", True),
-            "new-track": ("new_track", False)}[choice]
-
-
-def _follow(client, args, job, label: str) -> dict:
-    """Follow one job to its end with a progress bar; its outcome as a dict (`_take` inside)."""
-    from bridge.client import ClientError
-    from bridge.progress import JobView, apply_event, apply_job, outcome
-    from server.progress_bar import ProgressBar
-
-    bar = ProgressBar(label, enabled=None if not args.json else False)
-    view = JobView(job.job_id)
-
-    def on_event(event):
-        nonlocal view
-        view = apply_event(view, event)
-        if not view.done:
-            bar.update(view.fraction, view.detail, view.eta_seconds)
-    try:
-        job = client.wait(job.job_id, on_event=on_event)
-    except KeyboardInterrupt:
-        client.cancel(job.job_id)
-        bar.close("interrupted")
-        raise CliError(f"interrupted; job {job.job_id} was cancelled", EXIT_JOB_FAILED)
-    except ClientError as err:
-        raise CliError(str(err), EXIT_NO_SERVER)
-    view = apply_job(view, job)
-    bar.close(view.state)
-    result = outcome(view)
-    if view.take is not None and view.state == "succeeded":
-        result["_take"] = view.take
-    return result
-
-
-def _place(timeline, segment, take, placement: str, sync: bool) -> None:
-    from bridge.selection import SelectionError
-    from bridge.takes import place_take
-
-    try:
-        place_take(timeline, segment.clip, take, placement=placement, sync=sync,
-                   track_number=segment.track_index + 1, segment=segment)
-    except SelectionError as err:
-        raise CliError(f"the take {take.take_id} was made ({take.media.url}) but cannot be placed: {err}")
 
 
 def _upload_media(client, selection, request) -> None:
@@ -402,7 +374,7 @@ def cmd_cancel(args) -> int:
         try:
             job = client.cancel(args.job_id)
         except ClientError as err:
-            raise CliError(str(err), EXIT_NO_SERVER if "cannot reach" in str(err) else EXIT_BAD_INPUT)
+            raise CliError(str(err), err.exit_code)
     state = pb.JobState.Name(job.state).lower()
     _emit(args, {"job_id": job.job_id, "status": state}, f"job {job.job_id}: {state}")
     return EXIT_OK

@@ -155,7 +155,7 @@ def cmd_review(args) -> int:
     from bridge.client import ClientError, GenerationClient
     from bridge.selection import SelectionError
     from bridge.api import pb
-    from server.cli import EXIT_BAD_INPUT, EXIT_NO_SERVER, EXIT_OK, CliError, read_timeline, write_timeline
+    from server.cli import EXIT_OK, CliError, read_timeline, write_timeline
 
     if bool(args.timeline) != bool(args.output):
         raise CliError("--timeline and -o go together: the timeline to mark and where to write it")
@@ -164,7 +164,7 @@ def cmd_review(args) -> int:
         try:
             take = client.review(args.take_id, args.approve, args.note, args.reviewer)
         except ClientError as err:
-            raise CliError(str(err), EXIT_NO_SERVER if "cannot reach" in str(err) else EXIT_BAD_INPUT)
+            raise CliError(str(err), err.exit_code)
     status = pb.TakeStatus.Name(take.status).lower()
     if timeline is not None:
         from bridge.takes import set_status

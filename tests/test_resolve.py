@@ -115,7 +115,7 @@ def test_extension_goes_into_the_following_gap_or_a_takebridge_track(cut, server
     v1 = resolve.timeline.GetItemListInTrack("video", 1)
     assert [i.GetStart() - resolve.timeline.start for i in v1] == [0, 24, 36]
     # the first extension now fills the frames after A: another one does not fit there ...
-    with pytest.raises(core.ResolveError, match=r"'A_v\d+\.mkv' is there; use the TakeBridge track placement"):
+    with pytest.raises(core.ResolveError, match=r"01:00:01:00 to 01:00:01:08 on V1, which would overwrite 'A_v\d+\.mkv' \(at 01:00:01:00\).*Use the TakeBridge track placement"):
         core.run(resolve, _options(tmp_path, op="extend", frames=8), server=server, items=[v1[0]])
     # ... but a TakeBridge track above takes the whole extended take
     (result,) = core.run(resolve, _options(tmp_path, op="extend", frames=8, side="head", placement="track"),
@@ -254,7 +254,7 @@ def test_an_extension_without_room_is_refused_before_anything_is_sent_and_named_
     with pytest.raises(core.ResolveError) as err:
         core.run(resolve, _options(tmp_path, op="extend", frames=20), server=server)
     # A ends at 01:00:01:00; 20 frames would reach into B at 01:00:01:12
-    assert "01:00:01:00-01:00:01:20 on V1 but 'B.mkv' is there" in str(err.value)
+    assert "01:00:01:00 to 01:00:01:20 on V1, which would overwrite 'B.mkv' (at 01:00:01:12)" in str(err.value)
     assert _jobs(server) == before, "nothing was submitted"
     assert item_a.GetTakesCount() == 0
 
@@ -265,7 +265,7 @@ def test_one_refused_clip_in_a_multi_clip_selection_does_not_drop_the_others(cut
     before = _jobs(server)
     results = core.run(resolve, _options(tmp_path, op="extend", frames=20), server=server)
     assert [(r["item"], r["state"]) for r in results] == [("A.mkv", "refused"), ("B.mkv", "succeeded")]
-    assert "'B.mkv' is there" in results[0]["error"] and results[0]["record_start"] == "01:00:00:00"
+    assert "would overwrite 'B.mkv'" in results[0]["error"] and results[0]["record_start"] == "01:00:00:00"
     assert results[1]["placement"]["start"] == item_b.GetEnd() and results[1]["placement"]["duration"] == 20
     assert _jobs(server) == before + 1
 

@@ -22,7 +22,7 @@ TRACK_NAME = "TakeBridge"
 META_KEY = "takebridge"
 
 
-class ResolveError(ValueError):
+class ResolveError(sub("errors").TakeBridgeError):
     """Something the editor can fix, said so."""
 
 
@@ -256,7 +256,7 @@ def place_extension(ctx: Context, target: Target, take, mpi, placement: str) -> 
     media_first = target.segment.source_start - take.source_range.start_frame   # source part in the take
     if placement == "gap":
         track = target.track_index
-        record = _gap_start(item, n, head)
+        record, _ = _extension_span(item, n, head)
         first, last = (media_first - n, media_first) if head else (media_first + target.segment.source_duration,
                                                                     media_first + target.segment.source_duration + n)
         _check_gap(ctx, track, record, record + n, item)
@@ -294,17 +294,17 @@ def _append_and_confirm(ctx: Context, mpi, take, track: int, record: int, first:
             "expected_duration": last - first}
 
 
-def _check_gap(ctx, track: int, start: int, end: int, item) -> None:
-    for other in ctx.timeline.GetItemListInTrack("video", track) or []:
-        if other.GetUniqueId() == item.GetUniqueId():
-            continue
-        if int(other.GetStart()) < end and int(other.GetEnd()) > start:
-            raise ResolveError(f"the extension needs {timecode_of(ctx, start)}-{timecode_of(ctx, end)} on V{track} "
-                               f"but {other.GetName()!r} is there; use the TakeBridge track placement, or make room")
-    if start < int(ctx.timeline.GetStartFrame()):
-        raise ResolveError(f"a head extension would start at {timecode_of(ctx, start)}, before the timeline starts at "
-                           f"{timecode_of(ctx, int(ctx.timeline.GetStartFrame()))}; use the TakeBridge track "
-                           f"placement")
+def _check_gap(ctx, track: int, start: int, end: int, item, *, gap: bool = True) -> None:
+    """bridge/window.py decides: the new frames start..end must not overlap another item on the
+    track (gap placement) nor start before the timeline."""
+    window = sub("window")
+    others = [window.Span(int(o.GetStart()), int(o.GetEnd()), o.GetName())
+              for o in (ctx.timeline.GetItemListInTrack("video", track) or []) if gap
+              and o.GetUniqueId() != item.GetUniqueId()]
+    side = "head" if end <= int(item.GetStart()) else "tail"
+    window.check_room(item.GetName(), (start, end), side, others, floor=int(ctx.timeline.GetStartFrame()),
+                      label=lambda frame: timecode_of(ctx, frame), track=f" on V{track}",
+                      instead="use the TakeBridge track placement" if gap else "extend the other side")
 
 
 def _takebridge_track(ctx) -> int:
@@ -321,47 +321,51 @@ def _takebridge_track(ctx) -> int:
 
 # ---------------------------------------------------------------------------------- the job
 
+class ResolveEditor:
+    """Resolve as an editor (bridge/editor.py's protocol): items found by track and record start
+    in Resolve's own OTIO export, refused before anything is sent when they cannot work, and
+    their takes added to the Take Selector or placed beside them."""
+
+    def __init__(self, ctx: Context, items, *, progress=None, finalize: bool = False):
+        self.ctx, self.items, self.progress_cb, self.finalize = ctx, list(items), progress, finalize
+        self.timeline_otio = export_otio(ctx)
+        self.targets: dict = {}
+
+    def clips(self) -> list:
+        return self.items
+
+    def describe(self, item) -> dict:
+        _, track = item.GetTrackTypeAndIndex() if has(item, "GetTrackTypeAndIndex") else ("video", 1)
+        return {"item": item.GetName(), "track": int(track), "record_start": timecode_of(self.ctx, int(item.GetStart()))}
+
+    def request(self, item, options: Options):
+        target = target_for(self.ctx, self.timeline_otio, item, handles=options.handles)
+        check_room(self.ctx, target, options)
+        self.targets[id(item)] = target
+        return build_request(target, options)
+
+    def apply(self, item, take, options: Options) -> dict:
+        return place(self.ctx, self.targets[id(item)], take, options, finalize=self.finalize)
+
+    def progress(self, item, view) -> None:
+        if self.progress_cb is not None and view.state == "running":
+            self.progress_cb(item.GetName(), view.fraction, view.detail)
+
+
 def run(resolve, options: Options, *, server: str = "127.0.0.1:50151", token: str = "", items=None,
         progress=None, finalize: bool = False, on_submit=None) -> list[dict]:
     """Generate a take for each selected item (or `items`), wait for it and place it; one result
-    per item, in order. An item that cannot be done (no room for its extension, no mask...) is
-    refused before anything is sent for it, and the others still run; only when every item is
-    refused does this raise. `progress(item_name, fraction, text)` is called as jobs run,
-    `on_submit(job_id)` as each is submitted (the dialog cancels only those)."""
+    per item, in order (bridge/editor.py's loop). An item that cannot be done (no room for its
+    extension, no mask...) is refused before anything is sent for it, and the others still run;
+    only when every item is refused does this raise. `progress(item_name, fraction, text)` is
+    called as jobs run, `on_submit(job_id)` as each is submitted (the dialog cancels only those)."""
     ctx = context(resolve)
-    chosen = list(items if items is not None else selected_items(ctx.timeline))
-    timeline_otio = export_otio(ctx)
-    client_mod, progress_mod = sub("client"), sub("progress")
-    results, refusals = [], []
-    with client_mod.GenerationClient(server, token=token) as client:
-        for item in chosen:
-            result = {"item": item.GetName(), "record_start": timecode_of(ctx, int(item.GetStart()))}
-            try:
-                target = target_for(ctx, timeline_otio, item, handles=options.handles)
-                check_room(ctx, target, options)
-                request = build_request(target, options)
-                job = client.submit(request)
-            except (ResolveError, client_mod.ClientError) as err:
-                refusals.append(f"{item.GetName()} at {result['record_start']}: {err}")
-                results.append({**result, "state": "refused", "error": str(err)})
-                continue
-            if on_submit is not None:
-                on_submit(job.job_id)
-            views = {"job": progress_mod.JobView(job.job_id)}
-
-            def on_event(event, name=item.GetName()):
-                views["job"] = progress_mod.apply_event(views["job"], event)
-                if progress and event.WhichOneof("kind") == "progress":
-                    progress(name, views["job"].fraction, views["job"].detail)
-            view = progress_mod.apply_job(views["job"], client.wait(job.job_id, on_event=on_event))
-            result.update(job_id=job.job_id, state=view.state, error=view.error)
-            if view.state == "succeeded":
-                try:
-                    result.update(place(ctx, target, view.take, options, finalize=finalize))
-                except ResolveError as err:
-                    result.update(state="not_placed", error=str(err))
-            results.append(result)
-    if refusals and len(refusals) == len(chosen):
+    adapter = ResolveEditor(ctx, items if items is not None else selected_items(ctx.timeline),
+                            progress=progress, finalize=finalize)
+    with sub("client").GenerationClient(server, token=token) as client:
+        results = sub("editor").run(adapter, options, client, on_submit=on_submit)
+    refusals = [f"{r['item']} at {r['record_start']}: {r['error']}" for r in results if r["state"] == "refused"]
+    if refusals and len(refusals) == len(results):
         raise ResolveError("; ".join(refusals) if len(refusals) > 1 else str(results[0]["error"]))
     return results
 
@@ -387,21 +391,17 @@ def check_room(ctx: Context, target: Target, options: Options) -> None:
     """Refuse, before the job is sent, an extension with no room where it would be placed."""
     if options.op != "extend":
         return
-    item, n, head = target.item, int(options.frames), options.side == "head"
-    if options.placement == "gap":
-        record = _gap_start(item, n, head)
-        _check_gap(ctx, target.track_index, record, record + n, item)
-    elif options.placement == "track":
-        if head and int(item.GetStart()) - n < int(ctx.timeline.GetStartFrame()):
-            raise ResolveError(f"a head extension of {n} frames would start before the timeline starts at "
-                               f"{timecode_of(ctx, int(ctx.timeline.GetStartFrame()))}")
-    else:
+    if options.placement not in ("gap", "track"):
         raise ResolveError(f"placement {options.placement!r} is not 'gap' or 'track'")
+    item = target.item
+    start, end = _extension_span(item, int(options.frames), options.side == "head")
+    _check_gap(ctx, target.track_index, start, end, item, gap=options.placement == "gap")
 
 
-def _gap_start(item, frames: int, head: bool) -> int:
-    """Where an extension placed beside `item` starts on its track (absolute frames)."""
-    return int(item.GetStart()) - frames if head else int(item.GetEnd())
+def _extension_span(item, frames: int, head: bool) -> tuple[int, int]:
+    """The record frames an extension of `item` takes (bridge/window.py; absolute frames)."""
+    start = int(item.GetStart())
+    return sub("window").extension_span(start, int(item.GetEnd()) - start, "head" if head else "tail", frames)
 
 
 def timecode_of(ctx: Context, frame: int) -> str:
