@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -32,7 +33,7 @@ PLATFORMS = {  # Blender platform -> pip platform tags
     "macos-arm64": ["macosx_11_0_arm64", "macosx_12_0_arm64", "macosx_14_0_arm64", "macosx_11_0_universal2"],
 }
 PYTHONS = ("3.11", "3.13")
-BINARY = ["grpcio==1.85.3", "protobuf==7.36.2", "opentimelineio==0.18.1"]
+BINARY = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["takebridge"]["editor-wheels"]
 PURE = ["otio-cmx3600-adapter==1.0.0", "otio-fcp-adapter==1.0.0", "otio-fcpx-xml-adapter==1.0.0",
         "otio-aaf-adapter==2.0.0", "pyaaf2==1.7.1", "typing-extensions==4.15.0"]   # grpcio imports typing_extensions
 ADDON_FILES = ["__init__.py", "bridge_import.py", "compat.py", "compare.py", "jobs.py", "operators.py", "props.py",
@@ -40,7 +41,8 @@ ADDON_FILES = ["__init__.py", "bridge_import.py", "compat.py", "compare.py", "jo
 
 
 def version() -> str:
-    match = re.search(r'^version = "([^"]+)"', (ADDON / "blender_manifest.toml").read_text(), re.M)
+    """TakeBridge's version, stated once in bridge/__init__.py; the built manifest is stamped with it."""
+    match = re.search(r'^__version__ = "([^"]+)"', (ROOT / "bridge" / "__init__.py").read_text(), re.M)
     return match.group(1)
 
 
@@ -112,6 +114,7 @@ def build(platform_only: bool = False, wheels_from: Path | None = None) -> Path:
     bridge_wheel(stage / "wheels")
     names = sorted(p.name for p in (stage / "wheels").glob("*.whl"))
     manifest = (stage / "blender_manifest.toml").read_text()
+    manifest = re.sub(r'^version = "[^"]*".*$', f'version = "{ver}"', manifest, flags=re.M)
     listing = "wheels = [\n" + "".join(f'  "./wheels/{n}",\n' for n in names) + "]"
     manifest = re.sub(r"^wheels = \[\]", listing, manifest, flags=re.M)
     if platform_only:

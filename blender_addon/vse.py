@@ -22,8 +22,8 @@ import bpy
 
 from . import compat
 from .bridge_import import sub
+from .vse_takes import TAKE_KEY, is_take, place_take_strip, take_data, takes_of  # noqa: F401  (the take strips' own module)
 
-TAKE_KEY = "takebridge"
 
 
 def otio():
@@ -42,28 +42,6 @@ def _range(start, duration, rate: Fraction):
 
 def abspath(path: str) -> str:
     return os.path.normpath(bpy.path.abspath(path))
-
-
-def is_take(strip) -> bool:
-    return TAKE_KEY in strip.keys() and "take_id" in strip[TAKE_KEY]
-
-
-def take_data(strip) -> dict:
-    return {k: _plain(v) for k, v in strip[TAKE_KEY].items()} if is_take(strip) else {}
-
-
-def _plain(value):
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if hasattr(value, "to_list"):
-        return value.to_list()
-    return value
-
-
-def takes_of(scene, source_name: str) -> list:
-    """Take strips of a source strip, by version."""
-    found = [s for s in compat.strips_all(scene) if is_take(s) and s[TAKE_KEY].get("source") == source_name]
-    return sorted(found, key=lambda s: (int(s[TAKE_KEY].get("version", 0)), s.name))
 
 
 def media_strip_kind(strip) -> str | None:
@@ -100,12 +78,12 @@ def reference_of(strip, scene):
 
 
 def _sequence_pattern(filename: str):
-    import re
-
-    match = re.fullmatch(r"(.*?)(\d+)(\.[A-Za-z0-9]+)", filename)
-    if not match:
+    """(prefix, padding, suffix, frame) of a numbered image's name (bridge/files.py)."""
+    found = sub("files").numbered(filename)
+    if found is None:
         return filename, 0, "", 0
-    return match.group(1), len(match.group(2)), match.group(3), int(match.group(2))
+    (prefix, padding, suffix), frame = found
+    return prefix, padding, suffix, frame
 
 
 def export_timeline(scene):
@@ -162,8 +140,6 @@ def _take_message(data: dict):
 def import_timeline(scene, timeline, *, base_channel: int = 1) -> list:
     """Build the VSE edit from an OTIO timeline (tracks -> channels from `base_channel`),
     takes as take strips above their source. Returns the source strips made."""
-    from . import vse_takes
-
     schema = otio().schema
     timecode = sub("timecode")
     rate = compat.scene_rate(scene)
@@ -194,7 +170,7 @@ def import_timeline(scene, timeline, *, base_channel: int = 1) -> list:
                 if take is not None:
                     takes_to_place.append((strip, take, key == item.active_media_reference_key))
     for strip, take, active in takes_to_place:
-        vse_takes.place_take_strip(scene, strip, take, activate=active)
+        place_take_strip(scene, strip, take, activate=active)
     return made
 
 

@@ -15,9 +15,32 @@ import bpy
 
 from . import compat
 from .bridge_import import sub
-from .vse import TAKE_KEY, is_take, take_data, takes_of
 
 OPS = {1: "refine", 2: "extend", 3: "inpaint"}
+TAKE_KEY = "takebridge"        # the custom property a take strip keeps its take in
+
+
+def is_take(strip) -> bool:
+    return TAKE_KEY in strip.keys() and "take_id" in strip[TAKE_KEY]
+
+
+def take_data(strip) -> dict:
+    return {k: _plain(v) for k, v in strip[TAKE_KEY].items()} if is_take(strip) else {}
+
+
+def _plain(value):
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if hasattr(value, "to_list"):
+        return value.to_list()
+    return value
+
+
+def takes_of(scene, source_name: str) -> list:
+    """Take strips of a source strip, by version."""
+    found = [s for s in compat.strips_all(scene) if is_take(s) and s[TAKE_KEY].get("source") == source_name]
+    return sorted(found, key=lambda s: (int(s[TAKE_KEY].get("version", 0)), s.name))
+
 
 
 class TakeError(sub("errors").TakeBridgeError):

@@ -13,8 +13,8 @@ from typing import Callable, Iterator, Optional
 
 import grpc
 
-from bridge.api import pb, pb_grpc
-from bridge.errors import exit_code
+from .api import pb, pb_grpc
+from .errors import exit_code
 
 TERMINAL_STATES = (pb.SUCCEEDED, pb.FAILED, pb.CANCELLED)
 CHUNK_SIZE = 1 << 20

@@ -15,17 +15,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 import opentimelineio as otio
 
-from bridge import metadata
-from bridge.errors import TakeBridgeError
-from bridge.selection import url_to_path
-from bridge.timecode import exact_rate, frames_of, rate_text
+from . import files, metadata
+from .errors import TakeBridgeError
+from .selection import url_to_path
+from .timecode import exact_rate, frames_of, rate_text
 
 SIDECAR_SUFFIX = ".takebridge.json"
 SIDECAR_SCHEMA = 1
@@ -72,7 +71,7 @@ def read_timeline(path: Path, *, rate=None) -> otio.schema.Timeline:
         chosen = rate or (sidecar or {}).get("timeline_rate") or 24
         options["rate"] = float(exact_rate(chosen))
     if adapter == "otio_json":
-        from bridge.selection import parse_timeline
+        from .selection import parse_timeline
 
         return parse_timeline(path.read_text(), str(path))
     try:
@@ -192,18 +191,14 @@ def write_timeline(timeline: otio.schema.Timeline, path: Path, *, resolve: bool 
 
 
 def _atomic(path: Path, write: Callable[[str], object]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    """bridge/files.py's replacing(), with the adapters' own errors named."""
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        with files.replacing(path, suffix=path.suffix) as tmp:   # adapters pick the format by suffix
+            write(tmp)
     except InterchangeError:
         raise
     except Exception as exc:  # adapters raise their own exception types
         raise InterchangeError(f"cannot write {path}: {exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _write_otioz(timeline: otio.schema.Timeline, path: Path, warnings: list[str]) -> None:
@@ -548,6 +543,6 @@ def resolve_shape(timeline: otio.schema.Timeline, *, probe: Probe | None = None,
 
 
 def _timeline_rate(timeline: otio.schema.Timeline):
-    from bridge.timeline import timeline_rate
+    from .timeline import timeline_rate
 
     return timeline_rate(timeline)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 
-from bridge.errors import TakeBridgeError
+from .errors import TakeBridgeError
 
 KEY = "takebridge"
 SCHEMA_VERSION = 1

@@ -14,6 +14,7 @@ from typing import Optional
 import opentimelineio as otio
 
 from .api import names
+from . import files
 from .errors import TakeBridgeError
 from .api import pb
 from .client import new_request_id
@@ -141,7 +142,6 @@ def _local_file(path: str, what: str, missing: str) -> str:
         return path
     local = urllib.parse.urlsplit(path).path if scheme == "file" else path
     if not os.path.exists(local):
-        printf = "%" in os.path.basename(local) or "#" in os.path.basename(local)
-        if not (printf and os.path.isdir(os.path.dirname(local) or ".")):   # image sequences: a pattern
+        if not (files.is_pattern(local) and os.path.isdir(os.path.dirname(local) or ".")):   # a sequence's pattern
             raise RequestError(f"{what} {path} not found: {missing}")
     return os.path.abspath(local)

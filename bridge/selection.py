@@ -14,9 +14,9 @@ from fractions import Fraction
 
 import opentimelineio as otio
 
-from bridge import metadata
-from bridge.errors import TakeBridgeError
-from bridge.timecode import exact_rate, frames_of
+from . import metadata
+from .errors import TakeBridgeError
+from .timecode import exact_rate, frames_of
 
 
 class SelectionError(TakeBridgeError):

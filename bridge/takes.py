@@ -21,17 +21,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 from fractions import Fraction
 
 import opentimelineio as otio
 from google.protobuf import json_format
 
-from bridge import metadata, window
-from bridge.api import pb
-from bridge.selection import SelectionError, find_clip
-from bridge.timecode import exact_rate, frames_of, rational_time, to_timecode
-from bridge.timeline import source_time_at, timeline_rate
+from . import files, metadata, window
+from .api import pb
+from .selection import SelectionError, find_clip
+from .timecode import exact_rate, frames_of, rational_time, to_timecode
+from .timeline import source_time_at, timeline_rate
 
 ORIGINAL = otio.schema.Clip.DEFAULT_MEDIA_KEY
 ORIGINAL_ALIAS = "original"       # the untouched source; also its key once a take is finalized
@@ -650,10 +649,10 @@ def take_of_reference(ref) -> "pb.Take | None":
 
 def _split_pattern(pattern: str) -> tuple[str, str, int, str]:
     folder, name = os.path.split(pattern)
-    match = re.fullmatch(r"(.*?)%0(\d+)d(.*)", name)
-    if not match:
+    parts = files.printf_pattern(name)
+    if parts is None or not parts.padding:
         raise PlacementError("bad_take", f"image sequence {pattern!r} is not a printf pattern like name.%06d.png")
-    return folder, match.group(1), int(match.group(2)), match.group(3)
+    return folder, parts.prefix, parts.padding, parts.suffix
 
 
 def reference_path(ref) -> str:

@@ -9,14 +9,15 @@ from fractions import Fraction
 
 import opentimelineio as otio
 
-from bridge.api import pb
-from bridge.errors import TakeBridgeError
+from .api import pb
+from .errors import TakeBridgeError
 
-# Rates editors use; a float read from OTIO or a container snaps to the nearest of these
-# when it is within 0.01 %, otherwise to the closest fraction with a denominator <= 1001.
+# Rates editors and cameras use (the one table: server/media/probe.py snaps containers' rates to
+# it too); a float read from OTIO or a container snaps to the nearest of these when it is within
+# 0.01 %, otherwise to the closest fraction with a denominator <= 1001.
 KNOWN_RATES = tuple(Fraction(r) for r in (
-    "24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60",
-    "120000/1001", "120", "12", "15", "16"))
+    "24000/1001", "24", "25", "30000/1001", "30", "48000/1001", "48", "50", "60000/1001", "60",
+    "120000/1001", "120", "12", "15", "16", "100"))
 DROP_FRAME_RATES = (Fraction(30000, 1001), Fraction(60000, 1001))
 DAY_SECONDS = 24 * 3600
 MAX_RATE = 100_000   # frames per second; beyond any camera, and a bound for the arithmetic
@@ -62,10 +63,17 @@ def exact_rate(rate) -> Fraction:
         raise RateError(f"frame rate {rate!r} is below {MIN_RATE} frames per second; check the clip's rate")
     if value > MAX_RATE:
         raise RateError(f"frame rate {rate!r} is above {MAX_RATE} frames per second")
+    return snap_rate(value) or value.limit_denominator(1001)
+
+
+def snap_rate(value: Fraction, within: Fraction = Fraction(1, 10000)) -> "Fraction | None":
+    """The known rate `value` stands for (within that share of it), or None. Known rates sit at
+    least 0.1 % apart, so a far closer match is the one meant (Matroska stores 60000/1001 as
+    19001/317: whole nanoseconds a frame)."""
     for known in KNOWN_RATES:
-        if abs(value - known) <= known * Fraction(1, 10000):
+        if abs(value - known) <= known * within:
             return known
-    return value.limit_denominator(1001)
+    return None
 
 
 def to_pb_rate(rate) -> "pb.Rate":

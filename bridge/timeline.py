@@ -31,9 +31,9 @@ from fractions import Fraction
 
 import opentimelineio as otio
 
-from bridge import metadata
-from bridge.selection import SelectionError, find_clip, media_source
-from bridge.timecode import RateError, exact_rate, frames_of, from_timecode, rate_text, to_timecode
+from . import metadata
+from .selection import SelectionError, find_clip, media_source
+from .timecode import RateError, exact_rate, frames_of, from_timecode, rate_text, to_timecode
 
 
 @dataclasses.dataclass(frozen=True)

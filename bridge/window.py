@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterable, Optional
 
-from bridge.errors import TakeBridgeError
+from .errors import TakeBridgeError
 
 
 class RoomError(TakeBridgeError):

@@ -15,7 +15,6 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
-OUT_PACKAGE = "bridge.api"
 PROTOS = ["takebridge/v1/generation.proto"]
 
 
@@ -33,7 +32,8 @@ def generate(out_dir: pathlib.Path) -> list[pathlib.Path]:
         written = []
         for src in sorted(pathlib.Path(tmp).rglob("*.py*")):
             text = src.read_text()
-            text = re.sub(r"^from takebridge\.v1 import", f"from {OUT_PACKAGE} import", text, flags=re.M)
+            # relative: bridge/ imports itself relatively, so it can be vendored under any name
+            text = re.sub(r"^from takebridge\.v1 import", "from . import", text, flags=re.M)
             dst = out_dir / src.name
             dst.write_text(text)
             written.append(dst)

@@ -16,14 +16,8 @@ from pathlib import Path
 
 from bridge.api.names import CODEC_CHOICES
 
-from bridge.errors import EXIT_BAD_INPUT, EXIT_JOB_FAILED, EXIT_NO_SERVER, EXIT_OK  # noqa: F401  (the one table)
-DEFAULT_ADDRESS = "127.0.0.1:50151"
-
-
-class CliError(Exception):
-    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT):
-        super().__init__(message)
-        self.exit_code = exit_code
+from server.cli_base import (EXIT_BAD_INPUT, EXIT_JOB_FAILED, EXIT_NO_SERVER, EXIT_OK,  # noqa: F401
+                             DEFAULT_ADDRESS, CliError, _emit, read_timeline, write_timeline)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -390,39 +384,6 @@ def cmd_demo(args) -> int:
     from server.demo import run_demo
 
     return run_demo(args)
-
-
-def read_timeline(path: Path):
-    """Any supported timeline format (takes restored from a sidecar), or a clear CliError."""
-    from bridge.interchange import InterchangeError
-    from bridge.interchange import read_timeline as read_any
-    from bridge.selection import SelectionError
-
-    if not path.exists():
-        raise CliError(f"timeline {path} not found")
-    try:
-        return read_any(path)
-    except (InterchangeError, SelectionError) as err:
-        raise CliError(str(err))
-
-
-def write_timeline(timeline, path: Path) -> None:
-    """Write in the format of the extension, atomically: a crash never leaves a half-written
-    timeline under the real name."""
-    from bridge.interchange import InterchangeError
-    from bridge.interchange import write_timeline as write_any
-
-    try:
-        write_any(timeline, path)
-    except InterchangeError as err:
-        raise CliError(str(err))
-
-
-def _emit(args, data: dict, text: str) -> None:
-    if args.json:
-        print(json.dumps(data))
-    else:
-        print(text)
 
 
 COMMANDS = {"serve": cmd_serve, "submit": cmd_submit, "takes": cmd_takes, "jobs": cmd_jobs,

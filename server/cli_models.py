@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from server.cli import EXIT_JOB_FAILED, EXIT_OK, CliError
+    from server.cli_base import EXIT_JOB_FAILED, EXIT_OK, CliError
     from server.backends.generative.loading import ModelError, read_profiles, verify
 
     if args.models_command == "make-tiny":

@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from server.cli import EXIT_JOB_FAILED, EXIT_OK
+    from server.cli_base import EXIT_JOB_FAILED, EXIT_OK
 
     dest = args.dest or scripts_folder()
     copied = []

@@ -79,7 +79,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from server.cli import CliError
+    from server.cli_base import CliError
 
     from bridge.interchange import InterchangeError
     from bridge.selection import SelectionError
@@ -91,7 +91,7 @@ def run(args) -> int:
 
 
 def _read(args, path: Path):
-    from server.cli import CliError
+    from server.cli_base import CliError
 
     from bridge.interchange import read_timeline
 

@@ -4,12 +4,12 @@ Each labelled row samples its clip evenly; the frame number under each thumbnail
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from bridge import files
 
 MARGIN = 8
 LABEL_HEIGHT = 28
@@ -77,13 +77,5 @@ def _write_png_atomically(sheet: np.ndarray, dest: Path) -> None:
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"OpenCV could not encode the {sheet.shape[1]}x{sheet.shape[0]} contact sheet as PNG")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # Readers (the editor, a browser) never see half a PNG: write beside it, then rename over.
-    handle, temp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(encoded.tobytes())
-        os.replace(temp, dest)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    # Readers (the editor, a browser) never see half a PNG: written beside it, then renamed over.
+    files.write_atomic(dest, encoded.tobytes())

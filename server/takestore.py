@@ -9,13 +9,13 @@ import os
 import platform
 import re
 import sys
-import tempfile
 import threading
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from google.protobuf import json_format
 
+from bridge import files
 from bridge.api import pb
 from bridge.timecode import to_pb_rate
 from server import faults, paths
@@ -73,21 +73,9 @@ _FILE_MODE = 0o666 & ~_umask()
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so that a crash leaves either the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _FILE_MODE)   # mkstemp makes 0600; a manifest is as readable as its media
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write `text` to `path` so that a crash leaves either the old file or the new one
+    (bridge/files.py's write_atomic)."""
+    files.write_atomic(path, text)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

@@ -2,5 +2,5 @@
 
 Do not edit the generated modules; edit the .proto and regenerate.
 """
-from bridge.api import generation_pb2 as pb  # noqa: F401
-from bridge.api import generation_pb2_grpc as pb_grpc  # noqa: F401
+from . import generation_pb2 as pb  # noqa: F401
+from . import generation_pb2_grpc as pb_grpc  # noqa: F401

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import av
 
+from bridge import files
+from bridge.timecode import snap_rate
+
 from ..paths import PathError, check_listed, pinned, read_bytes
 from .errors import MediaError
 from .pixels import ColorTags
@@ -23,17 +26,11 @@ DEFAULT_IMAGE_RATE = Fraction(24)
 _IMAGE_DEMUXERS = {".png": "png_pipe", ".jpg": "jpeg_pipe", ".jpeg": "jpeg_pipe", ".tif": "tiff_pipe",
                    ".tiff": "tiff_pipe", ".exr": "exr_pipe", ".dpx": "dpx_pipe", ".bmp": "bmp_pipe",
                    ".webp": "webp_pipe"}
-STANDARD_RATES = tuple(
-    Fraction(rate)
-    for rate in ("24000/1001", "24", "25", "30000/1001", "30", "48000/1001", "48", "50",
-                 "60000/1001", "60", "120000/1001", "120", "12", "15", "100")
-)
 
 # Containers whose frame count is the length of a sample table, hence exact without demuxing.
 _SAMPLE_TABLE_FORMATS = ("mov", "mp4")
 
-_PRINTF = re.compile(r"^(?P<prefix>.*?)%(?:0(?P<padding>\d+))?d(?P<suffix>.*)$")
-_NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)(?P<suffix>\.[A-Za-z][A-Za-z0-9]*)$")
+_PRINTF, _NUMBERED = files.PRINTF, files.NUMBERED     # the one parser of sequence names (bridge/files.py)
 
 
 @dataclass(frozen=True)
@@ -158,12 +155,8 @@ def stream_rate(stream: av.VideoStream, path: Path) -> Fraction:
 
 
 def _snapped_rate(rate: Fraction) -> Fraction:
-    # Matroska stores a frame's duration in whole nanoseconds, so 60000/1001 comes back as
-    # 19001/317. Standard rates sit at least 0.1% apart; a far closer match is the one meant.
-    for standard in STANDARD_RATES:
-        if abs(rate / standard - 1) < Fraction(1, 100_000):
-            return standard
-    return rate
+    """A container's rate as the standard rate it stands for (bridge/timecode.py's table)."""
+    return snap_rate(rate, Fraction(1, 100_000)) or rate
 
 
 def bit_depth(pix_fmt: str) -> int:

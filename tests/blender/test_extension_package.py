@@ -45,6 +45,21 @@ def test_the_manifest_passes_blenders_validator():
     cli = BL_PKG / "cli" / "blender_ext.py"
     proc = subprocess.run([sys.executable, str(cli), "validate", ZIPS[-1]], capture_output=True, text=True)
     assert proc.returncode == 0 and "Success" in proc.stdout, proc.stdout + proc.stderr
+    # stamped with the one version (bridge/__init__.py), like the wheels pyproject names
+    import re
+    import tomllib
+    import zipfile
+
+    import bridge
+
+    with zipfile.ZipFile(ZIPS[-1]) as archive:
+        manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
+        wheels = [n for n in archive.namelist() if n.startswith("wheels/")]
+    assert manifest["version"] == bridge.__version__ and ZIPS[-1].endswith(f"takebridge-{bridge.__version__}.zip")
+    pins = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["takebridge"]["editor-wheels"]
+    for pin in pins:
+        name, version = pin.split("==")
+        assert any(re.match(rf"wheels/{name}-{re.escape(version)}-", w) for w in wheels), (pin, wheels)
 
 
 def test_blenders_installer_installs_and_enables_it_and_its_wheels_import(tmp_path):
