@@ -53,7 +53,7 @@ test: $(VENV)/.full $(FOOTAGE) test-blender
 # Blender as a Python module needs Python 3.11 and numpy<2: one venv per Blender version, apart
 # from the main one. The tests start a real server from the main venv.
 BPY_PY ?= $(shell command -v python3.11 2>/dev/null)
-EDITOR_WHEELS := $(shell $(PY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["takebridge"]["editor-wheels"]))')
+EDITOR_WHEELS := $(shell grep -v '^\#' bridge/editor-wheels.txt)
 BPY_DEPS := pillow av $(EDITOR_WHEELS) otio-cmx3600-adapter \
 	otio-fcp-adapter otio-fcpx-xml-adapter otio-aaf-adapter pytest pytest-timeout
 

@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -33,9 +32,12 @@ PLATFORMS = {  # Blender platform -> pip platform tags
     "macos-arm64": ["macosx_11_0_arm64", "macosx_12_0_arm64", "macosx_14_0_arm64", "macosx_11_0_universal2"],
 }
 PYTHONS = ("3.11", "3.13")
-BINARY = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["takebridge"]["editor-wheels"]
+EDITOR_WHEELS = [line.strip() for line in (ROOT / "bridge" / "editor-wheels.txt").read_text().splitlines()
+                 if line.strip() and not line.startswith("#")]          # the pins, stated once
+BINARY = [pin for pin in EDITOR_WHEELS if not pin.startswith("typing-extensions")]
 PURE = ["otio-cmx3600-adapter==1.0.0", "otio-fcp-adapter==1.0.0", "otio-fcpx-xml-adapter==1.0.0",
-        "otio-aaf-adapter==2.0.0", "pyaaf2==1.7.1", "typing-extensions==4.15.0"]   # grpcio imports typing_extensions
+        "otio-aaf-adapter==2.0.0", "pyaaf2==1.7.1",
+        *[pin for pin in EDITOR_WHEELS if pin.startswith("typing-extensions")]]   # grpcio imports typing_extensions
 ADDON_FILES = ["__init__.py", "bridge_import.py", "compat.py", "compare.py", "jobs.py", "operators.py", "props.py",
                "ui.py", "vse.py", "vse_takes.py", "blender_manifest.toml"]
 

@@ -21,8 +21,37 @@ from fractions import Fraction
 
 import opentimelineio as otio
 
-from bridge.timecode import from_timecode, to_timecode
-from server.media import probe
+try:
+    from bridge.timecode import from_timecode, to_timecode
+except ImportError:   # run beside an installed Resolve package alone (tests/test_resolve_install.py)
+    from takebridge_core.timecode import from_timecode, to_timecode
+
+# path -> media facts (start_timecode, rate, frame_count, width, height), for a process that
+# cannot read media (the installed Resolve package alone, without PyAV); others are probed
+MEDIA_FACTS: dict = {}
+
+
+def _facts(path: str):
+    if path in MEDIA_FACTS:
+        return MEDIA_FACTS[path]
+    try:
+        from server.media import probe
+    except ImportError:   # beside the installed Resolve package alone: read the file with PyAV itself
+        return _av_facts(path)
+    return probe(path)
+
+
+def _av_facts(path: str):
+    import types
+
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for packet in container.demux(stream) if packet.size)
+        timecode = stream.metadata.get("timecode") or container.metadata.get("timecode")
+        return types.SimpleNamespace(start_timecode=timecode, rate=Fraction(stream.average_rate), frame_count=count,
+                                     width=stream.codec_context.width, height=stream.codec_context.height)
 
 _ids = itertools.count(1)
 
@@ -47,7 +76,7 @@ class MediaPoolItem(_API):
     _since = {"GetThirdPartyMetadata": (19, 0, 2), "SetThirdPartyMetadata": (19, 0, 2)}
 
     def __init__(self, path: str, version):
-        info = probe(path)
+        info = _facts(path)
         self._version = version
         self.path, self.info = path, info
         self.name = os.path.basename(path)

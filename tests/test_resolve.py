@@ -176,11 +176,12 @@ def test_install_resolve_copies_the_scripts_that_then_run_from_their_folder(cut,
 
     from server.cli import main
 
-    dest = tmp_path / "Scripts" / "Edit"
-    assert main(["install-resolve", "--dest", str(dest), "--python", sys.executable, "--json"]) == 0
+    dest, lib = tmp_path / "Scripts" / "Edit", tmp_path / "lib"
+    assert main(["install-resolve", "--dest", str(dest), "--lib", str(lib), "--python", sys.executable, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["ok"] and {p.name for p in dest.iterdir()} == {"TakeBridge.py", "TakeBridge Markers.py",
-                                                               "takebridge_resolve", "bridge"}
+    assert data["ok"] and {p.name for p in dest.iterdir()} == {"TakeBridge.py", "TakeBridge Markers.py"}
+    assert {p.name for p in lib.iterdir()} == {"takebridge_resolve", "takebridge_core", "site-packages",
+                                               "INSTALLED.json"}
     assert main(["install-resolve", "--print", "--python", str(tmp_path / "no-python"), "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert not data["ok"] and "pass --python with the Python Resolve uses" in data["problem"]
