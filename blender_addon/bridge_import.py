@@ -1,17 +1,16 @@
-"""The bridge package: vendored as `takebridge_bridge` in the built extension (a unique name,
-so no clash with other extensions' modules), the repository's `bridge` in development."""
+"""The TakeBridge core, as `tb`: `tb.timeline`, `tb.api.pb`. Vendored as `takebridge_bridge`
+in the built extension (a unique name, so no clash with other extensions' modules), the
+repository's `bridge` in development; this is the one place that knows which."""
 from __future__ import annotations
 
 import importlib
+import types
 
 try:
-    bridge = importlib.import_module("takebridge_bridge")
+    importlib.import_module("takebridge_bridge")
     NAME = "takebridge_bridge"
 except ImportError:  # running from the repository (tests, development)
-    bridge = importlib.import_module("bridge")
     NAME = "bridge"
 
-
-def sub(name: str):
-    """A bridge submodule: sub("takes"), sub("api")."""
-    return importlib.import_module(f"{NAME}.{name}")
+MODULES = ('api', 'client', 'editor', 'errors', 'files', 'interchange', 'metadata', 'progress', 'request', 'selection', 'takes', 'timecode', 'timeline', 'window')
+tb = types.SimpleNamespace(name=NAME, **{module: importlib.import_module(f"{NAME}.{module}") for module in MODULES})

@@ -17,7 +17,7 @@ import threading
 import bpy
 
 from . import compat, vse, vse_takes
-from .bridge_import import sub
+from .bridge_import import tb
 
 TIMER_INTERVAL = 0.2
 _events: "queue.Queue[tuple[str, str, object]]" = queue.Queue()
@@ -26,14 +26,14 @@ _previews: dict[str, bytes] = {}          # job id -> latest preview JPEG
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-class JobError(sub("errors").TakeBridgeError):
+class JobError(tb.errors.TakeBridgeError):
     """A strip that cannot make a job (refused before anything is sent), or a job call that failed."""
 
     code = "blender_refused"
 
 
 def client(address: str, token: str = ""):
-    return sub("client").GenerationClient(address, token=token, connect_timeout=5.0)
+    return tb.client.GenerationClient(address, token=token, connect_timeout=5.0)
 
 
 def take_dir(settings) -> str:
@@ -51,21 +51,21 @@ def build_request(scene, source, op: str, settings, *, frames: int = 0, side: st
     """The SubmitJobRequest for one strip; refuses what the server would refuse, earlier."""
     timeline = vse.export_timeline(scene)
     try:
-        segment = sub("timeline").select_clip(timeline, source.name, handles=settings.handles)
-    except sub("selection").SelectionError as err:
+        segment = tb.timeline.select_clip(timeline, source.name, handles=settings.handles)
+    except tb.selection.SelectionError as err:
         raise JobError(str(err)) from None
-    clip = sub("selection").find_clip(timeline, source.name)[0]
-    mismatch = sub("metadata").read(clip).get("fps_mismatch")
+    clip = tb.selection.find_clip(timeline, source.name)[0]
+    mismatch = tb.metadata.read(clip).get("fps_mismatch")
     if mismatch:
         raise JobError(f"{source.name!r} is {mismatch['media']} fps media on a {mismatch['scene']} fps scene: Blender "
                        f"plays it frame for frame, so its timing is not the media's. Conform the media or set the "
                        f"scene rate to {mismatch['media']}")
-    selection = sub("timeline").job_timeline(timeline, segment)
+    selection = tb.timeline.job_timeline(timeline, segment)
     if op == "inpaint" and not mask_path:
         raise JobError("inpaint needs a mask: choose a mask strip (image, movie or Mask) in the TakeBridge panel")
     if not settings.seed_lock:
         settings.seed = random.randint(0, 2 ** 31 - 1)
-    request_module = sub("request")
+    request_module = tb.request
     options = request_module.JobOptions(
         op=op, strength=settings.strength, frames=frames, side=side.lower(), mask=mask_path, feather=settings.feather,
         prompt=settings.prompt, negative_prompt=settings.negative_prompt, seed=settings.seed, codec=settings.codec,
@@ -95,7 +95,7 @@ class BlenderEditor:
     def describe(self, source) -> dict:
         rate = compat.scene_rate(self.scene)
         return {"item": source.name, "track": int(source.channel),
-                "record_start": sub("timecode").to_timecode(int(source.frame_final_start), rate)}
+                "record_start": tb.timecode.to_timecode(int(source.frame_final_start), rate)}
 
     def request(self, source, options):
         params = dict(self.params_for(source))
@@ -109,7 +109,7 @@ class BlenderEditor:
         """The take strip goes on a channel above, but its new frames would cover whatever follows
         (or precedes) the source on its own channel when it plays: the same room rule as the
         other editors (bridge/window.py), with Blender's frames and the scene's timecode."""
-        window = sub("window")
+        window = tb.window
         start, end = int(source.frame_final_start), int(source.frame_final_end)
         new = window.extension_span(start, end - start, side, frames)
         others = [window.Span(int(s.frame_final_start), int(s.frame_final_end), s.name)
@@ -117,7 +117,7 @@ class BlenderEditor:
                   if s.channel == source.channel and s.name != source.name and not vse.is_take(s)]
         rate = compat.scene_rate(self.scene)
         window.check_room(source.name, new, side, others, track=f" on channel {source.channel}",
-                          label=lambda frame: f"frame {frame} ({sub('timecode').to_timecode(frame, rate)})",
+                          label=lambda frame: f"frame {frame} ({tb.timecode.to_timecode(frame, rate)})",
                           instead="put the strip on a channel of its own")
         vse_takes.free_channel(self.scene, min(new[0], start), max(new[1], end), source.channel)
 
@@ -132,7 +132,7 @@ class BlenderEditor:
         strip = vse_takes.place_take_strip(self.scene, source, take)
         if item is not None:
             item.take_id, item.placed, item.state, item.progress = take.take_id, True, "succeeded", 1.0
-        pb = sub("api").pb
+        pb = tb.api.pb
         return {"take_id": take.take_id, "strip": strip.name, "status": pb.TakeStatus.Name(take.status).lower(),
                 "flags": list(take.flags)}
 
@@ -147,7 +147,7 @@ def submit_all(scene, sources, op: str, *, server: str, wait: bool, params_for=l
     settings = scene.takebridge
     adapter = BlenderEditor(scene, sources, op, server, params_for)
     with client(server, settings.token) as c:
-        results = sub("editor").run(adapter, None, c, wait=wait, on_submit=adapter.submitted)
+        results = tb.editor.run(adapter, None, c, wait=wait, on_submit=adapter.submitted)
     for result in results:
         item = _job_item(scene, result["job_id"]) if result.get("job_id") else None
         if item is None:
@@ -160,7 +160,7 @@ def submit_all(scene, sources, op: str, *, server: str, wait: bool, params_for=l
 
 
 def _finish(scene, item, job) -> dict:
-    pb = sub("api").pb
+    pb = tb.api.pb
     item.state = pb.JobState.Name(job.state).lower()
     item.progress = 1.0 if job.state == pb.SUCCEEDED else item.progress
     item.message = job.error
@@ -198,7 +198,7 @@ def watch(scene_name: str, job_id: str, server: str, token: str, after_seq: int)
 
 def apply_events():
     """Main thread: apply what the watchers read. Returns the next interval (None to stop)."""
-    pb = sub("api").pb
+    pb = tb.api.pb
     changed = False
     while True:
         try:
@@ -220,7 +220,7 @@ def apply_events():
                 except vse_takes.TakeError as err:
                     item.message = str(err)
             continue
-        progress = sub("progress")
+        progress = tb.progress
         before = progress.JobView(job_id, state=item.state, stage=item.stage, fraction=item.progress,
                                   eta_seconds=item.eta, message=item.message, last_seq=item.last_seq)
         view = progress.apply_event(before, payload)
@@ -256,7 +256,7 @@ def reattach_all() -> int:
 
 
 def cancel(scene, job_id: str) -> str:
-    pb = sub("api").pb
+    pb = tb.api.pb
     item = _job_item(scene, job_id)
     if item is None:
         raise JobError(f"no job {job_id!r} in this scene")

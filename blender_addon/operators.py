@@ -7,7 +7,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from . import compat, jobs, vse, vse_takes
-from .bridge_import import sub
+from .bridge_import import tb
 
 
 def _server(self, context) -> str:
@@ -52,7 +52,7 @@ class _JobOperator:
         try:
             results = jobs.submit_all(scene, _sources(self, context), self.op, server=_server(self, context),
                                       wait=self.wait, params_for=lambda source: self.params(context, scene, source))
-        except (sub("errors").TakeBridgeError, sub("client").ClientError) as err:
+        except (tb.errors.TakeBridgeError, tb.client.ClientError) as err:
             return _failed(self, err)
         for result in results:      # one line per strip: a refused strip never drops the others
             if result["state"] == "succeeded" and result.get("strip"):
@@ -113,7 +113,7 @@ class TAKEBRIDGE_OT_cancel(bpy.types.Operator):
         scene = compat.sequencer_scene(context)
         try:
             state = jobs.cancel(scene, self.job_id)
-        except (jobs.JobError, sub("client").ClientError) as err:
+        except (jobs.JobError, tb.client.ClientError) as err:
             return _failed(self, err)
         self.report({"INFO"}, f"job {self.job_id}: {state}")
         return {"FINISHED"}
@@ -155,9 +155,9 @@ class TAKEBRIDGE_OT_take_review(bpy.types.Operator):
         try:
             with jobs.client(_server(self, context), scene.takebridge.token) as c:
                 take = c.review(self.take_id, self.approve, self.note or scene.takebridge.review_note, reviewer)
-            status = sub("api").pb.TakeStatus.Name(take.status).lower()
+            status = tb.api.pb.TakeStatus.Name(take.status).lower()
             vse_takes.set_status(scene, self.take_id, status, take.review_note, reviewer)
-        except (sub("client").ClientError, vse_takes.TakeError) as err:
+        except (tb.client.ClientError, vse_takes.TakeError) as err:
             return _failed(self, err)
         self.report({"INFO"}, f"{self.take_id}: {status}")
         return {"FINISHED"}
@@ -241,8 +241,8 @@ class TAKEBRIDGE_OT_export_otio(_FileSelect, bpy.types.Operator):
     def execute(self, context):
         scene = compat.sequencer_scene(context)
         try:
-            report = sub("interchange").write_timeline(vse.export_timeline(scene), bpy.path.abspath(self.filepath))
-        except (sub("interchange").InterchangeError, ValueError) as err:
+            report = tb.interchange.write_timeline(vse.export_timeline(scene), bpy.path.abspath(self.filepath))
+        except (tb.interchange.InterchangeError, ValueError) as err:
             return _failed(self, err)
         self.report({"INFO"}, f"wrote {report['path']}")
         return {"FINISHED"}
@@ -258,7 +258,7 @@ class TAKEBRIDGE_OT_import_otio(_FileSelect, bpy.types.Operator):
     def execute(self, context):
         scene = compat.sequencer_scene(context)
         try:
-            timeline = sub("interchange").read_timeline(bpy.path.abspath(self.filepath))
+            timeline = tb.interchange.read_timeline(bpy.path.abspath(self.filepath))
             made = vse.import_timeline(scene, timeline, base_channel=self.channel)
         except (ValueError, vse_takes.TakeError) as err:
             return _failed(self, err)
@@ -277,7 +277,7 @@ class TAKEBRIDGE_OT_connect(bpy.types.Operator):
         try:
             with jobs.client(settings.server, settings.token) as c:
                 caps = c.capabilities()
-        except sub("client").ClientError as err:
+        except tb.client.ClientError as err:
             settings.status = f"unreachable: {err}"
             self.report({"ERROR"}, settings.status)
             return {"CANCELLED"}

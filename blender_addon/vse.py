@@ -21,7 +21,7 @@ from fractions import Fraction
 import bpy
 
 from . import compat
-from .bridge_import import sub
+from .bridge_import import tb
 from .vse_takes import TAKE_KEY, is_take, place_take_strip, take_data, takes_of  # noqa: F401  (the take strips' own module)
 
 
@@ -50,9 +50,7 @@ def media_strip_kind(strip) -> str | None:
 
 def strip_fps(strip, scene) -> Fraction:
     if strip.type == "MOVIE" and getattr(strip, "fps", 0):
-        from .bridge_import import sub as _sub
-
-        return _sub("timecode").exact_rate(strip.fps)
+        return tb.timecode.exact_rate(strip.fps)
     return compat.scene_rate(scene)
 
 
@@ -79,7 +77,7 @@ def reference_of(strip, scene):
 
 def _sequence_pattern(filename: str):
     """(prefix, padding, suffix, frame) of a numbered image's name (bridge/files.py)."""
-    found = sub("files").numbered(filename)
+    found = tb.files.numbered(filename)
     if found is None:
         return filename, 0, "", 0
     (prefix, padding, suffix), frame = found
@@ -89,8 +87,8 @@ def _sequence_pattern(filename: str):
 def export_timeline(scene):
     """The scene's VSE edit as an OTIO Timeline, takes as references on their source clips."""
     schema = otio().schema
-    metadata = sub("metadata")
-    takes_mod = sub("takes")
+    metadata = tb.metadata
+    takes_mod = tb.takes
     rate = compat.scene_rate(scene)
     timeline = schema.Timeline(name=scene.name, global_start_time=_rt(scene.frame_start, rate))
     media = [s for s in compat.strips(scene) if media_strip_kind(s) and not is_take(s)]
@@ -130,7 +128,7 @@ def _take_message(data: dict):
 
     import json
 
-    pb = sub("api").pb
+    pb = tb.api.pb
     stored = data.get("take", {})
     if isinstance(stored, str):
         stored = json.loads(stored)
@@ -141,7 +139,7 @@ def import_timeline(scene, timeline, *, base_channel: int = 1) -> list:
     """Build the VSE edit from an OTIO timeline (tracks -> channels from `base_channel`),
     takes as take strips above their source. Returns the source strips made."""
     schema = otio().schema
-    timecode = sub("timecode")
+    timecode = tb.timecode
     rate = compat.scene_rate(scene)
     if timeline.global_start_time is not None:
         scene.frame_start = timecode.frames_of(timeline.global_start_time, rate)
@@ -166,7 +164,7 @@ def import_timeline(scene, timeline, *, base_channel: int = 1) -> list:
             for key, other in item.media_references().items():
                 if key == schema.Clip.DEFAULT_MEDIA_KEY:
                     continue
-                take = sub("takes").take_of_reference(other)
+                take = tb.takes.take_of_reference(other)
                 if take is not None:
                     takes_to_place.append((strip, take, key == item.active_media_reference_key))
     for strip, take, active in takes_to_place:
@@ -178,16 +176,16 @@ def _new_media_strip(scene, name, ref, channel, rate):
     schema = otio().schema
     coll = compat.strips(scene)
     if isinstance(ref, schema.ExternalReference):
-        path = sub("selection").url_to_path(ref.target_url)
+        path = tb.selection.url_to_path(ref.target_url)
         if path.lower().endswith((".png", ".jpg", ".jpeg", ".exr", ".tif", ".tiff")):
             return coll.new_image(name=name, filepath=path, channel=channel, frame_start=scene.frame_start)
         return coll.new_movie(name=name, filepath=path, channel=channel, frame_start=scene.frame_start)
     if isinstance(ref, schema.ImageSequenceReference):
         first = ref.target_url_for_image_number(0)
-        strip = coll.new_image(name=name, filepath=sub("selection").url_to_path(first), channel=channel,
+        strip = coll.new_image(name=name, filepath=tb.selection.url_to_path(first), channel=channel,
                                frame_start=scene.frame_start)
         for number in range(1, ref.number_of_images_in_sequence()):
-            strip.elements.append(os.path.basename(sub("selection").url_to_path(ref.target_url_for_image_number(number))))
+            strip.elements.append(os.path.basename(tb.selection.url_to_path(ref.target_url_for_image_number(number))))
         return strip
     strip = compat.new_effect(scene, name, "COLOR", channel, scene.frame_start, scene.frame_start + 1)
     strip["missing_reference"] = True

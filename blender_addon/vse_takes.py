@@ -14,7 +14,7 @@ import os
 import bpy
 
 from . import compat
-from .bridge_import import sub
+from .bridge_import import tb
 
 OPS = {1: "refine", 2: "extend", 3: "inpaint"}
 TAKE_KEY = "takebridge"        # the custom property a take strip keeps its take in
@@ -43,7 +43,7 @@ def takes_of(scene, source_name: str) -> list:
 
 
 
-class TakeError(sub("errors").TakeBridgeError):
+class TakeError(tb.errors.TakeBridgeError):
     """A take that cannot be placed or switched, and what to do."""
 
     code = "blender_take"
@@ -75,16 +75,16 @@ def place_take_strip(scene, source, take, *, activate: bool = True):
     Take content frame 0 is source frame take.source_range.start_frame, so it lines up with
     the source frame for frame whatever handles it carries; an extension shows past the
     source's head or tail by its generated frames."""
-    if take.media.codec == sub("api").pb.PNG_SEQUENCE or "%" in take.media.url:
+    if take.media.codec == tb.api.pb.PNG_SEQUENCE or "%" in take.media.url:
         raise TakeError(f"take {take.take_id} is an image sequence; make takes as movies (ProRes, FFV1, H.264) "
                         f"for the Sequencer")
     if not os.path.exists(take.media.url):
         raise TakeError(f"take {take.take_id} media {take.media.url} is not on this machine; was the server's take "
                         f"folder shared? (takes are written beside the .blend by default)")
-    pb = sub("api").pb
+    pb = tb.api.pb
     start, end = int(source.frame_final_start), int(source.frame_final_end)
     extending = take.operation == pb.EXTEND and take.generated_frames > 0
-    window = sub("window").take_window(
+    window = tb.window.take_window(
         start, end - start, start - int(round(source.frame_start)), take.source_range.start_frame,
         side="head" if take.extend_side == pb.HEAD else "tail", frames=take.generated_frames if extending else 0,
         take_frames=take.source_range.frame_count)

@@ -1,9 +1,11 @@
-"""The TakeBridge core: vendored as `takebridge_core` beside this package by `takebridge
-install-resolve` (its own name: nothing bare like `bridge` in Resolve's Python), the checkout's
-or installed `bridge` otherwise (development, tests)."""
+"""The TakeBridge core, as `tb`: `tb.client`, `tb.api.pb`. Vendored as `takebridge_core` beside
+this package by `takebridge install-resolve` (its own name: nothing bare like `bridge` in
+Resolve's Python), the checkout's or installed `bridge` otherwise (development, tests); this is
+the one place that knows which."""
 from __future__ import annotations
 
 import importlib
+import types
 
 try:
     importlib.import_module("takebridge_core")
@@ -11,7 +13,5 @@ try:
 except ImportError:
     NAME = "bridge"
 
-
-def sub(name: str):
-    """A core submodule: sub("client"), sub("api")."""
-    return importlib.import_module(f"{NAME}.{name}")
+MODULES = ('api', 'client', 'editor', 'errors', 'files', 'interchange', 'metadata', 'progress', 'request', 'selection', 'takes', 'timecode', 'timeline', 'window')
+tb = types.SimpleNamespace(name=NAME, **{module: importlib.import_module(f"{NAME}.{module}") for module in MODULES})

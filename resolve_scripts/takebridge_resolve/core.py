@@ -15,14 +15,14 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
-from .bridge_import import sub
+from .bridge_import import tb
 
 BIN_NAME = "TakeBridge"
 TRACK_NAME = "TakeBridge"
 META_KEY = "takebridge"
 
 
-class ResolveError(sub("errors").TakeBridgeError):
+class ResolveError(tb.errors.TakeBridgeError):
     """Something the editor can fix, said so."""
 
 
@@ -126,7 +126,7 @@ class Target:
 def target_for(ctx: Context, timeline_otio, item, *, handles: int = 0) -> Target:
     """Find the item's clip in the exported OTIO by track and record start, cut to the marks."""
     kind, track_index = item.GetTrackTypeAndIndex() if has(item, "GetTrackTypeAndIndex") else ("video", 1)
-    timeline_mod = sub("timeline")
+    timeline_mod = tb.timeline
     record = int(item.GetStart()) - ctx.start_frame
     track = list(timeline_otio.video_tracks())[int(track_index) - 1]
     rate = timeline_mod.timeline_rate(timeline_otio)
@@ -152,18 +152,18 @@ def target_for(ctx: Context, timeline_otio, item, *, handles: int = 0) -> Target
                   timeline_otio=timeline_otio)
 
 
-Options = sub("request").JobOptions   # the editor-neutral job options (bridge/request.py)
+Options = tb.request.JobOptions   # the editor-neutral job options (bridge/request.py)
 
 
 def build_request(target: Target, options: Options):
-    selection = sub("timeline").job_timeline(target.timeline_otio, target.segment)
+    selection = tb.timeline.job_timeline(target.timeline_otio, target.segment)
     clip = next(iter(selection.find_clips()))
-    meta = sub("metadata").read(clip)
+    meta = tb.metadata.read(clip)
     meta.setdefault("shot", os.path.splitext(target.clip_name)[0])   # Resolve names clips after their files
-    sub("metadata").write(clip, meta)
+    tb.metadata.write(clip, meta)
     try:
-        return sub("request").build_request(selection, options, client="takebridge-resolve")
-    except sub("request").RequestError as err:
+        return tb.request.build_request(selection, options, client="takebridge-resolve")
+    except tb.request.RequestError as err:
         raise ResolveError(str(err)) from None
 
 
@@ -197,7 +197,7 @@ def import_take_media(ctx: Context, take) -> object:
 
 
 def take_meta(take) -> dict:
-    pb = sub("api").pb
+    pb = tb.api.pb
     return {"take_id": take.take_id, "job_id": take.job_id, "manifest": take.manifest_url,
             "status": pb.TakeStatus.Name(take.status).lower(), "flags": list(take.flags), "version": take.version,
             "op": pb.Operation.Name(take.operation).lower()}
@@ -250,7 +250,7 @@ def place_extension(ctx: Context, target: Target, take, mpi, placement: str) -> 
     """An extended take cannot lengthen an item in the Take Selector: put it in the following
     (or preceding) gap on the item's track, or on a TakeBridge track above, then re-list the
     track to confirm what Resolve really did."""
-    pb = sub("api").pb
+    pb = tb.api.pb
     item, n = target.item, take.generated_frames
     head = take.extend_side == pb.HEAD
     media_first = target.segment.source_start - take.source_range.start_frame   # source part in the take
@@ -297,7 +297,7 @@ def _append_and_confirm(ctx: Context, mpi, take, track: int, record: int, first:
 def _check_gap(ctx, track: int, start: int, end: int, item, *, gap: bool = True) -> None:
     """bridge/window.py decides: the new frames start..end must not overlap another item on the
     track (gap placement) nor start before the timeline."""
-    window = sub("window")
+    window = tb.window
     others = [window.Span(int(o.GetStart()), int(o.GetEnd()), o.GetName())
               for o in (ctx.timeline.GetItemListInTrack("video", track) or []) if gap
               and o.GetUniqueId() != item.GetUniqueId()]
@@ -362,8 +362,8 @@ def run(resolve, options: Options, *, server: str = "127.0.0.1:50151", token: st
     ctx = context(resolve)
     adapter = ResolveEditor(ctx, items if items is not None else selected_items(ctx.timeline),
                             progress=progress, finalize=finalize)
-    with sub("client").GenerationClient(server, token=token) as client:
-        results = sub("editor").run(adapter, options, client, on_submit=on_submit)
+    with tb.client.GenerationClient(server, token=token) as client:
+        results = tb.editor.run(adapter, options, client, on_submit=on_submit)
     refusals = [f"{r['item']} at {r['record_start']}: {r['error']}" for r in results if r["state"] == "refused"]
     if refusals and len(refusals) == len(results):
         raise ResolveError("; ".join(refusals) if len(refusals) > 1 else str(results[0]["error"]))
@@ -401,12 +401,12 @@ def check_room(ctx: Context, target: Target, options: Options) -> None:
 def _extension_span(item, frames: int, head: bool) -> tuple[int, int]:
     """The record frames an extension of `item` takes (bridge/window.py; absolute frames)."""
     start = int(item.GetStart())
-    return sub("window").extension_span(start, int(item.GetEnd()) - start, "head" if head else "tail", frames)
+    return tb.window.extension_span(start, int(item.GetEnd()) - start, "head" if head else "tail", frames)
 
 
 def timecode_of(ctx: Context, frame: int) -> str:
     """A Resolve timeline frame number as its timecode (Resolve counts frames from 00:00:00:00)."""
-    timecode = sub("timecode")
+    timecode = tb.timecode
     rate = ctx.timeline.GetSetting("timelineFrameRate") if has(ctx.timeline, "GetSetting") else ""
     try:
         return timecode.to_timecode(frame, timecode.exact_rate(float(rate or 24)))
@@ -444,8 +444,8 @@ def review(item, index: int, approve: bool, note: str, *, server: str, reviewer:
     meta = read_meta(take)
     if not meta.get("take_id"):
         raise ResolveError(f"take {index} of {item.GetName()!r} was not made by TakeBridge")
-    pb = sub("api").pb
-    with sub("client").GenerationClient(server, token=token) as client:
+    pb = tb.api.pb
+    with tb.client.GenerationClient(server, token=token) as client:
         reviewed = client.review(meta["take_id"], approve, note, reviewer)
     meta.update(status=pb.TakeStatus.Name(reviewed.status).lower(), note=note, reviewer=reviewed.reviewer)
     write_meta(take, meta)

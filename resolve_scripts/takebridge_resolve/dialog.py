@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 from . import core
+from .bridge_import import tb
 
 OPS = ["refine", "extend", "inpaint"]
 
@@ -98,10 +99,8 @@ class Controller:
 
     def cancel(self) -> None:
         """Cancel the jobs this dialog sent that are still queued or running; nobody else's."""
-        from .bridge_import import sub
-
-        pb, cancelled = sub("api").pb, 0
-        with sub("client").GenerationClient(self.server) as client:
+        pb, cancelled = tb.api.pb, 0
+        with tb.client.GenerationClient(self.server) as client:
             for job_id in list(self.job_ids):
                 if client.get_job(job_id).state in (pb.QUEUED, pb.RUNNING):
                     client.cancel(job_id)
