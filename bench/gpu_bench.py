@@ -73,7 +73,7 @@ def build(kind: str, tiny: bool, device: str, dtype):
     device directly (fast, no host copy)."""
     import torch
     import diffusers
-    from server.backends.generative import tiny as tiny_models
+    from server.backends.diffusers import tiny as tiny_models
 
     if tiny:
         builder = {"wan_vace": tiny_models.tiny_wan_vace, "wan_v2v": tiny_models.tiny_wan_v2v,
@@ -180,8 +180,8 @@ def plain_call(kind, pipe, frames, size, steps, device, clock):
 def server_path(kind, pipe, frames, size, steps, device, speed, tiny):
     """DiffusersBackend.run on the same input, the pipeline injected into its warm cache."""
     from server.backends.base import Spec
-    from server.backends.generative.backend import DiffusersBackend
-    from server.backends.generative.loading import ModelProfile, apply_speed_options
+    from server.backends.diffusers.backend import DiffusersBackend
+    from server.backends.diffusers.loading import ModelProfile, apply_speed_options
 
     profile = ModelProfile(id=f"bench-{kind}", pipeline=kind, folder=Path("."),
                            operations=("extend",) if kind == "wan_vace" else ("refine",),

@@ -2,6 +2,8 @@
 new_effect's length, strip connections)."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import bpy
 
 
@@ -55,7 +57,6 @@ def new_effect(scene, name: str, kind: str, channel: int, start: int, end: int, 
 
 def scene_rate(scene):
     """Exact scene fps as a Fraction (29.97 = 30000/1001)."""
-    from fractions import Fraction
 
     return Fraction(scene.render.fps) / Fraction(scene.render.fps_base).limit_denominator(1001)
 

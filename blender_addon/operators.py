@@ -3,10 +3,12 @@ flag, so scripts and tests can run them blocking; from the UI they never block. 
 reported in Blender's UI with what to do, and every operator that changes strips pushes an
 undo step."""
 
+import os
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
-from . import compat, jobs, vse, vse_takes
+from . import compare, compat, jobs, vse, vse_takes
 from .bridge_import import tb
 
 
@@ -221,7 +223,6 @@ class TAKEBRIDGE_OT_compare(bpy.types.Operator):
                        default="WIPE")
 
     def execute(self, context):
-        from . import compare
 
         scene = compat.sequencer_scene(context)
         try:
@@ -298,7 +299,6 @@ class TAKEBRIDGE_OT_reference_add(_FileSelect, bpy.types.Operator):
     role: EnumProperty(items=[("character", "Character", ""), ("prop", "Prop", ""), ("style", "Style", "")])
 
     def execute(self, context):
-        import os
 
         if not os.path.isfile(bpy.path.abspath(self.filepath)):
             self.report({"ERROR"}, f"reference image {self.filepath} not found")

@@ -15,19 +15,20 @@ it is refused with what to do.
 """
 from __future__ import annotations
 
+import json
 import os
 from fractions import Fraction
 
 import bpy
+import opentimelineio
+from google.protobuf import json_format
 
 from . import compat
 from .bridge_import import tb
 from .vse_takes import TAKE_KEY, is_take, place_take_strip, take_data, takes_of  # noqa: F401  (the take strips' own module)
 
 
-
 def otio():
-    import opentimelineio
 
     return opentimelineio
 
@@ -124,9 +125,7 @@ def export_timeline(scene):
 
 
 def _take_message(data: dict):
-    from google.protobuf import json_format
 
-    import json
 
     pb = tb.api.pb
     stored = data.get("take", {})

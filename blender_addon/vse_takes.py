@@ -12,6 +12,7 @@ import json
 import os
 
 import bpy
+from google.protobuf import json_format
 
 from . import compat
 from .bridge_import import tb
@@ -50,7 +51,6 @@ class TakeError(tb.errors.TakeBridgeError):
 
 
 def _take_dict(take) -> dict:
-    from google.protobuf import json_format
 
     return json_format.MessageToDict(take, preserving_proto_field_name=True)
 

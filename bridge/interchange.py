@@ -25,6 +25,7 @@ from . import files, metadata
 from .errors import TakeBridgeError
 from .selection import url_to_path
 from .timecode import exact_rate, frames_of, rate_text
+from .timeline import timeline_rate
 
 SIDECAR_SUFFIX = ".takebridge.json"
 SIDECAR_SCHEMA = 1
@@ -543,6 +544,5 @@ def resolve_shape(timeline: otio.schema.Timeline, *, probe: Probe | None = None,
 
 
 def _timeline_rate(timeline: otio.schema.Timeline):
-    from .timeline import timeline_rate
 
     return timeline_rate(timeline)

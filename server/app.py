@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.util
 import ipaddress
 import logging
 import os
@@ -21,6 +22,8 @@ from bridge.api import pb, pb_grpc
 from server.allocator import fix_mmap_threshold
 from server.backends.base import OPERATIONS
 from server.backends.classic import ClassicBackend
+from server.backends.diffusers.backend import DiffusersBackend
+from server.backends.diffusers.loading import ModelError, read_profiles
 from server.jobstore import DB_NAME, JobStore
 from server.otio_guard import SelectionReader
 from server.plan import CODECS, Limits
@@ -61,14 +64,11 @@ def _diffusers_backend(config: ServerConfig):
     installed, else (None, why not)."""
     if config.models is None:
         return None, "no model profile: start the server with --models PROFILE.json (see docs/models.md)"
-    import importlib.util
 
     missing = [name for name in ("torch", "diffusers", "transformers") if importlib.util.find_spec(name) is None]
     if missing:
         return None, f"{', '.join(missing)} not installed; install takebridge[diffusers]"
     import torch
-    from server.backends.generative.backend import DiffusersBackend
-    from server.backends.generative.loading import ModelError, read_profiles
 
     try:
         profiles = read_profiles(config.models)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 
 from bridge.timecode import from_timecode, shift_timecode
@@ -109,7 +110,6 @@ def _timecode_offset(source: MediaInfo, take: MediaInfo) -> int:
 
 
 def _resize_like(frames: np.ndarray, like: np.ndarray) -> np.ndarray:
-    import cv2
 
     h, w = like.shape[1:3]
     return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])

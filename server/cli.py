@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 the job failed or was cancelled, 2 bad input or refused, 3
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -14,10 +15,33 @@ import sys
 import threading
 from pathlib import Path
 
-from bridge.api.names import CODEC_CHOICES
+import opentimelineio as otio
+from google.protobuf import json_format
 
-from server.cli_base import (EXIT_BAD_INPUT, EXIT_JOB_FAILED, EXIT_NO_SERVER, EXIT_OK,  # noqa: F401
-                             DEFAULT_ADDRESS, CliError, _emit, read_timeline, write_timeline)
+from bridge import editor
+from bridge.api import pb
+from bridge.api.names import CODEC_CHOICES
+from bridge.client import ClientError, GenerationClient
+from bridge.otio_file import OtioFileEditor
+from bridge.request import JobOptions, Reference
+from bridge.selection import SelectionError, absolutize_media, url_to_path
+from bridge.takes import list_takes
+from bridge.timeline import select_clip, select_range
+from server import cli_models, cli_quality, cli_resolve, cli_timeline
+from server.app import ConfigError, ServerConfig, build_server, shutdown
+from server.cli_base import (  # noqa: F401
+    DEFAULT_ADDRESS,
+    EXIT_BAD_INPUT,
+    EXIT_JOB_FAILED,
+    EXIT_NO_SERVER,
+    EXIT_OK,
+    CliError,
+    _emit,
+    read_timeline,
+    write_timeline,
+)
+from server.demo import run_demo
+from server.progress_bar import ProgressBar
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,7 +153,6 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""))
     cancel.add_argument("--json", action="store_true")
 
-    from server import cli_models, cli_quality, cli_resolve, cli_timeline
 
     cli_timeline.add_parser(sub)
     cli_quality.add_parsers(sub, DEFAULT_ADDRESS)
@@ -172,7 +195,6 @@ def _print_error(args, message: str) -> None:
 
 
 def cmd_serve(args) -> int:
-    from server.app import ConfigError, ServerConfig, build_server, shutdown
 
     config = ServerConfig(host=args.host, port=args.port, store=args.store, backend=args.backend,
                           allow=tuple(args.allow), tls_cert=args.tls_cert, tls_key=args.tls_key, token=args.token,
@@ -201,15 +223,7 @@ def cmd_serve(args) -> int:
 def cmd_submit(args) -> int:
     """The OTIO file as an editor (bridge/otio_file.py) through the one loop (bridge/editor.py):
     each chosen clip is refused (nothing sent), or submitted, followed and placed on its own."""
-    import opentimelineio as otio
 
-    from bridge import editor
-    from bridge.client import ClientError, GenerationClient
-    from bridge.otio_file import OtioFileEditor
-    from bridge.request import JobOptions, Reference
-    from bridge.selection import SelectionError, absolutize_media
-    from bridge.timeline import select_clip, select_range
-    from server.progress_bar import ProgressBar
 
     if args.out and not args.wait:
         raise CliError("--out needs --wait: the take can only be placed once the job is done")
@@ -311,9 +325,7 @@ def cmd_submit(args) -> int:
 
 def _upload_media(client, selection, request) -> None:
     """Replace local paths by content-addressed uploads (a server without the editor's disk)."""
-    import opentimelineio as otio
 
-    from bridge.selection import url_to_path
 
     for clip in selection.find_clips():
         ref = clip.media_reference
@@ -324,9 +336,7 @@ def _upload_media(client, selection, request) -> None:
 
 
 def cmd_takes(args) -> int:
-    import dataclasses
 
-    from bridge.takes import list_takes
 
     rows = list_takes(read_timeline(args.timeline))
     if args.json:
@@ -340,10 +350,7 @@ def cmd_takes(args) -> int:
 
 
 def cmd_jobs(args) -> int:
-    from google.protobuf import json_format
 
-    from bridge.api import pb
-    from bridge.client import ClientError, GenerationClient
 
     with GenerationClient(args.server, token=args.token) as client:
         try:
@@ -361,8 +368,6 @@ def cmd_jobs(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    from bridge.api import pb
-    from bridge.client import ClientError, GenerationClient
 
     with GenerationClient(args.server, token=args.token) as client:
         try:
@@ -375,13 +380,11 @@ def cmd_cancel(args) -> int:
 
 
 def cmd_timeline(args) -> int:
-    from server import cli_timeline
 
     return cli_timeline.run(args)
 
 
 def cmd_demo(args) -> int:
-    from server.demo import run_demo
 
     return run_demo(args)
 
@@ -391,7 +394,6 @@ COMMANDS = {"serve": cmd_serve, "submit": cmd_submit, "takes": cmd_takes, "jobs"
 
 
 def _quality_commands() -> dict:
-    from server import cli_models, cli_quality, cli_resolve
 
     return {**cli_quality.COMMANDS, "models": cli_models.run, "install-resolve": cli_resolve.run}
 

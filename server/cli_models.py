@@ -5,6 +5,9 @@ import json
 import os
 from pathlib import Path
 
+from server.backends.diffusers.loading import ModelError, read_profiles, verify
+from server.cli_base import EXIT_JOB_FAILED, EXIT_OK, CliError
+
 DEFAULT_PROFILE = os.environ.get("TAKEBRIDGE_MODELS", "models.json")
 
 
@@ -30,11 +33,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from server.cli_base import EXIT_JOB_FAILED, EXIT_OK, CliError
-    from server.backends.generative.loading import ModelError, read_profiles, verify
 
     if args.models_command == "make-tiny":
-        from server.backends.generative.tiny import make_tiny
+        from server.backends.diffusers.tiny import make_tiny
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         profile = make_tiny(args.folder)

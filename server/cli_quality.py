@@ -9,6 +9,24 @@ import json
 import os
 from pathlib import Path
 
+from bridge.api import pb
+from bridge.client import ClientError, GenerationClient
+from bridge.selection import SelectionError
+from server.check import CheckError, check_media
+from server.cli_base import (
+    EXIT_JOB_FAILED,
+    EXIT_OK,
+    CliError,
+    read_timeline,
+    write_timeline,
+)
+from server.errors import JobError
+from server.media import MediaError
+from server.progress_bar import ProgressBar
+from server.report import ReportError, build_report, to_html, to_text
+from server.rerender import RerenderError, rerender
+from server.takestore import write_text_atomic
+
 
 def add_parsers(sub, default_address: str) -> None:
     check = sub.add_parser(
@@ -70,9 +88,6 @@ def add_parsers(sub, default_address: str) -> None:
 
 
 def cmd_check(args) -> int:
-    from server.check import CheckError, check_media
-    from server.cli_base import EXIT_JOB_FAILED, EXIT_OK, CliError
-    from server.media import MediaError
 
     thresholds = _thresholds(args.threshold)
     try:
@@ -100,7 +115,6 @@ def cmd_check(args) -> int:
 
 
 def _thresholds(pairs: list[str]) -> dict:
-    from server.cli_base import CliError
 
     out = {}
     for pair in pairs:
@@ -113,11 +127,6 @@ def _thresholds(pairs: list[str]) -> dict:
 
 
 def cmd_rerender(args) -> int:
-    from server.cli_base import EXIT_JOB_FAILED, EXIT_OK, CliError
-    from server.errors import JobError
-    from server.media import MediaError
-    from server.progress_bar import ProgressBar
-    from server.rerender import RerenderError, rerender
 
     bar = ProgressBar(f"rerender {args.manifest.name}", enabled=None if not args.json else False)
     try:
@@ -152,10 +161,6 @@ def cmd_rerender(args) -> int:
 
 
 def cmd_review(args) -> int:
-    from bridge.client import ClientError, GenerationClient
-    from bridge.selection import SelectionError
-    from bridge.api import pb
-    from server.cli_base import EXIT_OK, CliError, read_timeline, write_timeline
 
     if bool(args.timeline) != bool(args.output):
         raise CliError("--timeline and -o go together: the timeline to mark and where to write it")
@@ -185,7 +190,6 @@ def cmd_review(args) -> int:
 
 
 def _clip_with_take(timeline, take_id: str) -> str:
-    from server.cli_base import CliError
 
     for clip in timeline.find_clips():
         if take_id in clip.media_references():
@@ -194,9 +198,6 @@ def _clip_with_take(timeline, take_id: str) -> str:
 
 
 def cmd_report(args) -> int:
-    from server.cli_base import EXIT_OK, CliError
-    from server.report import ReportError, build_report, to_html, to_text
-    from server.takestore import write_text_atomic
 
     try:
         report = build_report(args.store, args.since)

@@ -10,6 +10,15 @@ import dataclasses
 import json
 from pathlib import Path
 
+from bridge import metadata
+from bridge.interchange import InterchangeError, read_timeline, write_timeline
+from bridge.selection import SelectionError, find_clip
+from bridge.takes import activate, delete_take, finalize, list_takes, set_status
+from bridge.timecode import from_timecode
+from bridge.timeline import export_range, range_jobs
+from server.cli_base import CliError
+from server.media import probe
+
 FORMAT_HELP = (".otio (OpenTimelineIO, takes included), .otioz (OTIO bundle with its media), .edl (CMX 3600), "
                ".xml (FCP 7 XML), .fcpxml (Final Cut Pro X), .aaf (Avid AAF); EDL, XML, FCPXML and AAF hold "
                "only the active take and get a .takebridge.json sidecar that brings the others back")
@@ -79,10 +88,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from server.cli_base import CliError
 
-    from bridge.interchange import InterchangeError
-    from bridge.selection import SelectionError
 
     try:
         return ACTIONS[args.timeline_command](args)
@@ -91,9 +97,7 @@ def run(args) -> int:
 
 
 def _read(args, path: Path):
-    from server.cli_base import CliError
 
-    from bridge.interchange import read_timeline
 
     if not path.exists():
         raise CliError(f"timeline {path} not found")
@@ -101,15 +105,12 @@ def _read(args, path: Path):
 
 
 def _write(args, timeline, path: Path, **options) -> dict:
-    from bridge.interchange import write_timeline
 
     return write_timeline(timeline, path, probe=_probe, **options)
 
 
 def _probe(path: str):
     """Media facts for the Resolve shape: (first frame from the start timecode, frames, rate)."""
-    from bridge.timecode import from_timecode
-    from server.media import probe
 
     info = probe(path)
     start = from_timecode(info.start_timecode, info.rate) if info.start_timecode else 0
@@ -117,12 +118,10 @@ def _probe(path: str):
 
 
 def cmd_export_range(args) -> int:
-    from bridge.timeline import export_range, range_jobs
 
     timeline = _read(args, args.timeline)
     result = export_range(timeline, args.track, args.in_point, args.out_point, handles=args.handles)
     _write(args, result, args.output)
-    from bridge import metadata
 
     info = metadata.read(result)["range"]
     jobs = range_jobs(result)
@@ -138,7 +137,6 @@ def cmd_export_range(args) -> int:
 
 
 def cmd_takes(args) -> int:
-    from bridge.takes import list_takes
 
     rows = list_takes(_read(args, args.timeline))
     if args.json:
@@ -163,27 +161,22 @@ def _take_action(args, verb: str, change) -> int:
 
 
 def cmd_activate(args) -> int:
-    from bridge.takes import activate
 
     return _take_action(args, "activated", lambda tl: activate(tl, args.clip, args.take, track_number=args.track))
 
 
 def cmd_finalize(args) -> int:
-    from bridge.takes import finalize
 
     return _take_action(args, "finalized", lambda tl: finalize(tl, args.clip, args.take, drop_others=args.drop_others,
                                                                  track_number=args.track))
 
 
 def cmd_delete(args) -> int:
-    from bridge.takes import delete_take
 
     return _take_action(args, "deleted", lambda tl: delete_take(tl, args.clip, args.take, track_number=args.track))
 
 
 def cmd_status(args) -> int:
-    from bridge.selection import find_clip
-    from bridge.takes import set_status
 
     def change(tl):
         set_status(tl, args.clip, args.take, args.status, note=args.note, reviewer=args.reviewer,

@@ -26,7 +26,7 @@ import numpy as np
 
 from server import faults, gates, paths
 from server.backends.base import Backend, Cancelled, Spec
-from server.backends.generative.conform import feathered_alpha
+from server.backends.diffusers.conform import feathered_alpha
 from server.media import MediaInfo, delivery_for, write_movie
 from server.media.encode import CopiedFrame, can_copy_packets
 from server.media.decode import iter_masks, iter_pictures

@@ -13,22 +13,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import json
 import logging
 import os
 import tempfile
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import grpc
 
 from bridge.api import pb, pb_grpc
-from server import bounds, paths
+from server import bounds, cas, paths, policies, review
 from server.errors import STATUS_OF, JobError, from_exception
 from server.jobstore import TERMINAL, RequestConflict
-from server.plan import cas_object, make_plan
-from server.takestore import write_json_atomic
+from server.plan import make_plan
 
 log = logging.getLogger("takebridge.service")
 WATCH_POLL_S = 1.0
@@ -136,25 +133,7 @@ class GenerationService(pb_grpc.GenerationServicer):
             if not self.rt.store.same_request(existing.job_id, request):
                 raise RequestConflict(request.request_id, existing.job_id)
             return existing
-        backend = request.backend or self.rt.default_backend
-        if backend not in self.rt.backend_names():
-            raise JobError("unknown_backend", f"unknown backend {backend[:64]!r}; this server has "
-                                              f"{', '.join(self.rt.backend_names())}")
-        reason = self.rt.unavailable_reason(backend)
-        if reason:
-            if request.contract.fallback == pb.CLASSIC and "classic" in self.rt.backends:
-                log.info("request %s: backend %r unavailable (%s); its fallback policy runs it on classic",
-                         request.request_id, backend, reason)
-                backend = "classic"
-            else:
-                raise JobError("backend_unavailable", f"backend {backend!r} is not available: {reason}; set the "
-                                                      f"shot contract's fallback to CLASSIC to run it on the CPU "
-                                                      f"backend instead", grpc.StatusCode.FAILED_PRECONDITION)
-        if self.rt.budget_left() <= 0:
-            raise JobError("budget_spent", f"the server's compute budget of {self.rt.limits.compute_budget_s:g} s "
-                                           f"is spent ({self.rt.store.compute_seconds_used():.1f} s used); restart "
-                                           f"it with a larger --compute-budget to go on",
-                           grpc.StatusCode.RESOURCE_EXHAUSTED)
+        backend = policies.backend_for(self.rt, request)   # decided once, stored with the job
         plan = make_plan(request, self.rt.limits, self.rt.take_dir, seed=0)
         job, created = self.rt.store.create_job(request, plan.shot, backend)   # one transaction decides
         if created:
@@ -193,27 +172,7 @@ class GenerationService(pb_grpc.GenerationServicer):
     @_unary
     async def ReviewTake(self, request, context):
         bounds.check_review(request)
-        return await self._call(self._review, request)
-
-    def _review(self, request: "pb.ReviewTakeRequest") -> "pb.Take":
-        take = self.rt.store.get_take(request.take_id)
-        if take is None:
-            raise JobError("unknown_take", f"no take {request.take_id[:128]!r} on this server",
-                           grpc.StatusCode.NOT_FOUND)
-        take.status = pb.APPROVED if request.approve else pb.REJECTED
-        take.review_note, take.reviewer = request.note, request.reviewer
-        self.rt.store.add_review(take.take_id, request.approve, request.note, request.reviewer)
-        self.rt.store.update_take(take)
-        manifest = self._take_file(take.manifest_url, take.take_id)
-        if manifest is not None and manifest.is_file():
-            data = json.loads(paths.read_bytes(manifest, "take manifest"))
-            data.setdefault("reviews", []).append({"approve": request.approve, "note": request.note,
-                                                   "reviewer": request.reviewer})
-            data["take"]["status"] = pb.TakeStatus.Name(take.status)
-            write_json_atomic(manifest, data)
-        log.info("take %s %s by %s: %s", take.take_id, "approved" if request.approve else "rejected",
-                 request.reviewer or "someone", request.note[:200])
-        return take
+        return await self._call(review.review_take, self.rt, request)
 
     # -- event streams -----------------------------------------------------------------------
     @_streaming
@@ -268,9 +227,9 @@ class GenerationService(pb_grpc.GenerationServicer):
             await _refuse(context, "UploadMedia", exc)
 
     async def _upload(self, request_iterator) -> "pb.MediaObject":
-        cas = self.rt.limits.cas_dir
-        cas.mkdir(parents=True, exist_ok=True)
-        temp_root = cas / paths.STAGING
+        cas_dir = self.rt.limits.cas_dir
+        cas_dir.mkdir(parents=True, exist_ok=True)
+        temp_root = cas_dir / paths.STAGING
         temp_root.mkdir(exist_ok=True)
         digest, size, expected, filename, first = hashlib.sha256(), 0, "", "", True
         fd, tmp = tempfile.mkstemp(prefix="upload-", dir=temp_root)
@@ -299,7 +258,7 @@ class GenerationService(pb_grpc.GenerationServicer):
             if expected and expected != actual:
                 raise JobError("hash_mismatch", f"upload hashes to {actual}, not the announced {expected}; upload "
                                                 f"it again", grpc.StatusCode.DATA_LOSS)
-            present = await self._call(self._store_upload, tmp, actual, filename)
+            present = await self._call(cas.store_upload, self.rt.limits.cas_dir, tmp, actual, filename)
             return pb.MediaObject(sha256=actual, url=f"cas:{actual}", size=size, already_present=present)
         finally:
             if not fh.closed:
@@ -307,23 +266,11 @@ class GenerationService(pb_grpc.GenerationServicer):
             if os.path.lexists(tmp):
                 paths.remove_staging(tmp, temp_root)
 
-    def _store_upload(self, tmp: str, actual: str, filename: str) -> bool:
-        cas = self.rt.limits.cas_dir
-        try:
-            cas_object(cas, actual)
-            return True
-        except JobError:
-            pass
-        folder = cas / actual
-        folder.mkdir(exist_ok=True)
-        os.replace(tmp, folder / filename)
-        return False
-
     @_streaming
     async def DownloadMedia(self, request, context):
         step = bounds.check_chunk_size(request.chunk_size)
-        path, digest = await self._call(self._download_target, request)
-        fd = await self._call(self._open_download, path)
+        path, digest = await self._call(cas.download_target, self.rt, request)
+        fd = await self._call(cas.open_download, self.rt, path)
         with os.fdopen(fd, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             offset = 0
@@ -334,43 +281,6 @@ class GenerationService(pb_grpc.GenerationServicer):
                 yield pb.MediaChunk(sha256=digest, filename=path.name if offset == 0 else "", offset=offset,
                                     data=data, total_size=size)
                 offset += len(data)
-
-    def _download_target(self, request) -> tuple[Path, str]:
-        which = request.WhichOneof("what")
-        if which == "take_id":
-            bounds.check_id(request.take_id, "take_id")
-            take = self.rt.store.get_take(request.take_id)
-            if take is None:
-                raise JobError("unknown_take", f"no take {request.take_id[:128]!r} on this server",
-                               grpc.StatusCode.NOT_FOUND)
-            path = self._take_file(take.media.url, take.take_id)
-            if path is None or not path.is_file():
-                raise JobError("not_a_file", f"take {take.take_id} is an image sequence or its media is gone; only "
-                                             f"movie takes can be downloaded", grpc.StatusCode.FAILED_PRECONDITION)
-            return path, take.media.sha256
-        if which == "sha256":
-            digest = paths.digest(request.sha256, "sha256")
-            return cas_object(self.rt.limits.cas_dir, digest), digest
-        raise JobError("bad_request", "say which media: sha256 or take_id")
-
-    def _open_download(self, path: Path) -> int:
-        """An fd of a file the server may send: a regular file under the media store or the
-        take folders, checked on the file actually opened (no symlink swap after the check)."""
-        roots = paths.Roots((self.rt.limits.cas_dir, self.rt.take_dir, *self._take_roots()))
-        return roots.open_regular(path, "media")
-
-    def _take_roots(self) -> tuple[Path, ...]:
-        return tuple(Path(d) for d in self.rt.store.take_dirs())
-
-    def _take_file(self, url: str, take_id: str) -> Path | None:
-        """A take's file (media or manifest) when it lies under a take folder the server wrote;
-        None when the record points anywhere else."""
-        roots = paths.Roots((self.rt.take_dir, *self._take_roots()))
-        try:
-            return roots.check(url, f"take {take_id} file")
-        except paths.PathError:
-            log.warning("take %s: recorded path %s is outside the take folders; not touched", take_id, url)
-            return None
 
     def _job(self, job_id: str) -> "pb.Job":
         bounds.check_id(job_id, "job_id")

@@ -16,8 +16,8 @@ from bridge.api import pb
 from bridge.client import GenerationClient
 from bridge.timecode import from_timecode
 from server.app import ServerConfig, build_server, shutdown
-from server.backends.generative.loading import ModelError, check_folder, read_profiles
-from server.backends.generative import conform
+from server.backends.diffusers.loading import ModelError, check_folder, read_profiles
+from server.backends.diffusers import conform
 from server.cli import main
 from server.media import probe, read_frames, write_movie
 from server.samples import moving_object_clip
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tiny_profile(tmp_path_factory) -> Path:
-    from server.backends.generative.tiny import make_tiny
+    from server.backends.diffusers.tiny import make_tiny
 
     return make_tiny(tmp_path_factory.mktemp("models"))
 
@@ -111,7 +111,7 @@ def test_cancel_stops_within_one_denoising_step(gen_server, write_media, tiny_pr
     import threading
 
     from server.backends.base import Cancelled, Spec
-    from server.backends.generative.backend import DiffusersBackend
+    from server.backends.diffusers.backend import DiffusersBackend
 
     backend = DiffusersBackend(read_profiles(tiny_profile), "cpu")
     frames, _, _ = moving_object_clip(12, 48, 64, seed=1)
@@ -196,8 +196,8 @@ def test_streaming_gives_the_pixels_of_the_whole_range_call_with_bounded_holding
     output starts before the input ends (the first window's frames leave once it has run)."""
     import threading
     from server.backends.base import Spec
-    from server.backends.generative.backend import DiffusersBackend
-    from server.backends.generative.loading import read_profiles
+    from server.backends.diffusers.backend import DiffusersBackend
+    from server.backends.diffusers.loading import read_profiles
 
     backend = DiffusersBackend(read_profiles(tiny_profile), "cpu")
     video, masks, _ = moving_object_clip(40, 48, 64, seed=5)
@@ -274,7 +274,7 @@ def test_the_gpu_benchmark_script_runs_on_tiny_configurations(tmp_path):
 
 
 def test_warm_pipelines_are_kept_and_the_least_recently_used_unloaded_for_room(monkeypatch, tiny_profile):
-    from server.backends.generative import loading
+    from server.backends.diffusers import loading
 
     loads = []
     monkeypatch.setattr(loading, "load_pipeline", lambda profile, device: loads.append(profile.id) or object())

@@ -15,6 +15,8 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
+import opentimelineio as otio
+
 from .bridge_import import tb
 
 BIN_NAME = "TakeBridge"
@@ -101,7 +103,6 @@ def selected_items(timeline) -> list:
 
 def export_otio(ctx: Context, folder: str | None = None):
     """The whole timeline as OTIO through Resolve's own exporter (EXPORT_OTIO, Resolve 18.5+)."""
-    import opentimelineio as otio
 
     if folder is None:   # a private folder, gone afterwards
         with tempfile.TemporaryDirectory(prefix="takebridge-resolve-") as scratch:

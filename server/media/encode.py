@@ -19,10 +19,25 @@ import av
 import cv2
 import numpy as np
 
-from .errors import MediaError
 from .decode import prefetched
-from .pixels import ColorTags, Native, float_picture, has_alpha, native_of_rgb, picture_of_rgb
-from .probe import SEQUENCE_SIDECAR, MediaInfo, find_sequence, probe
+from .errors import MediaError
+from .pixels import (
+    ColorTags,
+    Native,
+    float_picture,
+    has_alpha,
+    native_of_rgb,
+    picture_of_rgb,
+    rgb_of,
+)
+from .probe import (
+    SEQUENCE_SIDECAR,
+    MediaInfo,
+    find_sequence,
+    open_media,
+    probe,
+    video_stream,
+)
 from .timecode import is_drop_frame, timecode_to_frames
 
 # What a take is written with when nothing else is said: BT.709, limited range.
@@ -396,7 +411,6 @@ class _PacketSource:
     """The source's video packets by frame index, read in order (intra-only: one per frame)."""
 
     def __init__(self, path: Path, rate: Fraction):
-        from .probe import open_media, video_stream
         self.container = open_media(Path(path))
         self.stream = video_stream(self.container, Path(path))
         self.origin = self.stream.start_time or 0
@@ -474,7 +488,6 @@ def picture_of(item, delivery: Delivery) -> av.VideoFrame:
 
 
 def _rgb_of_native(item: Native, delivery: Delivery) -> np.ndarray:
-    from .pixels import rgb_of
     depth = 8 if max(c.bits for c in av.VideoFormat(item.pix_fmt).components) <= 8 else 16
     return rgb_of(item.frame(), depth, delivery.color)
 

@@ -6,7 +6,7 @@
 | extend | Wan 2.1 VACE, or LTX-Video condition | last K frames kept (black mask) + N new (white); LTX: the tail as a conditioning video |
 | refine | Wan video-to-video (strength), or LTX-Video condition (latents + denoise strength) | |
 
-Around the model (server/backends/generative/conform.py): the frames are resampled to the
+Around the model (server/backends/diffusers/conform.py): the frames are resampled to the
 model's native fps, resized to its size rule, cut into valid-length chunks that overlap and
 are cross-faded, then mapped back to exactly the frames, rate and size the timeline asked
 for. Reference images from the shot contract go to VACE. A seeded torch generator per chunk

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from server.backends.diffusers.loading import weights_hash
+
 WORDS = "a the cat dance monkey negative person walks street car red blue sky tree".split()
 
 
@@ -54,7 +56,11 @@ def _wan_vae():
 
 def tiny_wan_vace():
     import torch
-    from diffusers import UniPCMultistepScheduler, WanVACEPipeline, WanVACETransformer3DModel
+    from diffusers import (
+        UniPCMultistepScheduler,
+        WanVACEPipeline,
+        WanVACETransformer3DModel,
+    )
 
     tokenizer = _tokenizer(512)
     torch.manual_seed(0)
@@ -68,7 +74,11 @@ def tiny_wan_vace():
 
 def tiny_wan_v2v():
     import torch
-    from diffusers import UniPCMultistepScheduler, WanTransformer3DModel, WanVideoToVideoPipeline
+    from diffusers import (
+        UniPCMultistepScheduler,
+        WanTransformer3DModel,
+        WanVideoToVideoPipeline,
+    )
 
     tokenizer = _tokenizer(512)
     torch.manual_seed(0)
@@ -82,8 +92,12 @@ def tiny_wan_v2v():
 
 def tiny_ltx_condition():
     import torch
-    from diffusers import (AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXConditionPipeline,
-                           LTXVideoTransformer3DModel)
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXConditionPipeline,
+        LTXVideoTransformer3DModel,
+    )
 
     tokenizer = _tokenizer(128)
     torch.manual_seed(0)
@@ -125,7 +139,6 @@ TINY = {
 def make_tiny(folder: Path, *, only: list[str] | None = None) -> Path:
     """Build and save the tiny pipelines under `folder`; write `folder/models.json`, a model
     profile naming them (the first model of each operation is its default). Returns its path."""
-    from server.backends.generative.loading import weights_hash
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
