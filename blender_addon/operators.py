@@ -223,7 +223,6 @@ class TAKEBRIDGE_OT_compare(bpy.types.Operator):
                        default="WIPE")
 
     def execute(self, context):
-
         scene = compat.sequencer_scene(context)
         try:
             made = compare.set_compare(scene, self.take_id, self.against, self.mode)
@@ -299,7 +298,6 @@ class TAKEBRIDGE_OT_reference_add(_FileSelect, bpy.types.Operator):
     role: EnumProperty(items=[("character", "Character", ""), ("prop", "Prop", ""), ("style", "Style", "")])
 
     def execute(self, context):
-
         if not os.path.isfile(bpy.path.abspath(self.filepath)):
             self.report({"ERROR"}, f"reference image {self.filepath} not found")
             return {"CANCELLED"}

@@ -29,7 +29,6 @@ from .vse_takes import TAKE_KEY, is_take, place_take_strip, take_data, takes_of 
 
 
 def otio():
-
     return opentimelineio
 
 
@@ -125,8 +124,6 @@ def export_timeline(scene):
 
 
 def _take_message(data: dict):
-
-
     pb = tb.api.pb
     stored = data.get("take", {})
     if isinstance(stored, str):

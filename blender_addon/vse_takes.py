@@ -51,7 +51,6 @@ class TakeError(tb.errors.TakeBridgeError):
 
 
 def _take_dict(take) -> dict:
-
     return json_format.MessageToDict(take, preserving_proto_field_name=True)
 
 

@@ -544,5 +544,4 @@ def resolve_shape(timeline: otio.schema.Timeline, *, probe: Probe | None = None,
 
 
 def _timeline_rate(timeline: otio.schema.Timeline):
-
     return timeline_rate(timeline)

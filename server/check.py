@@ -110,6 +110,5 @@ def _timecode_offset(source: MediaInfo, take: MediaInfo) -> int:
 
 
 def _resize_like(frames: np.ndarray, like: np.ndarray) -> np.ndarray:
-
     h, w = like.shape[1:3]
     return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])

@@ -6,7 +6,6 @@ Exit codes: 0 done, 1 the job failed or was cancelled, 2 bad input or refused, 3
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -15,33 +14,24 @@ import sys
 import threading
 from pathlib import Path
 
-import opentimelineio as otio
-from google.protobuf import json_format
-
-from bridge import editor
-from bridge.api import pb
+from bridge import console
 from bridge.api.names import CODEC_CHOICES
-from bridge.client import ClientError, GenerationClient
-from bridge.otio_file import OtioFileEditor
-from bridge.request import JobOptions, Reference
-from bridge.selection import SelectionError, absolutize_media, url_to_path
-from bridge.takes import list_takes
-from bridge.timeline import select_clip, select_range
-from server import cli_models, cli_quality, cli_resolve, cli_timeline
-from server.app import ConfigError, ServerConfig, build_server, shutdown
-from server.cli_base import (  # noqa: F401
+from bridge.console import timeline as console_timeline
+from bridge.console.base import (  # noqa: F401
     DEFAULT_ADDRESS,
     EXIT_BAD_INPUT,
     EXIT_JOB_FAILED,
     EXIT_NO_SERVER,
     EXIT_OK,
     CliError,
-    _emit,
+    emit,
     read_timeline,
     write_timeline,
 )
+from server import cli_models, cli_quality, cli_resolve
+from server.app import ConfigError, ServerConfig, build_server, shutdown
 from server.demo import run_demo
-from server.progress_bar import ProgressBar
+from server.media import probe
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,77 +75,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="require this bearer token from clients (or TAKEBRIDGE_TOKEN)")
     serve.add_argument("--json", action="store_true", help="print the listening address as JSON")
 
-    submit = sub.add_parser("submit", help="send a clip to the server and place the take on the timeline",
-                            description="Export one clip of an OTIO timeline as a job, follow its progress and, "
-                                        "with --wait, write the timeline with the new take on the clip "
-                                        "(original kept under DEFAULT_MEDIA, take active).")
-    submit.add_argument("--server", default=os.environ.get("TAKEBRIDGE_SERVER", DEFAULT_ADDRESS),
-                        help=f"server address host:port (default {DEFAULT_ADDRESS})")
-    submit.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""), help="bearer token")
-    submit.add_argument("--op", required=True, choices=["refine", "extend", "inpaint"], help="what to generate")
-    submit.add_argument("--timeline", required=True, type=Path, help="input timeline (.otio)")
-    submit.add_argument("--clip", help="name of the clip to work on (or give --track, --in and --out)")
-    submit.add_argument("--track", type=int, help="video track number (V1 = 1): with --in/--out, a range; with "
-                                                   "--clip, which clip of that name")
-    submit.add_argument("--in", dest="in_point", help="range start: timeline timecode or frame (one job per clip)")
-    submit.add_argument("--out-point", dest="out_point", help="range end, exclusive: timeline timecode or frame")
-    submit.add_argument("--placement", choices=["gap", "ripple", "ripple-sync", "new-track"], default="gap",
-                        help="extend: where the new frames go: consume the neighbouring gap (default, refuses "
-                             "rather than overwrite), ripple the track, ripple every track in sync, or put the "
-                             "extended take on a new track above")
-    side = submit.add_mutually_exclusive_group()
-    side.add_argument("--tail-frames", type=int, help="extend: frames to add after the clip's last frame")
-    side.add_argument("--head-frames", type=int, help="extend: frames to add before the clip's first frame")
-    submit.add_argument("--mask", type=Path, help="inpaint: movie, image sequence or still image of the clip's "
-                                                  "size; white = regenerate")
-    submit.add_argument("--strength", type=float, default=0.5, help="refine: 0 (unchanged) .. 1 (strongest)")
-    submit.add_argument("--handles", type=int, default=0, help="extra source frames each side in the take")
-    submit.add_argument("--prompt", default="", help="what the shot should show (generative backends)")
-    submit.add_argument("--negative-prompt", default="", help="what it must not show (generative backends)")
-    submit.add_argument("--seed", type=int, help="seed; the same seed reproduces the same take")
-    submit.add_argument("--codec", choices=list(CODEC_CHOICES), default="prores",
-                        help="take media: prores (ProRes 422 HQ .mov, default), lossless (FFV1 .mkv), "
-                             "dnxhr (DNxHR .mov, matched to a DNxHR source), png (PNG sequence, 8/16-bit), "
-                             "exr (OpenEXR sequence) or h264 (proxy .mp4)")
-    submit.add_argument("--backend", default="", help="backend (default: the server's): classic or diffusers")
-    submit.add_argument("--model", default="", help="diffusers: model id from the server's profile "
-                                                    "(default: the first that does the operation)")
-    submit.add_argument("--reference", action="append", default=[], metavar="[ROLE=]IMAGE",
-                        help="reference image for the shot (character, prop, style), e.g. character=hero.png; "
-                             "repeatable; generative backends that take them (Wan VACE) use them")
-    submit.add_argument("--feather", type=int, default=0, help="inpaint: soft mask edge, pixels inside the mask")
-    submit.add_argument("--fallback", choices=["fail", "degrade", "classic"], default="fail",
-                        help="if the backend is unavailable or the job is over budget: fail (default), degrade "
-                             "(lower resolution, stated), or run on the classic CPU backend")
-    submit.add_argument("--max-compute-seconds", type=float, default=0.0, help="this job's compute budget")
-    submit.add_argument("--take-dir", type=Path,
-                        help="folder for the take (default: a 'takes' folder beside the timeline)")
-    submit.add_argument("--out", type=Path, help="write the timeline with the take here (needs --wait)")
-    submit.add_argument("--wait", action="store_true", help="follow the job to the end (progress bar)")
-    submit.add_argument("--upload", action="store_true",
-                        help="upload the media and mask to the server instead of sharing the disk")
-    submit.add_argument("--json", action="store_true", help="print one JSON object with the outcome")
-
-    takes = sub.add_parser("takes", help="list clips and their takes in a timeline",
-                           description="List every clip's original and takes: id, operation, status, active.")
-    takes.add_argument("timeline", type=Path)
-    takes.add_argument("--json", action="store_true")
-
-    jobs = sub.add_parser("jobs", help="list the server's jobs")
-    jobs.add_argument("--server", default=os.environ.get("TAKEBRIDGE_SERVER", DEFAULT_ADDRESS))
-    jobs.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""))
-    jobs.add_argument("--limit", type=int, default=20)
-    jobs.add_argument("--json", action="store_true")
-
-    cancel = sub.add_parser("cancel", help="cancel a queued or running job")
-    cancel.add_argument("job_id")
-    cancel.add_argument("--server", default=os.environ.get("TAKEBRIDGE_SERVER", DEFAULT_ADDRESS))
-    cancel.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""))
-    cancel.add_argument("--json", action="store_true")
 
 
-    cli_timeline.add_parser(sub)
-    cli_quality.add_parsers(sub, DEFAULT_ADDRESS)
+    console.add_parsers(sub)
+    cli_quality.add_parsers(sub)
     cli_models.add_parser(sub)
     cli_resolve.add_parser(sub)
 
@@ -195,7 +118,6 @@ def _print_error(args, message: str) -> None:
 
 
 def cmd_serve(args) -> int:
-
     config = ServerConfig(host=args.host, port=args.port, store=args.store, backend=args.backend,
                           allow=tuple(args.allow), tls_cert=args.tls_cert, tls_key=args.tls_key, token=args.token,
                           max_frames=args.max_frames, compute_budget=args.compute_budget,
@@ -220,185 +142,13 @@ def cmd_serve(args) -> int:
     return EXIT_OK
 
 
-def cmd_submit(args) -> int:
-    """The OTIO file as an editor (bridge/otio_file.py) through the one loop (bridge/editor.py):
-    each chosen clip is refused (nothing sent), or submitted, followed and placed on its own."""
-
-
-    if args.out and not args.wait:
-        raise CliError("--out needs --wait: the take can only be placed once the job is done")
-    timeline = read_timeline(args.timeline)
-    absolutize_media(timeline, str(args.timeline.resolve().parent))
-    try:
-        if args.clip:
-            segments = [select_clip(timeline, args.clip, handles=args.handles, track_number=args.track)]
-        elif args.track and args.in_point and args.out_point:
-            segments = select_range(timeline, args.track, args.in_point, args.out_point, handles=args.handles)
-            if not segments:
-                raise CliError(f"the range {args.in_point}..{args.out_point} on V{args.track} holds only gaps; "
-                               f"there is nothing to generate")
-        else:
-            raise CliError("say what to work on: --clip NAME, or --track N --in TC --out-point TC")
-    except SelectionError as err:
-        raise CliError(str(err))
-    side, frames = "tail", 0
-    if args.op == "extend":
-        frames = args.tail_frames if args.tail_frames is not None else args.head_frames
-        if frames is None:
-            raise CliError("extend needs --tail-frames N or --head-frames N")
-        side = "tail" if args.tail_frames is not None else "head"
-    elif args.op == "inpaint" and args.mask is None:
-        raise CliError("inpaint needs --mask (movie, image sequence or still; white = regenerate)")
-    references = []
-    for entry in args.reference:
-        role, _, image = entry.rpartition("=")
-        references.append(Reference(str(Path(image).resolve()), role or "reference"))
-    options = JobOptions(op=args.op, strength=args.strength, frames=frames, side=side,
-                         mask=str(args.mask.resolve()) if args.mask else "", feather=args.feather,
-                         prompt=args.prompt, negative_prompt=args.negative_prompt, seed=args.seed, codec=args.codec,
-                         backend=args.backend, model=args.model, fallback=args.fallback,
-                         max_compute_seconds=args.max_compute_seconds, references=references,
-                         take_dir=str((args.take_dir or args.timeline.resolve().parent / "takes").resolve()),
-                         handles=args.handles, placement=args.placement)
-    bars: dict = {}
-
-    def on_progress(segment, view):
-        if view.state == "running":
-            if id(segment) not in bars:
-                bars[id(segment)] = ProgressBar(f"{args.op} {segment.clip}", enabled=None if not args.json else False)
-            bars[id(segment)].update(view.fraction, view.detail, view.eta_seconds)
-
-    with GenerationClient(args.server, token=args.token) as client:
-        def prepare(request, selection):
-            if args.upload:
-                _upload_media(client, selection, request)
-                request.selection_otio = otio.adapters.write_to_string(selection, "otio_json")
-        adapter = OtioFileEditor(timeline, segments, placement=args.placement, prepare=prepare,
-                                 on_progress=on_progress)
-        sent: list[str] = []
-        try:
-            results = editor.run(adapter, options, client, wait=args.wait, on_submit=sent.append)
-        except KeyboardInterrupt:
-            for job_id in sent:
-                try:
-                    client.cancel(job_id)
-                except ClientError:
-                    pass
-            raise CliError(f"interrupted; job(s) {', '.join(sent) or 'none'} cancelled", EXIT_JOB_FAILED)
-        finally:
-            for bar in bars.values():
-                bar.close()
-    for result in results:
-        result["status"] = result["state"]
-    refused = [r for r in results if r["state"] == "refused"]
-    if len(refused) == len(results):
-        worst = refused[0]
-        raise CliError("; ".join(f"{r['item']}: {r['error']}" for r in refused) if len(refused) > 1 else worst["error"],
-                       EXIT_NO_SERVER if worst.get("code") == "server_unreachable" else EXIT_BAD_INPUT)
-    if not args.wait:
-        ids = [r["job_id"] for r in results if r.get("job_id")]
-        payload = {"job_id": ids[0], "job_ids": ids, "status": "queued"}
-        if refused:
-            payload["refused"] = refused
-        _emit(args, payload, f"queued job(s) {', '.join(ids)}; follow them with `takebridge jobs --server {args.server}`"
-              + "".join(f"\nrefused {r['item']}: {r['error']}" for r in refused))
-        return EXIT_OK
-    failed = any(r["state"] != "succeeded" for r in results)
-    written = bool(args.out) and adapter.placed > 0
-    if written:
-        write_timeline(timeline, args.out)
-    payload = results[0] if len(results) == 1 else {"status": "failed" if failed else "succeeded", "jobs": results}
-    if args.out:
-        payload = {**payload, "out": str(args.out) if written else None}
-    lines = [f"take {r['take_id']} ({r['take_status']}): {r['frames']} frames from {r['start_timecode']} at "
-             f"{r['media']}" + "".join(f"\n  flagged: {flag}" for flag in r["flags"])
-             if r.get("take_id") and r["state"] == "succeeded"
-             else f"{r['item']} (V{r['track']} at {r['record_start']}): {r['status']}: {r.get('error') or 'no take made'}"
-             for r in results]
-    if written:
-        lines.append(f"timeline with {adapter.placed} of {len(results)} take(s): {args.out}")
-    elif args.out:
-        lines.append(f"{args.out} was not written: no take was placed")
-    _emit(args, payload, "\n".join(lines))
-    return EXIT_JOB_FAILED if failed else EXIT_OK
-
-
-def _upload_media(client, selection, request) -> None:
-    """Replace local paths by content-addressed uploads (a server without the editor's disk)."""
-
-
-    for clip in selection.find_clips():
-        ref = clip.media_reference
-        if isinstance(ref, otio.schema.ExternalReference):
-            ref.target_url = client.upload(url_to_path(ref.target_url)).url
-    if request.HasField("inpaint") and os.path.isfile(request.inpaint.mask_url):
-        request.inpaint.mask_url = client.upload(request.inpaint.mask_url).url
-
-
-def cmd_takes(args) -> int:
-
-
-    rows = list_takes(read_timeline(args.timeline))
-    if args.json:
-        print(json.dumps({"timeline": str(args.timeline), "takes": [dataclasses.asdict(r) for r in rows]}, indent=2))
-        return EXIT_OK
-    print(f"{'clip':<20} {'take':<22} {'op':<9} {'status':<13} active  media")
-    for r in rows:
-        print(f"{r.clip:<20} {(r.take_id or 'original'):<22} {r.operation:<9} {r.status:<13} "
-              f"{'  *' if r.active else '':<7} {r.media}")
-    return EXIT_OK
-
-
-def cmd_jobs(args) -> int:
-
-
-    with GenerationClient(args.server, token=args.token) as client:
-        try:
-            jobs = client.list_jobs(limit=args.limit)
-        except ClientError as err:
-            raise CliError(str(err), EXIT_NO_SERVER)
-    if args.json:
-        print(json.dumps({"jobs": [json_format.MessageToDict(j, preserving_proto_field_name=True) for j in jobs]},
-                         indent=2))
-        return EXIT_OK
-    for j in jobs:
-        print(f"{j.job_id}  {pb.JobState.Name(j.state).lower():<10} {pb.Operation.Name(j.operation).lower():<8} "
-              f"{j.shot:<20} {j.progress.fraction * 100:5.1f}%  {j.take.take_id or j.error}")
-    return EXIT_OK
-
-
-def cmd_cancel(args) -> int:
-
-    with GenerationClient(args.server, token=args.token) as client:
-        try:
-            job = client.cancel(args.job_id)
-        except ClientError as err:
-            raise CliError(str(err), err.exit_code)
-    state = pb.JobState.Name(job.state).lower()
-    _emit(args, {"job_id": job.job_id, "status": state}, f"job {job.job_id}: {state}")
-    return EXIT_OK
-
-
-def cmd_timeline(args) -> int:
-
-    return cli_timeline.run(args)
-
-
 def cmd_demo(args) -> int:
-
     return run_demo(args)
 
 
-COMMANDS = {"serve": cmd_serve, "submit": cmd_submit, "takes": cmd_takes, "jobs": cmd_jobs,
-            "cancel": cmd_cancel, "demo": cmd_demo, "timeline": cmd_timeline}
-
-
-def _quality_commands() -> dict:
-
-    return {**cli_quality.COMMANDS, "models": cli_models.run, "install-resolve": cli_resolve.run}
-
-
-COMMANDS.update(_quality_commands())
+console_timeline.MEDIA_PROBE = probe    # the client's timeline commands read media with the server's reader
+COMMANDS = {"serve": cmd_serve, "demo": cmd_demo, **console.COMMANDS, **cli_quality.COMMANDS,
+            "models": cli_models.run, "install-resolve": cli_resolve.run}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,8 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from bridge.console.base import EXIT_JOB_FAILED, EXIT_OK, CliError
 from server.backends.diffusers.loading import ModelError, read_profiles, verify
-from server.cli_base import EXIT_JOB_FAILED, EXIT_OK, CliError
 
 DEFAULT_PROFILE = os.environ.get("TAKEBRIDGE_MODELS", "models.json")
 
@@ -33,7 +33,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-
     if args.models_command == "make-tiny":
         from server.backends.diffusers.tiny import make_tiny
 

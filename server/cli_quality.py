@@ -1,4 +1,5 @@
-"""`takebridge check | rerender | review | report`: controlled iteration from the command line.
+"""`takebridge check | rerender | report`: controlled iteration from the command line (review, a
+client command, is in bridge/console/jobs.py).
 
 Exit codes as everywhere: 0 fine, 1 the take needs review / differs / was not made, 2 bad
 input, 3 no server.
@@ -9,26 +10,21 @@ import json
 import os
 from pathlib import Path
 
-from bridge.api import pb
-from bridge.client import ClientError, GenerationClient
-from bridge.selection import SelectionError
-from server.check import CheckError, check_media
-from server.cli_base import (
+from bridge.console.base import (
     EXIT_JOB_FAILED,
     EXIT_OK,
     CliError,
-    read_timeline,
-    write_timeline,
 )
+from bridge.console.progress_bar import ProgressBar
+from server.check import CheckError, check_media
 from server.errors import JobError
 from server.media import MediaError
-from server.progress_bar import ProgressBar
 from server.report import ReportError, build_report, to_html, to_text
 from server.rerender import RerenderError, rerender
 from server.takestore import write_text_atomic
 
 
-def add_parsers(sub, default_address: str) -> None:
+def add_parsers(sub) -> None:
     check = sub.add_parser(
         "check", help="run the quality gates on any source and take (exit 1 if a gate flags it)",
         description="Run the server's quality gates (seam, mask fidelity, flicker, conformance, real resolution) "
@@ -57,23 +53,6 @@ def add_parsers(sub, default_address: str) -> None:
     rerender.add_argument("--verify", action="store_true", help="compare with the stored take")
     rerender.add_argument("--json", action="store_true")
 
-    review = sub.add_parser(
-        "review", help="approve or reject a take (stored on the server, in the manifest and the timeline)",
-        description="Approve or reject a take with a note. The server stores the review, sets the take's status "
-                    "and appends it to the manifest; with --timeline the take's status and note are also set in "
-                    "the OTIO (written to -o).")
-    verdict = review.add_mutually_exclusive_group(required=True)
-    verdict.add_argument("--approve", action="store_true")
-    verdict.add_argument("--reject", action="store_true")
-    review.add_argument("take_id")
-    review.add_argument("--note", default="", help="what was good or wrong (the report lists the notes)")
-    review.add_argument("--reviewer", default=os.environ.get("USER", ""), help="who (default: $USER)")
-    review.add_argument("--timeline", type=Path, help="also mark the take in this timeline ...")
-    review.add_argument("-o", "--output", type=Path, help="... and write it here")
-    review.add_argument("--server", default=os.environ.get("TAKEBRIDGE_SERVER", default_address))
-    review.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""))
-    review.add_argument("--json", action="store_true")
-
     report = sub.add_parser(
         "report", help="the pilot report: takes, latency, gate flags, review outcomes, notes",
         description="Summarise a server's store: per operation and overall, takes made, resolution delivered, "
@@ -88,7 +67,6 @@ def add_parsers(sub, default_address: str) -> None:
 
 
 def cmd_check(args) -> int:
-
     thresholds = _thresholds(args.threshold)
     try:
         result = check_media(args.op, str(args.source), str(args.take), mask_path=str(args.mask) if args.mask else None,
@@ -115,7 +93,6 @@ def cmd_check(args) -> int:
 
 
 def _thresholds(pairs: list[str]) -> dict:
-
     out = {}
     for pair in pairs:
         name, _, value = pair.partition("=")
@@ -127,7 +104,6 @@ def _thresholds(pairs: list[str]) -> dict:
 
 
 def cmd_rerender(args) -> int:
-
     bar = ProgressBar(f"rerender {args.manifest.name}", enabled=None if not args.json else False)
     try:
         report = rerender(args.manifest, out_dir=args.out, verify=args.verify,
@@ -160,45 +136,7 @@ def cmd_rerender(args) -> int:
     return EXIT_OK
 
 
-def cmd_review(args) -> int:
-
-    if bool(args.timeline) != bool(args.output):
-        raise CliError("--timeline and -o go together: the timeline to mark and where to write it")
-    timeline = read_timeline(args.timeline) if args.timeline else None
-    with GenerationClient(args.server, token=args.token) as client:
-        try:
-            take = client.review(args.take_id, args.approve, args.note, args.reviewer)
-        except ClientError as err:
-            raise CliError(str(err), err.exit_code)
-    status = pb.TakeStatus.Name(take.status).lower()
-    if timeline is not None:
-        from bridge.takes import set_status
-
-        clip = _clip_with_take(timeline, args.take_id)
-        try:
-            set_status(timeline, clip, args.take_id, status, note=args.note, reviewer=args.reviewer)
-        except SelectionError as err:
-            raise CliError(f"the review is stored on the server but the timeline was not marked: {err}")
-        write_timeline(timeline, args.output)
-    data = {"take_id": take.take_id, "status": status, "note": take.review_note, "reviewer": take.reviewer,
-            "timeline": str(args.output) if args.output else None}
-    print(json.dumps(data) if args.json else
-          f"{take.take_id}: {status} by {take.reviewer or 'someone'}" + (f" — {take.review_note}" if take.review_note
-                                                                         else "")
-          + (f"; marked in {args.output}" if args.output else ""))
-    return EXIT_OK
-
-
-def _clip_with_take(timeline, take_id: str) -> str:
-
-    for clip in timeline.find_clips():
-        if take_id in clip.media_references():
-            return clip.name
-    raise CliError(f"no clip in the timeline has take {take_id!r}; the review is stored on the server only")
-
-
 def cmd_report(args) -> int:
-
     try:
         report = build_report(args.store, args.since)
     except ReportError as err:
@@ -214,4 +152,4 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "rerender": cmd_rerender, "review": cmd_review, "report": cmd_report}
+COMMANDS = {"check": cmd_check, "rerender": cmd_rerender, "report": cmd_report}

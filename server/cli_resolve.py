@@ -22,8 +22,7 @@ from pathlib import Path
 
 import bridge
 from bridge import files
-
-from server.cli_base import EXIT_JOB_FAILED, EXIT_OK, CliError
+from bridge.console.base import EXIT_JOB_FAILED, EXIT_OK, CliError
 
 CHECKOUT = Path(__file__).resolve().parent.parent / "resolve_scripts"
 
@@ -61,7 +60,7 @@ def lib_folder(system: str | None = None) -> Path:
 def scripts_package() -> Path:
     """The installed `takebridge_resolve` package (from the wheel), or the checkout's."""
     try:
-        import takebridge_resolve   # shipped in the wheel; a checkout has it under resolve_scripts/
+        import takebridge_resolve  # shipped in the wheel; a checkout has it under resolve_scripts/
     except ImportError:
         if (CHECKOUT / "takebridge_resolve").is_dir():
             return CHECKOUT / "takebridge_resolve"

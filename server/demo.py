@@ -14,13 +14,13 @@ import opentimelineio as otio
 
 from bridge.api import pb
 from bridge.client import GenerationClient
+from bridge.console.progress_bar import ProgressBar
 from bridge.request import JobOptions, build_request
-from bridge.timeline import export_selection
 from bridge.takes import place_take
 from bridge.timecode import from_timecode, rational_time
+from bridge.timeline import export_selection
 from server.contact_sheet import contact_sheet
 from server.media import read_frames, write_movie
-from server.progress_bar import ProgressBar
 from server.samples import demo_scene
 
 RATE = Fraction(24000, 1001)

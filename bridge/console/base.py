@@ -1,4 +1,5 @@
-"""What every command of the `takebridge` command line shares: the error that ends a command with
+"""What every command of the `takebridge` command line shares (the client commands here in
+bridge/console/, the server's in server/cli*.py): the error that ends a command with
 its exit code (bridge/errors.py's table), reading and writing timelines, and printing a result
 as text or --json. The commands' modules import this, never each other."""
 from __future__ import annotations
@@ -6,11 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bridge.errors import EXIT_BAD_INPUT, EXIT_JOB_FAILED, EXIT_NO_SERVER, EXIT_OK  # noqa: F401  (re-exported)
-from bridge.interchange import InterchangeError
-from bridge.interchange import read_timeline as read_any
-from bridge.interchange import write_timeline as write_any
-from bridge.selection import SelectionError
+from ..errors import EXIT_BAD_INPUT, EXIT_JOB_FAILED, EXIT_NO_SERVER, EXIT_OK  # noqa: F401  (re-exported)
+from ..interchange import InterchangeError
+from ..interchange import read_timeline as read_any
+from ..interchange import write_timeline as write_any
+from ..selection import SelectionError
 
 DEFAULT_ADDRESS = "127.0.0.1:50151"
 
@@ -42,7 +43,8 @@ def write_timeline(timeline, path: Path) -> None:
         raise CliError(str(err))
 
 
-def _emit(args, data: dict, text: str) -> None:
+def emit(args, data: dict, text: str) -> None:
+    """One JSON object with --json, else the text."""
     if args.json:
         print(json.dumps(data))
     else:

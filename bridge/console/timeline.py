@@ -10,14 +10,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-from bridge import metadata
-from bridge.interchange import InterchangeError, read_timeline, write_timeline
-from bridge.selection import SelectionError, find_clip
-from bridge.takes import activate, delete_take, finalize, list_takes, set_status
-from bridge.timecode import from_timecode
-from bridge.timeline import export_range, range_jobs
-from server.cli_base import CliError
-from server.media import probe
+from .. import metadata
+from ..interchange import InterchangeError, read_timeline, write_timeline
+from ..selection import SelectionError, find_clip
+from ..takes import activate, delete_take, finalize, list_takes, set_status
+from ..timecode import from_timecode
+from ..timeline import export_range, range_jobs
+from .base import CliError
 
 FORMAT_HELP = (".otio (OpenTimelineIO, takes included), .otioz (OTIO bundle with its media), .edl (CMX 3600), "
                ".xml (FCP 7 XML), .fcpxml (Final Cut Pro X), .aaf (Avid AAF); EDL, XML, FCPXML and AAF hold "
@@ -88,8 +87,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-
-
     try:
         return ACTIONS[args.timeline_command](args)
     except (SelectionError, InterchangeError) as err:
@@ -97,28 +94,31 @@ def run(args) -> int:
 
 
 def _read(args, path: Path):
-
-
     if not path.exists():
         raise CliError(f"timeline {path} not found")
     return read_timeline(path, rate=args.rate)
 
 
 def _write(args, timeline, path: Path, **options) -> dict:
-
     return write_timeline(timeline, path, probe=_probe, **options)
+
+
+# how media is read (the server's reader, server.media.probe): set by the `takebridge` entry point,
+# so the core does not depend on the server; a client-only install refuses what needs it
+MEDIA_PROBE = None
 
 
 def _probe(path: str):
     """Media facts for the Resolve shape: (first frame from the start timecode, frames, rate)."""
-
-    info = probe(path)
+    if MEDIA_PROBE is None:
+        raise CliError(f"reading {path} needs TakeBridge's media reader, which comes with the server; "
+                       f"run this where `takebridge serve` is installed")
+    info = MEDIA_PROBE(path)
     start = from_timecode(info.start_timecode, info.rate) if info.start_timecode else 0
     return start, info.frame_count, info.rate
 
 
 def cmd_export_range(args) -> int:
-
     timeline = _read(args, args.timeline)
     result = export_range(timeline, args.track, args.in_point, args.out_point, handles=args.handles)
     _write(args, result, args.output)
@@ -137,7 +137,6 @@ def cmd_export_range(args) -> int:
 
 
 def cmd_takes(args) -> int:
-
     rows = list_takes(_read(args, args.timeline))
     if args.json:
         print(json.dumps({"timeline": str(args.timeline), "takes": [dataclasses.asdict(r) for r in rows]}, indent=2))
@@ -161,23 +160,19 @@ def _take_action(args, verb: str, change) -> int:
 
 
 def cmd_activate(args) -> int:
-
     return _take_action(args, "activated", lambda tl: activate(tl, args.clip, args.take, track_number=args.track))
 
 
 def cmd_finalize(args) -> int:
-
     return _take_action(args, "finalized", lambda tl: finalize(tl, args.clip, args.take, drop_others=args.drop_others,
                                                                  track_number=args.track))
 
 
 def cmd_delete(args) -> int:
-
     return _take_action(args, "deleted", lambda tl: delete_take(tl, args.clip, args.take, track_number=args.track))
 
 
 def cmd_status(args) -> int:
-
     def change(tl):
         set_status(tl, args.clip, args.take, args.status, note=args.note, reviewer=args.reviewer,
                    track_number=args.track)
