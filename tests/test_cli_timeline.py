@@ -15,7 +15,7 @@ from server.app import ServerConfig, build_server, shutdown
 from server.cli import main
 from server.samples import pan_clip
 
-from timeline_strategies import fake_take, rt, tr
+from support.timeline_strategies import fake_take, rt, tr
 
 
 def run(capsys, *argv) -> tuple[int, dict]:

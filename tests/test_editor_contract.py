@@ -1,5 +1,5 @@
 """The editor contract (tests/support/contract.py) on the OTIO file through the command line and on
-Resolve through the stand-in (tests/resolve_standin.py), against one real server process; Blender
+Resolve through the stand-in (tests/support/resolve_standin.py), against one real server process; Blender
 tells the same story in tests/blender/test_contract.py. Plus the cases that drifted apart before
 the editors shared bridge/editor.py: the same source cut in twice on one track, a multi-clip
 selection with one clip that cannot be done (the marker script run twice is in test_resolve.py)."""
@@ -19,7 +19,7 @@ from bridge.takes import take_of_reference
 from bridge.timecode import from_timecode
 from server.cli import main
 
-from resolve_standin import Resolve
+from support.resolve_standin import Resolve
 from support import contract
 from test_cli_and_restart import free_port, start_server
 

@@ -13,7 +13,7 @@ from bridge.client import ClientError
 from server import gates
 
 from conftest import make_timeline, submit_request
-from labelled_takes import RATE, H, W, good_cases, planted_cases
+from support.labelled_takes import RATE, H, W, good_cases, planted_cases
 
 CATCHES = {"seam": "seam", "flicker": "flicker", "mask_bleed": "mask_outside", "missing_frame": "conformance",
            "upscale": "real_resolution"}

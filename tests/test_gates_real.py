@@ -1,4 +1,4 @@
-"""The quality gates on real camera footage (tests/footage.py), with truths nobody has to guess:
+"""The quality gates on real camera footage (tests/support/footage.py), with truths nobody has to guess:
 
 - good extensions are the clips' own held-back frames (the true continuation, tail and head);
 - good refines and inpaints are the classic backend's takes of the clips (inpaints of a disc
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import footage
+from support import footage
 from server import gates
 from server.backends.base import Spec
 from server.backends.classic import ClassicBackend

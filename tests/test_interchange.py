@@ -20,7 +20,7 @@ from bridge.takes import ORIGINAL, place_take
 from bridge.timecode import from_timecode
 from bridge.timeline import select_clip, select_range, timeline_rate
 
-from timeline_strategies import fake_take, rt, timelines, tr
+from support.timeline_strategies import fake_take, rt, timelines, tr
 
 
 def cut_with_takes(tmp_path, rate, *, tracks=2, dissolve=True) -> otio.schema.Timeline:

@@ -20,7 +20,7 @@ from server.report import build_report, percentile
 from server.samples import moving_object_clip, pan_clip
 
 from conftest import make_timeline, submit_request
-from labelled_takes import good_cases, planted_cases
+from support.labelled_takes import good_cases, planted_cases
 
 
 def run(capsys, *argv) -> tuple[int, dict]:

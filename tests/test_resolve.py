@@ -1,5 +1,5 @@
 """The Resolve scripts end to end: the module driven through the documented scripting API
-(tests/resolve_standin.py) against a real server process."""
+(tests/support/resolve_standin.py) against a real server process."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ import pytest
 from server.media import probe, read_frames, write_movie
 from server.samples import moving_object_clip, pan_clip
 
-from resolve_standin import Resolve
+from support.resolve_standin import Resolve
 from test_cli_and_restart import free_port, start_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "resolve_scripts"))

@@ -1,6 +1,6 @@
 """`takebridge install-resolve` from an installed takebridge wheel (not the checkout), and the
 installed package alone: Resolve's Python with nothing on its path but the install folder (and the
-stand-in for Resolve, tests/resolve_standin.py) imports everything and runs the marker script.
+stand-in for Resolve, tests/support/resolve_standin.py) imports everything and runs the marker script.
 The wheels for Resolve's Python are downloaded by the command (the package index, offline here)."""
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_install_resolve_from_the_wheel_and_the_installed_folder_alone_runs_the_
              "width": info.width, "height": info.height}
     standin = tmp_path / "standin"
     standin.mkdir()
-    shutil.copy2(REPO / "tests" / "resolve_standin.py", standin)
+    shutil.copy2(REPO / "tests" / "support" / "resolve_standin.py", standin)
     # PyAV for the stand-in's own media reading comes last: what our code imports must come from the lib
     import av
     path = [str(lib / "site-packages"), str(lib), str(standin), str(Path(av.__file__).parent.parent)]

