@@ -1,5 +1,5 @@
 """The editor contract (tests/support/contract.py) in real Blender: the same story the OTIO file and
-Resolve tell in tests/test_editor_contract.py, in the Sequencer's terms (strips on channel 1 from
+Resolve tell in tests/editors/test_editor_contract.py, in the Sequencer's terms (strips on channel 1 from
 frame 1; takes as strips above; the record frame is the frame number less 1)."""
 from __future__ import annotations
 

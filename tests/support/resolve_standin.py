@@ -23,7 +23,7 @@ import opentimelineio as otio
 
 try:
     from bridge.timecode import from_timecode, to_timecode
-except ImportError:   # run beside an installed Resolve package alone (tests/test_resolve_install.py)
+except ImportError:   # run beside an installed Resolve package alone (tests/editors/test_resolve_install.py)
     from takebridge_core.timecode import from_timecode, to_timecode
 
 # path -> media facts (start_timecode, rate, frame_count, width, height), for a process that

@@ -21,9 +21,9 @@ from server.cli import main
 
 from support.resolve_standin import Resolve
 from support import contract
-from test_cli_and_restart import free_port, start_server
+from support.servers import free_port, start_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "resolve_scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resolve_scripts"))
 from takebridge_resolve import core  # noqa: E402
 
 pytestmark = pytest.mark.slow

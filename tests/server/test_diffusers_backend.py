@@ -265,7 +265,7 @@ def test_the_gpu_benchmark_script_runs_on_tiny_configurations(tmp_path):
     out = tmp_path / "gpu.json"
     proc = subprocess.run([sys.executable, "bench/gpu_bench.py", "--tiny", "--device", "cpu", "--steps", "3",
                            "--repeats", "1", "--out", str(out)], capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parent.parent)
+                          cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(out.read_text())
     assert [r["pipeline"] for r in data["results"]] == ["wan_vace", "wan_v2v", "ltx_condition"]
@@ -343,7 +343,7 @@ def test_a_log_source_goes_through_the_models_working_space_and_back(gen_server,
     take comes back in LogC4 code values at 10 bits, the manifest states both transforms and the
     color_clip gate measured what the model space could not hold."""
     pytest.importorskip("PyOpenColorIO")
-    from test_color import log_frames
+    from support.colour import log_frames
     client, _runtime = gen_server
     media = write_movie(log_frames("ARRI LogC4", n=9), tmp_path / "logc.mov", codec="prores", rate=Fraction(24),
                         start_timecode="01:00:00:00").path

@@ -10,7 +10,7 @@ import pytest
 from bridge.api import names, pb
 from bridge.request import OPTIONS_VERSION, JobOptions, Reference, RequestError, build_request
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _selection() -> otio.schema.Timeline:

@@ -14,9 +14,9 @@ from server.media import probe, read_frames, write_movie
 from server.samples import moving_object_clip, pan_clip
 
 from support.resolve_standin import Resolve
-from test_cli_and_restart import free_port, start_server
+from support.servers import free_port, start_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "resolve_scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resolve_scripts"))
 from takebridge_resolve import core, markers  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -16,10 +16,10 @@ import pytest
 from server.media import probe
 
 from support import contract
-from test_cli_and_restart import free_port, start_server
+from support.servers import free_port, start_server
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 import json, runpy, sys

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,39 +15,9 @@ from server.media import probe, read_frames
 from server.samples import moving_object_clip, noisy_clip
 
 from conftest import make_timeline, submit_request
+from support.servers import cli, free_port, start_server, stop
 
 pytestmark = pytest.mark.slow
-TAKEBRIDGE = [sys.executable, "-m", "server.cli"]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(store: Path, port: int) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([*TAKEBRIDGE, "--log-level", "warning", "serve", "--port", str(port),
-                             "--store", str(store), "--json"], stdout=subprocess.PIPE, text=True, env=ENV)
-    line = proc.stdout.readline()
-    assert line, "the server printed no address"
-    return proc, json.loads(line)["address"]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
-
-
-def cli(*args, check=True) -> subprocess.CompletedProcess:
-    done = subprocess.run([*TAKEBRIDGE, *args], capture_output=True, text=True, env=ENV, timeout=300)
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
-
-
 def test_submit_wait_json_places_the_take_and_takes_lists_it(tmp_path, write_media):
     frames, masks, _ = moving_object_clip(16, 72, 128, seed=4)
     media = write_media("shot010", frames, codec="prores")

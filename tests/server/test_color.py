@@ -17,21 +17,9 @@ from bridge.client import ClientError
 from server import color
 
 from conftest import make_timeline, submit_request
+from support.colour import log_frames
 
 pytest.importorskip("PyOpenColorIO")
-
-
-def log_frames(space: str, n=6, h=48, w=64, seed=0) -> np.ndarray:
-    """Natural-looking display colours encoded into `space` at 16-bit code values."""
-    rng = np.random.default_rng(seed)
-    base = np.clip(rng.normal(0.45, 0.2, (h // 8, w // 8, 3)), 0.02, 0.98).astype(np.float32)
-    display = np.repeat(np.repeat(base, 8, 0), 8, 1)
-    frames = []
-    for i in range(n):
-        shifted = np.roll(display, i, axis=1).copy()
-        codes = color.ColorTransform(color.DEFAULT_CONFIG, space).from_model(shifted)
-        frames.append(np.clip(np.rint(codes * 65535), 0, 65535).astype(np.uint16))
-    return np.stack(frames)
 
 
 @pytest.mark.parametrize("space", ["ARRI LogC4", "ARRI LogC3 (EI800)", "S-Log3 S-Gamut3.Cine", "ACEScct"])

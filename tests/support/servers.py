@@ -1,0 +1,40 @@
+"""A real TakeBridge server process for tests, and the command line run as a user runs it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+TAKEBRIDGE = [sys.executable, "-m", "server.cli"]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(store: Path, port: int) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([*TAKEBRIDGE, "--log-level", "warning", "serve", "--port", str(port),
+                             "--store", str(store), "--json"], stdout=subprocess.PIPE, text=True, env=ENV)
+    line = proc.stdout.readline()
+    assert line, "the server printed no address"
+    return proc, json.loads(line)["address"]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def cli(*args, check=True) -> subprocess.CompletedProcess:
+    done = subprocess.run([*TAKEBRIDGE, *args], capture_output=True, text=True, env=ENV, timeout=300)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
