@@ -3,6 +3,7 @@ flag, so scripts and tests can run them blocking; from the UI they never block. 
 reported in Blender's UI with what to do, and every operator that changes strips pushes an
 undo step."""
 
+import getpass
 import os
 
 import bpy
@@ -151,8 +152,6 @@ class TAKEBRIDGE_OT_take_review(bpy.types.Operator):
 
     def execute(self, context):
         scene = compat.sequencer_scene(context)
-        import getpass
-
         reviewer = self.reviewer or getpass.getuser()
         try:
             with jobs.client(_server(self, context), scene.takebridge.token) as c:

@@ -13,6 +13,7 @@ from typing import Callable, Iterator, Optional
 
 import grpc
 
+from . import files
 from .api import pb, pb_grpc
 from .errors import exit_code
 
@@ -165,23 +166,19 @@ class GenerationClient:
     def download(self, dest: str, *, sha256: str = "", take_id: str = "") -> str:
         """Fetch media by hash or a take's media into `dest` (atomic; verified against sha256)."""
         request = pb.DownloadMediaRequest(sha256=sha256) if sha256 else pb.DownloadMediaRequest(take_id=take_id)
-        tmp = f"{dest}.part-{os.getpid()}"
         digest = hashlib.sha256()
         expected = ""
         try:
-            with open(tmp, "wb") as fh:
+            with files.replacing(dest) as tmp, open(tmp, "wb") as fh:   # a failed download leaves nothing
                 for chunk in self.stub.DownloadMedia(request, metadata=self._metadata, timeout=600):
                     expected = expected or chunk.sha256
                     fh.write(chunk.data)
                     digest.update(chunk.data)
-            if expected and digest.hexdigest() != expected:
-                raise ClientError(f"download of {sha256 or take_id} was corrupted (sha256 mismatch); try again")
-            os.replace(tmp, dest)
+                fh.flush()
+                if expected and digest.hexdigest() != expected:
+                    raise ClientError(f"download of {sha256 or take_id} was corrupted (sha256 mismatch); try again")
         except grpc.RpcError as err:
             raise ClientError(_describe(err, self.address), err.code()) from None
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         return dest
 
 

@@ -23,7 +23,7 @@ import opentimelineio as otio
 
 from . import files, metadata
 from .errors import TakeBridgeError
-from .selection import url_to_path
+from .selection import parse_timeline, url_to_path
 from .timecode import exact_rate, frames_of, rate_text
 from .timeline import timeline_rate
 
@@ -72,8 +72,6 @@ def read_timeline(path: Path, *, rate=None) -> otio.schema.Timeline:
         chosen = rate or (sidecar or {}).get("timeline_rate") or 24
         options["rate"] = float(exact_rate(chosen))
     if adapter == "otio_json":
-        from .selection import parse_timeline
-
         return parse_timeline(path.read_text(), str(path))
     try:
         if adapter == "otioz":

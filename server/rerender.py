@@ -25,6 +25,7 @@ from server.backends.classic import ClassicBackend
 from server.media import iter_frames, probe
 from server.plan import Limits, make_plan
 from server.runner import run_plan
+from server.takestore import TakeStore
 from server.takestore import library_versions, sha256_of
 
 
@@ -134,8 +135,6 @@ def compare_media(a: str, b: str) -> Comparison:
 
 def _hash_of(path: Path) -> str | None:
     if "%" in path.name:
-        from server.takestore import TakeStore
-
         return TakeStore.sequence_hash(path)
     return sha256_of(path) if path.is_file() or path.is_dir() else None
 
