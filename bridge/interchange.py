@@ -299,8 +299,10 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
                             f"{adapter} cannot reference; the first image is written")
             ref = otio.schema.ExternalReference(_reference_files(ref)[0] if ref.number_of_images_in_sequence()
                                                 else "", ref.available_range)
+        # a copy of every kind of reference (missing, generator, external...): the clip's own is
+        # freed with its old reference map, and handing it back to the clip is a use after free
+        ref = ref.deepcopy() if ref is not None else otio.schema.MissingReference()
         if isinstance(ref, otio.schema.ExternalReference):
-            ref = ref.deepcopy()
             ref.target_url = url_to_path(ref.target_url)
             _ensure_available_range(clip, ref, probe, warnings)
         clip.set_media_references({ORIGINAL: ref}, ORIGINAL)

@@ -1,0 +1,126 @@
+"""Real editors' timelines (tests/data/nle/, SOURCES.md: exported by Avid, Premiere, Final Cut Pro
+X, Hiero, Nucoda... and shipped by OpenTimelineIO's adapter repositories): each is read, a take is
+placed on its first video clip, written back in its own format and read again. Every item on
+every track must come back frame-exact (record and source frames), with the take active on its
+clip; or the file is refused in one line, for a reason listed here that an editor can act on.
+
+Known defects still open (issue 15) are strict xfails naming the defect: fixing one turns its
+test red until the mark is removed."""
+from __future__ import annotations
+
+import re
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+from bridge.interchange import InterchangeError, read_timeline, sidecar_path, write_timeline
+from bridge.takes import place_take
+from bridge.timecode import exact_rate
+from bridge.timeline import select_item
+
+from support.timeline_strategies import fake_take
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "nle"
+FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix != ".md")
+# refused in one line, for a reason an editor can act on
+REFUSED = {
+    "fcpx/fcpx_clips.fcpxml": r"holds no timeline",                     # an event's clips, no project
+    "fcp7/premiere_example_filter.xml": r"No top-level sequences found",  # a filter preset, no sequence
+    "edl/dissolve_test_fail.edl": r"cannot read .* as cmx_3600",         # the adapter's own failing case
+}
+# open defects of issue 15 (strict: a fix shows up as XPASS)
+OPEN = {
+    "edl/25fps.edl": "an EDL states no rate: a 25 fps EDL is read at 24 and refused (rate not inferred)",
+    "edl/timecode_mismatch.edl": "an EDL states no rate: 25 fps timecodes read at 24 are refused",
+    "edl/multi_audio.edl": "an audio-only EDL cannot be written back (no video track)",
+    "aaf/2997fps-DFTC.aaf": "mixed-rate AAF (23.976 media on a 29.97 DF sequence) cannot be written back",
+    "aaf/essence_group.aaf": "an AAF essence group's nested stack comes back at twice its length",
+    "fcp7/premiere_enable_property.xml": "disabled audio clips come back with other source frames",
+    "aaf/misc_speed_effects.aaf": "a take on a speed-changed clip covers its source at 100 %: the source frames move",
+    "edl/cdl.edl": "written back with its take, the EDL reads as two video tracks",
+    "fcp7/empty_name_tags.xml": "a clip's source frames come back in another unit (120742 -> 1008.017)",
+    "fcp7/premiere_example.xml": "written back with its take: 'SMPTE timecode does not support this rate'",
+}
+
+
+def _frames(time: otio.opentime.RationalTime, rate: Fraction) -> Fraction:
+    return Fraction(time.to_seconds()).limit_denominator(10 ** 6) * rate
+
+
+def shape(timeline: otio.schema.Timeline) -> list:
+    """Every item on every track: kind, name (clips), record frames, source frames (clips)."""
+    rate = exact_rate(timeline.global_start_time.rate) if timeline.global_start_time is not None else None
+    rows = []
+    for number, track in enumerate(timeline.tracks):
+        for index, item in enumerate(track):
+            span = track.range_of_child_at_index(index)
+            local = rate or exact_rate(span.duration.rate)
+            row = [number, track.kind, type(item).__name__, round(_frames(span.start_time, local), 3),
+                   round(_frames(span.duration, local), 3)]
+            if isinstance(item, otio.schema.Clip):
+                row.append(item.name)
+                if item.source_range is not None:
+                    clip_rate = exact_rate(item.source_range.start_time.rate)
+                    row += [round(_frames(item.source_range.start_time, clip_rate), 3),
+                            round(_frames(item.source_range.duration, clip_rate), 3)]
+            rows.append(row)
+    return rows
+
+
+def _first_video_clip(timeline):
+    for number, track in enumerate(timeline.video_tracks(), start=1):
+        for index, item in enumerate(track):
+            if isinstance(item, otio.schema.Clip) and item.source_range is not None:
+                return number, index, item
+    return None
+
+
+def _relink_missing(clip, folder: Path) -> None:
+    """What an editor does with an offline clip before working on it: point it at its media (a
+    stand-in path; the adapters only read the path and range)."""
+    if isinstance(clip.media_reference, otio.schema.ExternalReference):
+        return
+    source = clip.source_range
+    clip.media_reference = otio.schema.ExternalReference(
+        target_url=str(folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', clip.name or 'clip')}.mov"),
+        available_range=otio.opentime.TimeRange(source.start_time - otio.opentime.RationalTime(10, source.start_time.rate),
+                                                source.duration + otio.opentime.RationalTime(20, source.start_time.rate)))
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(CORPUS)) for p in FILES])
+def test_a_real_editors_timeline_takes_a_take_and_comes_back_exactly(path, tmp_path):
+    name = str(path.relative_to(CORPUS))
+    if name in OPEN:
+        pytest.xfail(f"issue 15: {OPEN[name]}")
+    local = tmp_path / path.name
+    shutil.copy2(path, local)
+    if name in REFUSED:
+        with pytest.raises(InterchangeError, match=REFUSED[name]) as refusal:
+            read_timeline(local)
+        assert "\n" not in str(refusal.value).strip(), "a refusal is one line"
+        return
+    timeline = read_timeline(local)
+    found = _first_video_clip(timeline)
+    take = None
+    if found is not None:        # (an audio-only or empty sequence comes back as it was, with no take)
+        number, index, clip = found
+        _relink_missing(clip, tmp_path / "media")
+        take = fake_take(f"{(clip.name or 'clip')[:20]}_v001", select_item(timeline, number, index))
+        place_take(timeline, clip, take)
+    expected = shape(timeline)
+
+    out = tmp_path / f"back{path.suffix}"
+    write_timeline(timeline, out)
+    again = read_timeline(out)
+    assert shape(again) == expected
+    if take is not None:
+        taken = [c for c in again.find_clips() if take.take_id in c.media_references()]
+        assert len(taken) == 1 and taken[0].active_media_reference_key == take.take_id
+
+    # without the sidecar the file alone is still the same cut, frame for frame
+    if sidecar_path(out).exists():
+        sidecar_path(out).unlink()
+        assert shape(read_timeline(out)) == expected
