@@ -16,6 +16,7 @@ import json
 import os
 import re
 import zipfile
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -305,10 +306,34 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
         if isinstance(ref, otio.schema.ExternalReference):
             ref.target_url = url_to_path(ref.target_url)
             _ensure_available_range(clip, ref, probe, warnings)
+            if adapter == "fcp_xml":
+                _timecode_rate(clip, ref)
         clip.set_media_references({ORIGINAL: ref}, ORIGINAL)
         clip.metadata.pop(metadata.KEY, None)
         ref.metadata.pop(metadata.KEY, None)
     return timeline
+
+
+SMPTE_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001",
+                                          "60"))
+
+
+def _timecode_rate(clip, ref) -> None:
+    """FCP 7 XML writes a timecode for every file, and SMPTE timecode exists at a few rates only:
+    media at another rate (12, 15, 16 fps...) has its range counted at the smallest timecode rate
+    that is a whole multiple of its own (15 -> 30: every frame keeps its time exactly). Where there
+    is none (26.78 fps), the refusal names the clip and what to do."""
+    available = ref.available_range
+    if available is None or otio.opentime.RationalTime.is_valid_timecode_rate(available.start_time.rate):
+        return
+    rate = exact_rate(available.start_time.rate)
+    target = next((r for r in SMPTE_RATES if (r / rate).denominator == 1), None)
+    if target is None:
+        raise InterchangeError(f"clip {clip.name!r}: its media runs at {float(rate):.6g} fps, which has no SMPTE "
+                               f"timecode and is no whole fraction of a rate that has; FCP 7 XML cannot hold it. "
+                               f"Write .otio or .fcpxml, or conform the media")
+    ref.available_range = otio.opentime.TimeRange(available.start_time.rescaled_to(float(target)),
+                                                  available.duration.rescaled_to(float(target)))
 
 
 def _conform_to(clip, rate) -> None:

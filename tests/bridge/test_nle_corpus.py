@@ -42,7 +42,6 @@ OPEN = {
     "aaf/misc_speed_effects.aaf": "a take on a speed-changed clip covers its source at 100 %: the source frames move",
     "edl/cdl.edl": "written back with its take, the EDL reads as two video tracks",
     "fcp7/empty_name_tags.xml": "a clip's source frames come back in another unit (120742 -> 1008.017)",
-    "fcp7/premiere_example.xml": "written back with its take: 'SMPTE timecode does not support this rate'",
 }
 
 
@@ -124,3 +123,36 @@ def test_a_real_editors_timeline_takes_a_take_and_comes_back_exactly(path, tmp_p
     if sidecar_path(out).exists():
         sidecar_path(out).unlink()
         assert shape(read_timeline(out)) == expected
+
+
+@pytest.mark.parametrize("fps", ["12", "15", "16", "10", "20"])
+def test_fcp7_xml_holds_media_at_rates_without_smpte_timecode(fps, tmp_path):
+    """Phone, animation and surveillance media on a 24 fps cut: FCP 7 XML writes a timecode for every file, and
+    SMPTE timecode exists at a few rates only; the file's range is counted at the smallest
+    timecode rate that is a whole multiple (12 -> 24, 15 -> 30, 16 -> 48, 10 -> 30, 20 -> 60), so
+    every clip comes back frame for frame."""
+    rate = float(Fraction(fps))
+    clip = otio.schema.Clip(name="phone", source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(12, rate),
+                                                                                otio.opentime.RationalTime(30, rate)))
+    clip.media_reference = otio.schema.ExternalReference(
+        target_url=str(tmp_path / "phone.mov"),
+        available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(90, rate)))
+    timeline = otio.schema.Timeline("phone", global_start_time=otio.opentime.RationalTime(0, 24))   # a 24 fps cut
+    timeline.tracks.append(otio.schema.Track("V1", children=[clip]))
+    write_timeline(timeline, tmp_path / "phone.xml")
+    sidecar_path(tmp_path / "phone.xml").unlink()
+    assert shape(read_timeline(tmp_path / "phone.xml")) == shape(timeline)
+
+
+def test_fcp7_xml_refuses_a_rate_no_timecode_can_count_in_one_line_naming_the_clip(tmp_path):
+    rate = 26.78
+    clip = otio.schema.Clip(name="cctv", source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                                               otio.opentime.RationalTime(30, rate)))
+    clip.media_reference = otio.schema.ExternalReference(
+        target_url=str(tmp_path / "cctv.mp4"),
+        available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(60, rate)))
+    timeline = otio.schema.Timeline("cctv")
+    timeline.tracks.append(otio.schema.Track("V1", children=[clip]))
+    with pytest.raises(InterchangeError, match=r"clip 'cctv': its media runs at 26\.78 fps.*Write \.otio") as refusal:
+        write_timeline(timeline, tmp_path / "cctv.xml")
+    assert "\n" not in str(refusal.value) and not (tmp_path / "cctv.xml").exists()
