@@ -94,9 +94,12 @@ def find_clip(timeline: otio.schema.Timeline, name: str, *, track_number: int | 
         where = f" on V{track_number}" if track_number is not None else ""
         raise SelectionError("unknown_clip", f"no video clip named {name!r}{where} on the timeline; clips: {shown}")
     if len(found) > 1:
-        raise SelectionError("ambiguous_clip",
-                             f"{len(found)} video clips are named {name!r}; name the track (--track N) or the "
-                             f"take, or rename them so the selection is unambiguous")
+        where = (f"choose by position instead: --track {track_number} --in TC --out-point TC over the one you mean"
+                 if track_number is not None else "name the track (--track N), or choose by position (--track N "
+                                                  "--in TC --out-point TC)")
+        raise SelectionError("ambiguous_clip", f"{len(found)} video clips are named {name!r}"
+                                               f"{f' on V{track_number}' if track_number is not None else ''}; "
+                                               f"{where}")
     return found[0]
 
 

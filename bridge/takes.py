@@ -314,8 +314,11 @@ def _clip_for_take(timeline, clip_name, take, track_number):
                 if start <= sel.start_frame and sel.start_frame + sel.frame_count - take.generated_frames <= end:
                     matches.append((item, track))
     if len(matches) != 1:
-        raise SelectionError("ambiguous_clip", f"{len(matches) or 'no'} clips named {clip_name!r} hold source "
-                                               f"frames {sel.start_frame}..; name the track (--track N)")
+        advice = ("place it by position (the clip itself, as the editors and `takebridge submit` do)"
+                  if track_number is not None else "name the track (--track N), or place it by position")
+        raise SelectionError("ambiguous_clip", f"{len(matches) or 'no'} clips named {clip_name!r}"
+                                               f"{f' on V{track_number}' if track_number is not None else ''} hold "
+                                               f"source frames {sel.start_frame}..; {advice}")
     return matches[0]
 
 

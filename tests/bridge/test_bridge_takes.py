@@ -106,8 +106,13 @@ def test_unknown_and_ambiguous_clips_are_named(timeline):
     with pytest.raises(SelectionError, match=r"no video clip named 'Q' on the timeline; clips: 'A', 'B'"):
         export_selection(timeline, "Q")
     timeline.tracks[0][2].name = "A"
-    with pytest.raises(SelectionError, match="2 video clips are named 'A'"):
+    with pytest.raises(SelectionError, match=r"2 video clips are named 'A'; name the track \(--track N\), or choose by "
+                                             r"position"):
         export_selection(timeline, "A")
+    # with the track named already, the advice is the range on that track, not the track again
+    from bridge.selection import find_clip
+    with pytest.raises(SelectionError, match=r"named 'A' on V1; choose by position instead: --track 1 --in TC"):
+        find_clip(timeline, "A", track_number=1)
 
 
 def test_metadata_from_a_newer_takebridge_is_refused_clearly(timeline):
