@@ -63,14 +63,15 @@ def sidecar_path(path: Path) -> Path:
 def read_timeline(path: Path, *, rate=None) -> otio.schema.Timeline:
     """Read any supported format; restores takes from a sidecar beside single-media formats.
 
-    `rate` is needed for EDL, which does not state one (default: the sidecar's, else 24).
+    `rate` is for EDL, which does not state one: else the sidecar's, else the lowest standard
+    rate its timecodes fit (edl_rate).
     """
     path = Path(path)
     adapter = adapter_for(path)
     sidecar = _load_sidecar(path) if adapter in SINGLE_REFERENCE else None
     options = {}
     if adapter == "cmx_3600":
-        chosen = rate or (sidecar or {}).get("timeline_rate") or 24
+        chosen = rate or (sidecar or {}).get("timeline_rate") or edl_rate(path.read_text(errors="replace"), path)
         options["rate"] = float(exact_rate(chosen))
     if adapter == "otio_json":
         return parse_timeline(path.read_text(), str(path))
@@ -95,6 +96,26 @@ def read_timeline(path: Path, *, rate=None) -> otio.schema.Timeline:
     if sidecar is not None:
         restore_from_sidecar(timeline, sidecar)
     return timeline
+
+
+_EDL_TIMECODE = re.compile(r"\b\d{2}:\d{2}:\d{2}([:;.,])(\d{2})\b")
+
+
+def edl_rate(text: str, path="the EDL") -> Fraction:
+    """The rate an EDL's timecodes were written at, which CMX 3600 never states: the lowest
+    standard rate whose frame field holds every timecode's frames (24 up to :23, 25 at :24, 30
+    up to :29, then 48, 50, 60), NTSC (29.97, 59.94) when the EDL says drop frame. A 24 fps
+    EDL whose frames never pass :23 reads at 24, as before; pass the rate when it is another."""
+    fields = _EDL_TIMECODE.findall(text)
+    drop = "FCM: DROP FRAME" in text.upper() or any(sep in ";," for sep, _ in fields)
+    highest = max((int(frames) for _, frames in fields), default=0)
+    rates = (Fraction(30000, 1001), Fraction(60000, 1001)) if drop else \
+        (Fraction(24), Fraction(25), Fraction(30), Fraction(48), Fraction(50), Fraction(60))
+    for candidate in rates:
+        if highest < candidate:
+            return candidate
+    raise InterchangeError(f"{path}: timecodes count up to frame {highest}, more than any standard rate has; pass "
+                           f"the EDL's rate (--rate)")
 
 
 def _fcpx_exact_times(text: str) -> str:

@@ -30,11 +30,11 @@ REFUSED = {
     "fcpx/fcpx_clips.fcpxml": r"holds no timeline",                     # an event's clips, no project
     "fcp7/premiere_example_filter.xml": r"No top-level sequences found",  # a filter preset, no sequence
     "edl/dissolve_test_fail.edl": r"cannot read .* as cmx_3600",         # the adapter's own failing case
+    # an event whose source and record lengths disagree (the adapter's test of it): names the event
+    "edl/timecode_mismatch.edl": r"Source and record duration don't match.*for clip sq001_s004",
 }
 # open defects of issue 15 (strict: a fix shows up as XPASS)
 OPEN = {
-    "edl/25fps.edl": "an EDL states no rate: a 25 fps EDL is read at 24 and refused (rate not inferred)",
-    "edl/timecode_mismatch.edl": "an EDL states no rate: 25 fps timecodes read at 24 are refused",
     "edl/multi_audio.edl": "an audio-only EDL cannot be written back (no video track)",
     "aaf/2997fps-DFTC.aaf": "mixed-rate AAF (23.976 media on a 29.97 DF sequence) cannot be written back",
     "aaf/essence_group.aaf": "an AAF essence group's nested stack comes back at twice its length",
@@ -156,3 +156,21 @@ def test_fcp7_xml_refuses_a_rate_no_timecode_can_count_in_one_line_naming_the_cl
     with pytest.raises(InterchangeError, match=r"clip 'cctv': its media runs at 26\.78 fps.*Write \.otio") as refusal:
         write_timeline(timeline, tmp_path / "cctv.xml")
     assert "\n" not in str(refusal.value) and not (tmp_path / "cctv.xml").exists()
+
+
+def test_an_edl_is_read_at_the_rate_its_timecodes_were_written_at(tmp_path):
+    """CMX 3600 states no rate: frames up to :23 read at 24, :24 at 25, up to :29 at 30 (29.97
+    when the EDL says drop frame), and so on; timecodes no standard rate holds are refused."""
+    from bridge.interchange import edl_rate
+
+    event = "001  AX V C        01:00:00:{f} 01:00:01:00 00:00:00:00 00:00:01:00\n"
+    assert edl_rate("FCM: NON-DROP FRAME\n" + event.format(f="23")) == 24
+    assert edl_rate("FCM: NON-DROP FRAME\n" + event.format(f="24")) == 25
+    assert edl_rate("FCM: NON-DROP FRAME\n" + event.format(f="29")) == 30
+    assert edl_rate("FCM: DROP FRAME\n" + event.format(f="12").replace("01:00:01:00", "01:00:01;00")) == \
+        Fraction(30000, 1001)
+    assert edl_rate(event.format(f="49")) == 50
+    with pytest.raises(InterchangeError, match="up to frame 75.*--rate"):
+        edl_rate(event.format(f="75"))
+    clip = read_timeline(CORPUS / "edl" / "25fps.edl").find_clips()[0]
+    assert exact_rate(clip.source_range.start_time.rate) == 25
