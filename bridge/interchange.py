@@ -285,6 +285,10 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
     warnings = warnings if warnings is not None else []
     rate = _timeline_rate(timeline)
     video = list(timeline.video_tracks())
+    if adapter == "cmx_3600" and not video:
+        raise InterchangeError("this timeline has no video track (audio only), and a CMX 3600 EDL is written for "
+                               "one video track; TakeBridge's takes are video: write .otio, .xml or .aaf to keep "
+                               "the audio edit")
     if adapter == "cmx_3600" and len(video) > 1:
         raise InterchangeError(f"a CMX 3600 EDL holds one video track and this timeline has {len(video)}; "
                                f"write .xml, .fcpxml, .aaf or .otio, or convert one track at a time")
