@@ -334,9 +334,27 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
             if adapter == "fcp_xml":
                 _timecode_rate(clip, ref)
         clip.set_media_references({ORIGINAL: ref}, ORIGINAL)
+        if adapter == "cmx_3600":
+            _edl_reel(clip, ref)
         clip.metadata.pop(metadata.KEY, None)
         ref.metadata.pop(metadata.KEY, None)
     return timeline
+
+
+def _edl_reel(clip, ref) -> None:
+    """A reel name an EDL reader can parse back: the clip's own when it has one, AX (an unknown
+    source, as the EDL had it) for offline media, else the file's name without its extension and
+    with anything but letters, digits and _ made _. (A clip name with a space as reel breaks
+    the event line for every reader.)"""
+    cmx = dict(clip.metadata.get("cmx_3600", {}))
+    if cmx.get("reel"):
+        return
+    if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
+        stem = os.path.splitext(os.path.basename(ref.target_url.replace("\\", "/")))[0]
+        cmx["reel"] = re.sub(r"[^A-Za-z0-9_]", "_", stem) or "AX"
+    else:
+        cmx["reel"] = "AX"
+    clip.metadata["cmx_3600"] = cmx
 
 
 SMPTE_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001",

@@ -41,7 +41,6 @@ OPEN = {
     "aaf/essence_group.aaf": "an AAF essence group's nested stack comes back at twice its length",
     "fcp7/premiere_enable_property.xml": "disabled audio clips come back with other source frames",
     "aaf/misc_speed_effects.aaf": "a take on a speed-changed clip covers its source at 100 %: the source frames move",
-    "edl/cdl.edl": "written back with its take, the EDL reads as two video tracks",
     "fcp7/empty_name_tags.xml": "a clip's source frames come back in another unit (120742 -> 1008.017)",
 }
 
