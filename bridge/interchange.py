@@ -173,12 +173,15 @@ def _normalise_edl(timeline: otio.schema.Timeline, sidecar: dict | None) -> None
 # ------------------------------------------------------------------------------- writing
 
 def write_timeline(timeline: otio.schema.Timeline, path: Path, *, resolve: bool = False,
-                   probe: Probe | None = None) -> dict:
+                   probe: Probe | None = None, track: int | None = None) -> dict:
     """Write `timeline` in the format of `path`'s extension, atomically; returns a report
-    {format, path, sidecar, takes_in_sidecar, warnings}."""
+    {format, path, sidecar, takes_in_sidecar, warnings}. `track` (from 1) writes that video track
+    alone, as Resolve and Premiere export an EDL per track."""
     path = Path(path)
     adapter = adapter_for(path)
     warnings: list[str] = []
+    if track is not None:
+        timeline = track_only(timeline, track, warnings)
     report = {"format": adapter, "path": str(path), "sidecar": None, "takes_in_sidecar": 0, "warnings": warnings}
     out = timeline.deepcopy()
     if resolve:
@@ -209,6 +212,21 @@ def write_timeline(timeline: otio.schema.Timeline, path: Path, *, resolve: bool 
         _atomic(side, lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=1)))
         report["sidecar"] = str(side)
     return report
+
+
+def track_only(timeline: otio.schema.Timeline, number: int, warnings: list[str] | None = None) -> otio.schema.Timeline:
+    """A copy holding video track `number` (from 1) alone: what a per-track EDL holds."""
+    video = list(timeline.video_tracks())
+    if not 1 <= number <= len(video):
+        raise InterchangeError(f"the timeline has video tracks V1..V{len(video)}, not V{number}")
+    copy = timeline.deepcopy()
+    keep = list(copy.video_tracks())[number - 1]
+    dropped = [t for t in copy.tracks if t is not keep]
+    for other in dropped:
+        copy.tracks.remove(other)
+    if warnings is not None and any(t.kind == otio.schema.TrackKind.Audio for t in timeline.tracks):
+        warnings.append(f"V{number} written alone: the audio tracks are not in this file")
+    return copy
 
 
 def _atomic(path: Path, write: Callable[[str], object]) -> None:
@@ -290,8 +308,9 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
                                "one video track; TakeBridge's takes are video: write .otio, .xml or .aaf to keep "
                                "the audio edit")
     if adapter == "cmx_3600" and len(video) > 1:
-        raise InterchangeError(f"a CMX 3600 EDL holds one video track and this timeline has {len(video)}; "
-                               f"write .xml, .fcpxml, .aaf or .otio, or convert one track at a time")
+        raise InterchangeError(f"a CMX 3600 EDL holds one video track and this timeline has {len(video)}: write "
+                               f"one with `timeline convert IN OUT.edl --track N`, one per track with "
+                               f"--all-tracks, or write .xml, .fcpxml, .aaf or .otio")
     if adapter == "fcpx_xml" and rate.denominator != 1:
         raise InterchangeError(f"the FCPXML adapter cannot write {rate_text(rate)} fps (it rounds NTSC rates to whole "
                                f"numbers and loses frames); write .xml (FCP 7 XML), .aaf or .otio instead")
@@ -302,6 +321,13 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
                 track.remove(transition)
                 warnings.append("FCPXML as written by OpenTimelineIO cannot hold transitions: written as cuts; "
                                 "the sidecar restores them on re-import")
+    if adapter == "cmx_3600":
+        _edl_dissolves(timeline, warnings)
+        for track in timeline.video_tracks():
+            for nested in [i for i in track if isinstance(i, otio.schema.Stack)]:
+                warnings.append(f"the nested sequence {nested.name!r} on {track.name or 'its track'} is not in "
+                                f"the EDL (an EDL lists clips, not sequences): flatten it in the editor first, or "
+                                f"write .xml, .aaf or .otio")
     if adapter == "AAF":
         for transition in timeline.find_children(descended_from_type=otio.schema.Transition):
             transition.metadata["AAF"] = _aaf_dissolve(transition)
@@ -339,6 +365,22 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
         clip.metadata.pop(metadata.KEY, None)
         ref.metadata.pop(metadata.KEY, None)
     return timeline
+
+
+def _edl_dissolves(timeline, warnings: list[str]) -> None:
+    """An EDL dissolve counts the incoming clip's source from before its first frame; where the
+    clip starts at source frame 0 that would be a negative timecode, which no EDL can hold: that
+    dissolve is written as a cut (warned; the sidecar restores it)."""
+    for track in timeline.video_tracks():
+        for transition in [i for i in track if isinstance(i, otio.schema.Transition)]:
+            index = track.index(transition)
+            incoming = track[index + 1] if index + 1 < len(track) else None
+            if isinstance(incoming, (otio.schema.Clip, otio.schema.Gap)) and incoming.source_range is not None and \
+                    incoming.source_range.start_time.to_seconds() - transition.in_offset.to_seconds() < -1e-9:
+                track.remove(transition)
+                what = repr(incoming.name) if isinstance(incoming, otio.schema.Clip) else "black"
+                warnings.append(f"the dissolve into {what} would start before its first source frame "
+                                f"(a negative timecode no EDL can hold): written as a cut; the sidecar restores it")
 
 
 def _edl_reel(clip, ref) -> None:

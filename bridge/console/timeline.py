@@ -75,6 +75,11 @@ def add_parser(sub) -> None:
                                           + ". Reading such a file back restores the takes from its sidecar.")
     convert.add_argument("input", type=Path)
     convert.add_argument("output", type=Path)
+    per_track = convert.add_mutually_exclusive_group()
+    per_track.add_argument("--track", type=int, help="write video track N alone (an EDL holds one track)")
+    per_track.add_argument("--all-tracks", action="store_true",
+                           help="write one file per video track: OUT_V1.edl, OUT_V2.edl... (as Resolve and "
+                                "Premiere export EDLs)")
     convert.add_argument("--resolve", action="store_true",
                          help="write .otio in the shape DaVinci Resolve's importer accepts (bare paths, available "
                               "range on every reference, timecode-absolute source ranges)")
@@ -183,13 +188,21 @@ def cmd_status(args) -> int:
 
 def cmd_convert(args) -> int:
     timeline = _read(args, args.input)
-    report = _write(args, timeline, args.output, resolve=args.resolve)
-    text = f"wrote {args.output} ({report['format']})"
-    if report.get("sidecar"):
-        text += f" and {report['sidecar']} ({report['takes_in_sidecar']} take(s) the format cannot hold)"
-    for warning in report.get("warnings", []):
-        text += f"\nwarning: {warning}"
-    _emit(args, {"input": str(args.input), **report}, text)
+    if args.all_tracks:
+        count = len(list(timeline.video_tracks()))
+        outputs = [(args.output.with_name(f"{args.output.stem}_V{n}{args.output.suffix}"), n) for n in range(1, count + 1)]
+    else:
+        outputs = [(args.output, args.track)]
+    reports, lines = [], []
+    for output, track in outputs:
+        report = _write(args, timeline, output, resolve=args.resolve, track=track)
+        text = f"wrote {output} ({report['format']}{f', V{track}' if track else ''})"
+        if report.get("sidecar"):
+            text += f" and {report['sidecar']} ({report['takes_in_sidecar']} take(s) the format cannot hold)"
+        lines += [text] + [f"warning: {warning}" for warning in report.get("warnings", [])]
+        reports.append({**report, "track": track})
+    data = {"input": str(args.input), **reports[0]} if len(reports) == 1 else {"input": str(args.input), "files": reports}
+    _emit(args, data, "\n".join(lines))
     return 0
 
 

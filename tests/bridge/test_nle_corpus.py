@@ -15,13 +15,17 @@ from pathlib import Path
 
 import opentimelineio as otio
 import pytest
+from support.timeline_strategies import fake_take, shape
 
-from bridge.interchange import InterchangeError, read_timeline, sidecar_path, write_timeline
+from bridge.interchange import (
+    InterchangeError,
+    read_timeline,
+    sidecar_path,
+    write_timeline,
+)
 from bridge.takes import place_take
 from bridge.timecode import exact_rate
 from bridge.timeline import select_item
-
-from support.timeline_strategies import fake_take
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "nle"
 FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix != ".md")
@@ -41,32 +45,8 @@ OPEN = {
     "aaf/essence_group.aaf": "an AAF essence group's nested stack comes back at twice its length",
     "fcp7/premiere_enable_property.xml": "disabled audio clips come back with other source frames",
     "aaf/misc_speed_effects.aaf": "a take on a speed-changed clip covers its source at 100 %: the source frames move",
-    "fcp7/empty_name_tags.xml": "a clip's source frames come back in another unit (120742 -> 1008.017)",
+    "fcp7/empty_name_tags.xml": "one file used by many clips at different ranges (and a fractional source start) comes back shifted",
 }
-
-
-def _frames(time: otio.opentime.RationalTime, rate: Fraction) -> Fraction:
-    return Fraction(time.to_seconds()).limit_denominator(10 ** 6) * rate
-
-
-def shape(timeline: otio.schema.Timeline) -> list:
-    """Every item on every track: kind, name (clips), record frames, source frames (clips)."""
-    rate = exact_rate(timeline.global_start_time.rate) if timeline.global_start_time is not None else None
-    rows = []
-    for number, track in enumerate(timeline.tracks):
-        for index, item in enumerate(track):
-            span = track.range_of_child_at_index(index)
-            local = rate or exact_rate(span.duration.rate)
-            row = [number, track.kind, type(item).__name__, round(_frames(span.start_time, local), 3),
-                   round(_frames(span.duration, local), 3)]
-            if isinstance(item, otio.schema.Clip):
-                row.append(item.name)
-                if item.source_range is not None:
-                    clip_rate = exact_rate(item.source_range.start_time.rate)
-                    row += [round(_frames(item.source_range.start_time, clip_rate), 3),
-                            round(_frames(item.source_range.duration, clip_rate), 3)]
-            rows.append(row)
-    return rows
 
 
 def _first_video_clip(timeline):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import opentimelineio as otio
 import pytest
@@ -140,3 +141,28 @@ def test_submit_a_range_makes_one_take_per_clip_and_splits_the_partly_covered_cl
     assert out.tracks[0].duration().value == 24
     a_take = out.tracks[0][1].media_reference
     assert (a_take.available_range.start_time.value, a_take.available_range.duration.value) == (86404, 10)
+
+
+def test_an_edl_per_track_as_resolve_and_premiere_export_them(capsys, tmp_path):
+    """Premiere's FCP 7 XML of a four-track cut (tests/data/nle): one EDL cannot hold it, and the
+    refusal says how to write it; --track 2 writes V2 alone, --all-tracks one EDL per track, each
+    read back (with its sidecar) as that track's cut, frame for frame."""
+    from bridge.interchange import track_only
+
+    from support.timeline_strategies import shape
+
+    source = Path(__file__).resolve().parents[1] / "data" / "nle" / "fcp7" / "premiere_example.xml"
+    code, data = run(capsys, "timeline", "convert", source, tmp_path / "cut.edl")
+    assert code == 2 and "--track N" in data["error"] and "--all-tracks" in data["error"]
+    original = read_timeline(source)
+    code, data = run(capsys, "timeline", "convert", source, tmp_path / "v2.edl", "--track", 2)
+    assert code == 0 and data["track"] == 2
+    assert shape(read_timeline(tmp_path / "v2.edl")) == shape(track_only(original, 2))[:5]   # up to the nest
+    code, data = run(capsys, "timeline", "convert", source, tmp_path / "cut.edl", "--all-tracks")
+    assert code == 0 and [f["track"] for f in data["files"]] == [1, 2, 3, 4]
+    for number in (1, 3, 4):
+        back = read_timeline(tmp_path / f"cut_V{number}.edl")
+        assert shape(back) == shape(track_only(original, number)), f"V{number}"
+    # V2 ends in a nested sequence, which no EDL can list: said, not silently dropped
+    assert any("written as a cut; the sidecar restores it" in w for w in data["files"][1]["warnings"])
+    assert any("nested sequence 'sc01_sh010_anim'" in w for w in data["files"][1]["warnings"])

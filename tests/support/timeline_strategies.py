@@ -9,7 +9,7 @@ import opentimelineio as otio
 from hypothesis import strategies as st
 
 from bridge.api import pb
-from bridge.timecode import from_timecode, to_pb_rate
+from bridge.timecode import exact_rate, from_timecode, to_pb_rate
 from bridge.timeline import timeline_rate
 
 RATES = [Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(50),
@@ -143,3 +143,27 @@ def fake_take(take_id: str, segment, *, op=pb.REFINE, side=None, frames: int = 0
 
 def rate_of(timeline) -> Fraction:
     return timeline_rate(timeline)
+
+
+def _frames(time: otio.opentime.RationalTime, rate: Fraction) -> Fraction:
+    return Fraction(time.to_seconds()).limit_denominator(10 ** 6) * rate
+
+
+def shape(timeline: otio.schema.Timeline) -> list:
+    """Every item on every track: kind, name (clips), record frames, source frames (clips)."""
+    rate = exact_rate(timeline.global_start_time.rate) if timeline.global_start_time is not None else None
+    rows = []
+    for number, track in enumerate(timeline.tracks):
+        for index, item in enumerate(track):
+            span = track.range_of_child_at_index(index)
+            local = rate or exact_rate(span.duration.rate)
+            row = [number, track.kind, type(item).__name__, round(_frames(span.start_time, local), 3),
+                   round(_frames(span.duration, local), 3)]
+            if isinstance(item, otio.schema.Clip):
+                row.append(item.name)
+                if item.source_range is not None:
+                    clip_rate = exact_rate(item.source_range.start_time.rate)
+                    row += [round(_frames(item.source_range.start_time, clip_rate), 3),
+                            round(_frames(item.source_range.duration, clip_rate), 3)]
+            rows.append(row)
+    return rows
