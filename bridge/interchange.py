@@ -33,6 +33,7 @@ SIDECAR_SCHEMA = 1
 ADAPTERS = {".otio": "otio_json", ".json": "otio_json", ".otioz": "otioz", ".edl": "cmx_3600",
             ".xml": "fcp_xml", ".fcpxml": "fcpx_xml", ".aaf": "AAF"}
 SINGLE_REFERENCE = {"cmx_3600", "fcp_xml", "fcpx_xml", "AAF"}
+URL_FORMATS = {"fcp_xml", "fcpx_xml"}      # FCP 7 pathurl and FCPXML src are file:// URLs; EDL and AAF paths
 ORIGINAL = otio.schema.Clip.DEFAULT_MEDIA_KEY
 
 # probe(path) -> (first frame number from the media's start timecode, frame count, rate)
@@ -355,8 +356,11 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
         # freed with its old reference map, and handing it back to the clip is a use after free
         ref = ref.deepcopy() if ref is not None else otio.schema.MissingReference()
         if isinstance(ref, otio.schema.ExternalReference):
+            written = ref.target_url
             ref.target_url = url_to_path(ref.target_url)
             _ensure_available_range(clip, ref, probe, warnings)
+            if adapter in URL_FORMATS:   # as the application writes them: the file's own URL kept as it was
+                ref.target_url = written if "://" in written else _file_url(ref.target_url)
             if adapter == "fcp_xml":
                 _timecode_rate(clip, ref)
         clip.set_media_references({ORIGINAL: ref}, ORIGINAL)
@@ -365,6 +369,11 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
         clip.metadata.pop(metadata.KEY, None)
         ref.metadata.pop(metadata.KEY, None)
     return timeline
+
+
+def _file_url(path: str) -> str:
+    """A local path as the file:// URL FCP 7 and Final Cut Pro write (relative paths stay as they are)."""
+    return Path(path).as_uri() if path and os.path.isabs(path) else path
 
 
 def _edl_dissolves(timeline, warnings: list[str]) -> None:

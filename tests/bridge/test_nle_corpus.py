@@ -154,3 +154,25 @@ def test_an_edl_is_read_at_the_rate_its_timecodes_were_written_at(tmp_path):
         edl_rate(event.format(f="75"))
     clip = read_timeline(CORPUS / "edl" / "25fps.edl").find_clips()[0]
     assert exact_rate(clip.source_range.start_time.rate) == 25
+
+
+@pytest.mark.parametrize("name,attribute", [("fcp7/premiere_example.xml", r"<pathurl>([^<]+)</pathurl>"),
+                                            ("fcpx/fcpx_example.fcpxml", r'\bsrc="([^"]+)"')])
+def test_paths_are_written_as_the_application_wrote_them(name, attribute, tmp_path):
+    """FCP 7's pathurl and FCPXML's src are file:// URLs: the file's own are written back exactly
+    as they were (file://localhost/D%3a/... stays so, not /D:/...), a take's local path becomes a
+    file:// URL; EDL and AAF get plain paths."""
+    source = CORPUS / name
+    timeline = read_timeline(source)
+    out = tmp_path / f"back{source.suffix}"
+    write_timeline(timeline, out)
+    before = set(re.findall(attribute, source.read_text()))
+    after = set(re.findall(attribute, out.read_text()))
+    assert before and after <= before, sorted(after - before)[:3]
+    # a take at a local path
+    number, index, clip = _first_video_clip(timeline)
+    take = fake_take("urlcheck_v001", select_item(timeline, number, index))
+    take.media.url = str(tmp_path / "takes" / "urlcheck_v001.mov")
+    place_take(timeline, clip, take)
+    write_timeline(timeline, out)
+    assert (tmp_path / "takes" / "urlcheck_v001.mov").as_uri() in re.findall(attribute, out.read_text())
