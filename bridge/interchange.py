@@ -366,9 +366,24 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
         clip.set_media_references({ORIGINAL: ref}, ORIGINAL)
         if adapter == "cmx_3600":
             _edl_reel(clip, ref)
+        if adapter == "AAF":
+            _aaf_unc_path(clip, ref)
         clip.metadata.pop(metadata.KEY, None)
         ref.metadata.pop(metadata.KEY, None)
     return timeline
+
+
+def _aaf_unc_path(clip, ref) -> None:
+    """Avid keeps a clip's media path in its UserComments ("UNC Path"), and OpenTimelineIO's AAF
+    reader prefers it to the mob's own: point it at the active take (else the file alone, without
+    its sidecar, plays the original again)."""
+    aaf = clip.metadata.get("AAF")
+    comments = aaf.get("UserComments") if aaf is not None else None
+    if comments is None or "UNC Path" not in comments:
+        return
+    path = url_to_path(ref.target_url) if isinstance(ref, otio.schema.ExternalReference) else ""
+    if path:
+        comments["UNC Path"] = path
 
 
 def _file_url(path: str) -> str:

@@ -176,3 +176,19 @@ def test_paths_are_written_as_the_application_wrote_them(name, attribute, tmp_pa
     place_take(timeline, clip, take)
     write_timeline(timeline, out)
     assert (tmp_path / "takes" / "urlcheck_v001.mov").as_uri() in re.findall(attribute, out.read_text())
+
+
+def test_an_avid_aaf_written_back_plays_the_active_take_even_without_its_sidecar(tmp_path):
+    """Avid's AAF keeps the media path in the clip's UserComments ("UNC Path"), which the AAF
+    reader prefers: written back with a take active, that path is the take's, so the file alone is
+    the cut with its active takes."""
+    timeline = read_timeline(CORPUS / "aaf" / "simple.aaf")
+    number, index, clip = _first_video_clip(timeline)
+    take = fake_take("avid_v001", select_item(timeline, number, index))
+    take.media.url = str(tmp_path / "takes" / "avid_v001.mov")
+    place_take(timeline, clip, take)
+    write_timeline(timeline, tmp_path / "back.aaf")
+    sidecar_path(tmp_path / "back.aaf").unlink()
+    again = read_timeline(tmp_path / "back.aaf")
+    urls = [c.media_reference.target_url for c in again.find_clips() if c.name == clip.name]
+    assert urls and all(url.endswith("takes/avid_v001.mov") for url in urls[:1]), urls
