@@ -86,7 +86,7 @@ def read_timeline(path: Path, *, rate=None) -> otio.schema.Timeline:
     except InterchangeError:
         raise
     except Exception as exc:  # adapters raise their own exception types
-        raise InterchangeError(f"cannot read {path} as {adapter}: {exc}") from None
+        raise InterchangeError(f"cannot read {path} as {adapter}: {_one_line(exc)}") from None
     if isinstance(timeline, otio.schema.SerializableCollection):
         timelines = [t for t in timeline.find_children(descended_from_type=otio.schema.Timeline)] or list(timeline)
         if not timelines or not isinstance(timelines[0], otio.schema.Timeline):
@@ -117,6 +117,12 @@ def edl_rate(text: str, path="the EDL") -> Fraction:
             return candidate
     raise InterchangeError(f"{path}: timecodes count up to frame {highest}, more than any standard rate has; pass "
                            f"the EDL's rate (--rate)")
+
+
+def _one_line(exc: Exception) -> str:
+    """An adapter's error (some run to fifteen lines) as one line, at most 300 characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _fcpx_exact_times(text: str) -> str:
@@ -238,7 +244,7 @@ def _atomic(path: Path, write: Callable[[str], object]) -> None:
     except InterchangeError:
         raise
     except Exception as exc:  # adapters raise their own exception types
-        raise InterchangeError(f"cannot write {path}: {exc}") from None
+        raise InterchangeError(f"cannot write {path}: {_one_line(exc)}") from None
 
 
 def _write_otioz(timeline: otio.schema.Timeline, path: Path, warnings: list[str]) -> None:
@@ -368,6 +374,12 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
             _edl_reel(clip, ref)
         if adapter == "AAF":
             _aaf_unc_path(clip, ref)
+            media = ref.available_range if isinstance(ref, otio.schema.ExternalReference) else None
+            if media is not None and exact_rate(media.start_time.rate) != rate:
+                raise InterchangeError(
+                    f"clip {clip.name!r}: its media runs at {float(exact_rate(media.start_time.rate)):.5g} fps on a "
+                    f"{float(rate):.5g} fps sequence, and OpenTimelineIO's AAF writer needs media at the sequence "
+                    f"rate: write .xml (FCP 7 XML keeps mixed rates) or .otio, or conform the media")
         clip.metadata.pop(metadata.KEY, None)
         ref.metadata.pop(metadata.KEY, None)
     return timeline

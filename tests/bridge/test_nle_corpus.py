@@ -36,12 +36,13 @@ REFUSED = {
     "edl/dissolve_test_fail.edl": r"cannot read .* as cmx_3600",         # the adapter's own failing case
     # an event whose source and record lengths disagree (the adapter's test of it): names the event
     "edl/timecode_mismatch.edl": r"Source and record duration don't match.*for clip sq001_s004",
+    # 23.976 media on a 29.97 DF sequence: the AAF writer needs media at the sequence rate
+    "aaf/2997fps-DFTC.aaf": r"media runs at 23\.976 fps on a 29\.97 fps sequence.*write \.xml",
     # audio only: nothing for a video take, and an EDL is written for one video track
     "edl/multi_audio.edl": r"no video track \(audio only\).*write \.otio, \.xml or \.aaf",
 }
 # open defects of issue 15 (strict: a fix shows up as XPASS)
 OPEN = {
-    "aaf/2997fps-DFTC.aaf": "mixed-rate AAF (23.976 media on a 29.97 DF sequence) cannot be written back",
     "aaf/essence_group.aaf": "an AAF essence group's nested stack comes back at twice its length",
     "fcp7/premiere_enable_property.xml": "disabled audio clips come back with other source frames",
     "aaf/misc_speed_effects.aaf": "a take on a speed-changed clip covers its source at 100 %: the source frames move",
