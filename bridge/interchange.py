@@ -72,7 +72,9 @@ def read_timeline(path: Path, *, rate=None) -> otio.schema.Timeline:
     sidecar = _load_sidecar(path) if adapter in SINGLE_REFERENCE else None
     options = {}
     if adapter == "cmx_3600":
-        chosen = rate or (sidecar or {}).get("timeline_rate") or edl_rate(path.read_text(errors="replace"), path)
+        text = path.read_text(errors="replace")
+        _check_edl_dissolves(text, path)
+        chosen = rate or (sidecar or {}).get("timeline_rate") or edl_rate(text, path)
         options["rate"] = float(exact_rate(chosen))
     if adapter == "otio_json":
         return parse_timeline(path.read_text(), str(path))
@@ -117,6 +119,21 @@ def edl_rate(text: str, path="the EDL") -> Fraction:
             return candidate
     raise InterchangeError(f"{path}: timecodes count up to frame {highest}, more than any standard rate has; pass "
                            f"the EDL's rate (--rate)")
+
+
+_EDL_EVENT = re.compile(r"^(\d{3,})\s+\S+\s+\S+\s+(C|D|W\d+)\b", re.M)
+
+
+def _check_edl_dissolves(text: str, path) -> None:
+    """A dissolve (D) event goes from the clip on the cut line just before it, which carries the
+    same event number; without that line no reader can tell what it dissolves from."""
+    previous = None
+    for number, kind in _EDL_EVENT.findall(text):
+        if kind != "C" and previous != number:
+            raise InterchangeError(f"{path}: event {number} is a {'dissolve' if kind == 'D' else 'wipe'} without "
+                                   f"the cut line that opens it (a line '{number} ... C' with the outgoing clip must "
+                                   f"come first); fix the event or export the EDL again")
+        previous = number
 
 
 def _one_line(exc: Exception) -> str:

@@ -33,7 +33,8 @@ FILES = sorted(p for p in CORPUS.glob("*/*") if p.suffix != ".md")
 REFUSED = {
     "fcpx/fcpx_clips.fcpxml": r"holds no timeline",                     # an event's clips, no project
     "fcp7/premiere_example_filter.xml": r"No top-level sequences found",  # a filter preset, no sequence
-    "edl/dissolve_test_fail.edl": r"cannot read .* as cmx_3600",         # the adapter's own failing case
+    # the adapter's own failing case: a dissolve with no cut line to dissolve from
+    "edl/dissolve_test_fail.edl": r"event 002 is a dissolve without the cut line that opens it",
     # an event whose source and record lengths disagree (the adapter's test of it): names the event
     "edl/timecode_mismatch.edl": r"Source and record duration don't match.*for clip sq001_s004",
     # 23.976 media on a 29.97 DF sequence: the AAF writer needs media at the sequence rate
