@@ -357,6 +357,7 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
             transition.metadata["AAF"] = _aaf_dissolve(transition)
     for clip in timeline.find_clips():
         ref = clip.media_reference
+        showing_take = clip.active_media_reference_key not in (ORIGINAL, "original")
         if adapter in ("fcpx_xml", "cmx_3600") and clip.source_range is not None \
                 and exact_rate(clip.source_range.start_time.rate) != rate:
             warnings.append(f"clip {clip.name!r} runs at {rate_text(clip.source_range.start_time.rate)} fps on a "
@@ -391,6 +392,9 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
             _edl_reel(clip, ref)
         if adapter == "AAF":
             _aaf_unc_path(clip, ref)
+            if showing_take:   # the take is other media: its own mob, not the original's (the first of those wins)
+                for key in ("MobID", "SourceID"):
+                    clip.metadata.get("AAF", {}).pop(key, None)
             media = ref.available_range if isinstance(ref, otio.schema.ExternalReference) else None
             if media is not None and exact_rate(media.start_time.rate) != rate:
                 raise InterchangeError(

@@ -46,7 +46,6 @@ REFUSED = {
 OPEN = {
     "aaf/essence_group.aaf": "an AAF essence group's nested stack comes back at twice its length",
     "fcp7/premiere_enable_property.xml": "disabled audio clips come back with other source frames",
-    "aaf/misc_speed_effects.aaf": "a take on a speed-changed clip covers its source at 100 %: the source frames move",
     "fcp7/empty_name_tags.xml": "one file used by many clips at different ranges (and a fractional source start) comes back shifted",
 }
 
