@@ -567,7 +567,8 @@ def _load_sidecar(path: Path) -> dict | None:
 
 def restore_from_sidecar(timeline: otio.schema.Timeline, sidecar: dict) -> dict:
     """Put back what a single-media format lost: every clip's references, active take, source
-    range and metadata, the transitions, track names and the start timecode.
+    range, metadata and effects (speed changes, freezes), the transitions, track names and the
+    start timecode.
 
     Clips match by video track and record range; where a format moved cuts (an EDL writes a
     dissolve as a cut point move) the clips of a track match in order when the names agree.
@@ -606,6 +607,9 @@ def restore_from_sidecar(timeline: otio.schema.Timeline, sidecar: dict) -> dict:
         item.set_media_references(stored.media_references(), stored.active_media_reference_key)
         for name, value in stored.metadata.items():
             item.metadata[name] = value
+        if stored.effects and not item.effects:   # speed changes and freezes the format's writer dropped
+            for effect in stored.effects:
+                item.effects.append(effect.deepcopy())
     _restore_transitions(video, sidecar.get("transitions", []), rate)
     return {"restored": len(pairs), "unmatched": unmatched, "missing": [c["name"] for c in by_place.values()]}
 

@@ -103,6 +103,36 @@ def find_clip(timeline: otio.schema.Timeline, name: str, *, track_number: int | 
     return found[0]
 
 
+def speed_of(clip: otio.schema.Clip) -> Fraction:
+    """How fast the clip plays its media: the product of its time warps' scalars (a freeze frame
+    is one at 0); 1 without any."""
+    speed = Fraction(1)
+    for effect in clip.effects:
+        if isinstance(effect, otio.schema.LinearTimeWarp):   # FreezeFrame is a LinearTimeWarp at 0
+            scalar = float(effect.time_scalar)
+            if not math.isfinite(scalar):
+                raise SelectionError("malformed_otio", f"clip {clip.name!r}: time warp {scalar!r} is not a number")
+            speed *= Fraction(scalar).limit_denominator(10_000)
+    return speed
+
+
+def played_range(clip: otio.schema.Clip) -> tuple[int, int]:
+    """(first source frame, count) of the media the clip really plays, in its source rate: the
+    source range (which counts record frames at 100 %) scaled by its speed, one frame for a
+    freeze. A take of a speed-changed clip covers these frames at the source rate, and the clip
+    keeps its effect. Reversed clips are refused: their frames run the other way."""
+    rate = exact_rate(clip.source_range.start_time.rate)
+    start, duration = frames_of(clip.source_range.start_time), frames_of(clip.source_range.duration, rate)
+    speed = speed_of(clip)
+    if speed < 0:
+        raise SelectionError("reversed_clip", f"clip {clip.name!r} plays its media backwards ({float(speed):g}x); "
+                                              f"TakeBridge makes takes of forward clips: render the reverse in the "
+                                              f"editor first, or take the clip without its effect")
+    if speed == 1:
+        return start, duration
+    return start, (1 if speed == 0 else max(1, math.ceil(duration * speed)))
+
+
 def read_selection(timeline: otio.schema.Timeline, clip_name: str = "") -> Selection:
     """What the server needs from a selection sub-timeline (or any timeline plus a clip name).
 
@@ -146,12 +176,13 @@ def read_selection(timeline: otio.schema.Timeline, clip_name: str = "") -> Selec
             raise SelectionError("malformed_otio", f"clip {name!r}: source range {what} {value!r} is not a "
                                                    f"usable frame number")
     handles = _int_field(info, "handles", 0, 0, MAX_HANDLES)
+    played_start, played = played_range(clip)   # the frames it plays: a speed change scales them
     return Selection(
         clip_name=name,
         shot=shot,
         media=media_source(clip),
-        source_start=frames_of(clip.source_range.start_time),
-        source_duration=frames_of(clip.source_range.duration, rate),   # a duration at another rate is rescaled
+        source_start=played_start,
+        source_duration=played,
         rate=rate,
         handles=handles,
         record_start=int(record_start),

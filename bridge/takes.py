@@ -28,7 +28,7 @@ from google.protobuf import json_format
 
 from . import files, metadata, window
 from .api import pb
-from .selection import SelectionError, find_clip
+from .selection import SelectionError, find_clip, played_range, speed_of
 from .timecode import exact_rate, frames_of, rational_time, to_timecode
 from .timeline import source_time_at, timeline_rate
 
@@ -327,6 +327,9 @@ def _isolate_selected(clip, track, take, segment=None):
     if not take.HasField("selected_range") or not take.selected_range.frame_count:
         return clip
     start, end = clip.source_range.start_time.value, clip.source_range.end_time_exclusive().value
+    if speed_of(clip) != 1:        # a speed change plays other source frames than its range counts
+        start, played = played_range(clip)
+        end = start + played
     sel_start = take.selected_range.start_frame
     sel_end = sel_start + take.selected_range.frame_count
     if segment is not None and segment.cut_in is not None and segment.cut_out is not None:
@@ -395,7 +398,9 @@ def _activate(clip, track, key: str, *, room: str) -> None:
             want_start = gen_start
     if want_end <= want_start:
         raise PlacementError("no_frames_left", f"clip {clip.name!r} would have no frames left with {key!r} active")
-    _check_covers_range(clip.name, target, key, want_start, want_end, clip.source_range.start_time.rate)
+    used_start, used_end = _used_frames(clip)     # what it plays: a speed change scales the range
+    _check_covers_range(clip.name, target, key, used_start + (want_start - start), used_end + (want_end - end),
+                        clip.source_range.start_time.rate)
     grow_head, grow_tail = start - want_start, want_end - end
     for side, delta in (("head", grow_head), ("tail", grow_tail)):
         if delta > 0 and room == "gap":
@@ -547,8 +552,17 @@ def _key(clip, take_id: str) -> str:
     return take_id
 
 
+def _used_frames(clip) -> tuple[int, int]:
+    """(first, end) of the source frames the clip plays: its source range, or, with a speed change,
+    the frames the change makes it play (bridge.selection.played_range)."""
+    if speed_of(clip) == 1:
+        return _frames(clip.source_range)
+    start, played = played_range(clip)
+    return start, start + played
+
+
 def _check_covers(clip, ref, key, *, extension=None) -> None:
-    start, end = _frames(clip.source_range)
+    start, end = _used_frames(clip)
     ext = _extension_of(ref) if extension is not None else None
     if ext is not None:
         side, gen_start, gen_end = ext
@@ -610,8 +624,8 @@ def _covers(clip, ref) -> bool:
     if clip.source_range is None or ref.available_range is None:
         return True
     try:
-        _check_covers_range(clip.name, ref, "", *_frames(clip.source_range), clip.source_range.start_time.rate)
-    except PlacementError:
+        _check_covers_range(clip.name, ref, "", *_used_frames(clip), clip.source_range.start_time.rate)
+    except SelectionError:   # PlacementError included; a reversed clip is covered by nothing
         return False
     return True
 

@@ -32,7 +32,7 @@ from fractions import Fraction
 import opentimelineio as otio
 
 from . import metadata
-from .selection import SelectionError, find_clip, media_source
+from .selection import SelectionError, find_clip, media_source, played_range, speed_of
 from .timecode import RateError, exact_rate, frames_of, from_timecode, rate_text, to_timecode
 
 
@@ -129,9 +129,11 @@ def source_time_at(clip: otio.schema.Clip, record_offset, timeline_rate_) -> Fra
     Where a take of part of a clip splits it."""
     src = clip.source_range
     rate = exact_rate(src.start_time.rate)
-    scaled = Fraction(record_offset) * rate / exact_rate(timeline_rate_)
+    speed = speed_of(clip)
+    played_range(clip)                         # refuses a reversed clip
+    scaled = Fraction(record_offset) * rate / exact_rate(timeline_rate_) * speed
     start = Fraction(src.start_time.value).limit_denominator(1_000_000)
-    duration = Fraction(src.duration.value).limit_denominator(1_000_000)
+    duration = Fraction(src.duration.value).limit_denominator(1_000_000) * speed
     return start + max(Fraction(0), min(duration, scaled))
 
 
@@ -212,13 +214,14 @@ def _segment(clip, track, track_index, index, rate, lo, hi, start, duration, han
     media = media_source(clip)  # raises media_missing, naming the clip
     whole = lo == start and hi == start + duration
     if whole:
-        src_start, src_end = frames_of(clip.source_range.start_time), frames_of(clip.source_range.end_time_exclusive())
+        src_start, played = played_range(clip)     # a speed change plays more or fewer source frames
+        src_end = src_start + played
         cut_in, cut_out = Fraction(src_start), Fraction(src_end)
     else:
         # the split falls exactly on the range's record frames; the take covers every source
         # frame the piece touches
         cut_in, cut_out = source_time_at(clip, lo - real_start, rate), source_time_at(clip, hi - real_start, rate)
-        src_start, src_end = math.floor(cut_in), math.ceil(cut_out)
+        src_start, src_end = math.floor(cut_in), max(math.ceil(cut_out), math.floor(cut_in) + 1)   # a freeze: 1
     head, tail = handles, handles
     before, after = _transition_overlaps(track, index, clip)
     if lo == start:

@@ -193,3 +193,34 @@ def test_an_avid_aaf_written_back_plays_the_active_take_even_without_its_sidecar
     again = read_timeline(tmp_path / "back.aaf")
     urls = [c.media_reference.target_url for c in again.find_clips() if c.name == clip.name]
     assert urls and all(url.endswith("takes/avid_v001.mov") for url in urls[:1]), urls
+
+
+def test_a_take_of_a_speed_changed_clip_covers_the_frames_it_plays(tmp_path):
+    """Avid's speed effects (misc_speed_effects.aaf): each clip's take covers the source frames it
+    really plays (8 record frames at 2x play 16, at 0.375x 3, a freeze 1), at the source rate; the
+    clip keeps its effect and comes back exactly; a reversed clip is refused in one line."""
+    from bridge.selection import SelectionError, speed_of
+
+    timeline = read_timeline(CORPUS / "aaf" / "misc_speed_effects.aaf")
+    checked = 0
+    for number, track in enumerate(timeline.video_tracks(), start=1):
+        for index, item in enumerate(list(track)):
+            if not isinstance(item, otio.schema.Clip):
+                continue
+            speed = speed_of(item)
+            if speed < 0:
+                with pytest.raises(SelectionError, match=r"plays its media backwards \(-1x\).*render the reverse"):
+                    select_item(timeline, number, index)
+                continue
+            segment = select_item(timeline, number, index)
+            record = round(item.source_range.duration.value)
+            assert segment.source_duration == (1 if speed == 0 else -(-record * speed // 1)), (item.name, speed)
+            place_take(timeline, item, fake_take(f"speed{checked}_v001", segment))
+            checked += 1
+    assert checked >= 8
+    expected = shape(timeline)
+    write_timeline(timeline, tmp_path / "back.aaf")
+    again = read_timeline(tmp_path / "back.aaf")
+    assert shape(again) == expected
+    assert [round(float(speed_of(c)), 3) for c in again.find_clips()] == \
+        [round(float(speed_of(c)), 3) for c in timeline.find_clips()]
