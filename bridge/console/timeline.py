@@ -87,7 +87,8 @@ def add_parser(sub) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rate", help="frame rate for formats that do not state one (EDL), e.g. 24000/1001")
+    parser.add_argument("--rate", help="frame rate for formats that do not state one (EDL), e.g. 24000/1001 "
+                                       "(default: the sidecar's, else the lowest standard rate the timecodes fit)")
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
 
 
