@@ -33,7 +33,8 @@ SIDECAR_SCHEMA = 1
 ADAPTERS = {".otio": "otio_json", ".json": "otio_json", ".otioz": "otioz", ".edl": "cmx_3600",
             ".xml": "fcp_xml", ".fcpxml": "fcpx_xml", ".aaf": "AAF"}
 SINGLE_REFERENCE = {"cmx_3600", "fcp_xml", "fcpx_xml", "AAF"}
-URL_FORMATS = {"fcp_xml", "fcpx_xml"}      # FCP 7 pathurl and FCPXML src are file:// URLs; EDL and AAF paths
+URL_FORMATS = {"fcp_xml", "fcpx_xml"}
+FCPXML_WRITER_RATES = (24, 25, 30, 50, 60)   # the frame durations OpenTimelineIO's FCPXML writer has      # FCP 7 pathurl and FCPXML src are file:// URLs; EDL and AAF paths
 ORIGINAL = otio.schema.Clip.DEFAULT_MEDIA_KEY
 
 # probe(path) -> (first frame number from the media's start timecode, frame count, rate)
@@ -327,6 +328,11 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
     warnings = warnings if warnings is not None else []
     rate = _timeline_rate(timeline)
     video = list(timeline.video_tracks())
+    if adapter in ("cmx_3600", "fcp_xml") and not otio.opentime.RationalTime.is_valid_timecode_rate(float(rate)):
+        what = "a CMX 3600 EDL counts" if adapter == "cmx_3600" else "FCP 7 XML stamps its sequence with"
+        raise InterchangeError(f"this timeline runs at {float(rate):.6g} fps, which has no SMPTE timecode, and {what} "
+                               f"SMPTE timecode: write .otio or .aaf (they keep any rate), or conform the timeline "
+                               f"to 24, 25 or 30 fps")
     if adapter == "cmx_3600" and not video:
         raise InterchangeError("this timeline has no video track (audio only), and a CMX 3600 EDL is written for "
                                "one video track; TakeBridge's takes are video: write .otio, .xml or .aaf to keep "
@@ -335,9 +341,11 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
         raise InterchangeError(f"a CMX 3600 EDL holds one video track and this timeline has {len(video)}: write "
                                f"one with `timeline convert IN OUT.edl --track N`, one per track with "
                                f"--all-tracks, or write .xml, .fcpxml, .aaf or .otio")
-    if adapter == "fcpx_xml" and rate.denominator != 1:
-        raise InterchangeError(f"the FCPXML adapter cannot write {rate_text(rate)} fps (it rounds NTSC rates to whole "
-                               f"numbers and loses frames); write .xml (FCP 7 XML), .aaf or .otio instead")
+    if adapter == "fcpx_xml" and rate not in FCPXML_WRITER_RATES:
+        raise InterchangeError(f"OpenTimelineIO's FCPXML writer knows {', '.join(str(r) for r in FCPXML_WRITER_RATES)} "
+                               f"fps only, and this timeline runs at {float(rate):.6g} (NTSC rates it rounds and loses "
+                               f"frames; others it writes as an empty frame duration): write .xml (FCP 7 XML), .aaf "
+                               f"or .otio instead")
     if adapter == "fcpx_xml":
         # OTIO's FCPXML writer drops transitions and miscounts the clip after one; write cuts
         for track in timeline.video_tracks():

@@ -132,7 +132,7 @@ def test_fcp7_xml_refuses_a_rate_no_timecode_can_count_in_one_line_naming_the_cl
     clip.media_reference = otio.schema.ExternalReference(
         target_url=str(tmp_path / "cctv.mp4"),
         available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(60, rate)))
-    timeline = otio.schema.Timeline("cctv")
+    timeline = otio.schema.Timeline("cctv", global_start_time=otio.opentime.RationalTime(0, 24))   # on a 24 fps cut
     timeline.tracks.append(otio.schema.Track("V1", children=[clip]))
     with pytest.raises(InterchangeError, match=r"clip 'cctv': its media runs at 26\.78 fps.*Write \.otio") as refusal:
         write_timeline(timeline, tmp_path / "cctv.xml")
@@ -224,3 +224,28 @@ def test_a_take_of_a_speed_changed_clip_covers_the_frames_it_plays(tmp_path):
     assert shape(again) == expected
     assert [round(float(speed_of(c)), 3) for c in again.find_clips()] == \
         [round(float(speed_of(c)), 3) for c in timeline.find_clips()]
+
+
+@pytest.mark.parametrize("fps", ["15", "12", "26.78"])
+def test_a_timeline_at_a_rate_without_smpte_timecode_is_written_where_it_can_be_and_refused_in_one_line_elsewhere(
+        fps, tmp_path):
+    """Phone and surveillance rates: OTIO and AAF keep any rate exactly; an EDL (counted in SMPTE
+    timecode), FCP 7 XML (its sequence is stamped with one) and the FCPXML writer (it knows 24, 25,
+    30, 50 and 60 only) refuse in one line naming the rate and what to write instead."""
+    rate = float(Fraction(fps))
+    clip = otio.schema.Clip(name="cam", source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(2, rate),
+                                                                              otio.opentime.RationalTime(20, rate)))
+    clip.media_reference = otio.schema.ExternalReference(
+        target_url=str(tmp_path / "cam.mp4"),
+        available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(30, rate)))
+    timeline = otio.schema.Timeline("cam", global_start_time=otio.opentime.RationalTime(0, rate))
+    timeline.tracks.append(otio.schema.Track("V1", children=[clip]))
+    for kept in ("otio", "aaf"):
+        write_timeline(timeline, tmp_path / f"cam.{kept}")
+        if sidecar_path(tmp_path / f"cam.{kept}").exists():
+            sidecar_path(tmp_path / f"cam.{kept}").unlink()
+        assert shape(read_timeline(tmp_path / f"cam.{kept}")) == shape(timeline), kept
+    for refused in ("edl", "xml", "fcpxml"):
+        with pytest.raises(InterchangeError, match=rf"{re.escape(f'{rate:.6g}')}.*write .*\.otio") as refusal:
+            write_timeline(timeline, tmp_path / f"cam.{refused}")
+        assert "\n" not in str(refusal.value) and not (tmp_path / f"cam.{refused}").exists(), refused
