@@ -12,6 +12,7 @@ DEFAULT_MEDIA, `available_range` on every reference, bare paths, a global start 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -83,7 +84,8 @@ def read_timeline(path: Path, *, rate=None) -> otio.schema.Timeline:
         if adapter == "otioz":
             timeline = _read_otioz(path)
         elif adapter == "fcpx_xml":
-            timeline = otio.adapters.read_from_string(_fcpx_exact_times(path.read_text()), "fcpx_xml")
+            with _fcpx_exact_rates():
+                timeline = otio.adapters.read_from_string(_fcpx_exact_times(path.read_text()), "fcpx_xml")
         else:
             timeline = otio.adapters.read_from_file(str(path), adapter_name=adapter, **options)
     except InterchangeError:
@@ -141,6 +143,42 @@ def _one_line(exc: Exception) -> str:
     """An adapter's error (some run to fifteen lines) as one line, at most 300 characters."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+@contextlib.contextmanager
+def _fcpx_exact_rates():
+    """OTIO's FCPXML reader counts a format's rate as int(24000 / 1001) = 23, so NTSC projects
+    (most Final Cut projects: 23.976, 29.97, 59.94) were read at 23, 29 or 59 fps, their clips a
+    frame or more short and gaps appearing between them. For the read, the rate is the exact one
+    (whole rates stay whole)."""
+    module = _fcpx_module()
+    reader = getattr(module, "FcpxXml", None)
+    if reader is None or not hasattr(reader, "_format_frame_rate") or not hasattr(module, "to_rational_time"):
+        yield
+        return
+    truncating_rate, truncating_time = reader._format_frame_rate, module.to_rational_time
+
+    def exact_rate_of(self, format_id):
+        total, rate = self._format_frame_duration(format_id)
+        value = float(Fraction(rate) / Fraction(total))
+        return int(round(value)) if abs(value - round(value)) < 1e-9 else value
+
+    def exact_time(rational_number, fps):   # its frames were right; its rate was int(fps)
+        counted = truncating_time(rational_number, fps)
+        return otio.opentime.RationalTime(counted.value, float(fps))
+    reader._format_frame_rate, module.to_rational_time = exact_rate_of, exact_time
+    try:
+        yield
+    finally:
+        reader._format_frame_rate, module.to_rational_time = truncating_rate, truncating_time
+
+
+def _fcpx_module():
+    """The FCPXML adapter's module, found through OTIO's plugin (None if it cannot be loaded)."""
+    try:
+        return otio.adapters.from_name("fcpx_xml").module()
+    except Exception:    # the plugin is missing or failed to load: the read reports it
+        return None
 
 
 def _fcpx_exact_times(text: str) -> str:

@@ -249,3 +249,44 @@ def test_a_timeline_at_a_rate_without_smpte_timecode_is_written_where_it_can_be_
         with pytest.raises(InterchangeError, match=rf"{re.escape(f'{rate:.6g}')}.*write .*\.otio") as refusal:
             write_timeline(timeline, tmp_path / f"cam.{refused}")
         assert "\n" not in str(refusal.value) and not (tmp_path / f"cam.{refused}").exists(), refused
+
+
+NTSC_FCPXML = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE fcpxml>
+<fcpxml version="1.8">
+  <resources>
+    <format id="r1" name="FFVideoFormat1080p2398" frameDuration="1001/24000s" width="1920" height="1080"/>
+    <asset id="r2" name="A001" src="file:///media/A001.mov" start="0s" duration="240240/24000s" hasVideo="1" format="r1"/>
+  </resources>
+  <library>
+    <event name="e">
+      <project name="p">
+        <sequence format="r1" duration="72072/24000s" tcStart="0s" tcFormat="NDF">
+          <spine>
+            <asset-clip name="A001" ref="r2" offset="0s" start="24024/24000s" duration="48048/24000s" format="r1"/>
+            <asset-clip name="A001" ref="r2" offset="48048/24000s" start="120120/24000s" duration="24024/24000s"
+                        format="r1"/>
+          </spine>
+        </sequence>
+      </project>
+    </event>
+  </library>
+</fcpxml>
+"""
+
+
+def test_an_ntsc_final_cut_project_is_read_at_its_real_rate_frame_for_frame(tmp_path):
+    """Most Final Cut projects run at 23.976 or 29.97 (a project written here, in Final Cut's
+    own form, for what the corpus lacks). The adapter read them at int(24000/1001) = 23 fps: clips
+    two frames short and a phantom gap between them. Read exactly: 48 and 24 frames from source
+    frames 24 and 120, at 24000/1001, no gap."""
+    (tmp_path / "ntsc.fcpxml").write_text(NTSC_FCPXML)
+    track = read_timeline(tmp_path / "ntsc.fcpxml").video_tracks()[0]
+    rows = [(type(item).__name__, round(_rate_of(item), 3)) for item in track]
+    assert rows == [("Clip", 23.976), ("Clip", 23.976)]
+    assert [(c.source_range.start_time.value, c.source_range.duration.value) for c in track] == [(24, 48), (120, 24)]
+    assert [track.range_of_child_at_index(i).start_time.value for i in range(2)] == [0, 48]
+
+
+def _rate_of(item) -> float:
+    return float(item.source_range.start_time.rate)
