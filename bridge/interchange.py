@@ -34,8 +34,7 @@ SIDECAR_SCHEMA = 1
 ADAPTERS = {".otio": "otio_json", ".json": "otio_json", ".otioz": "otioz", ".edl": "cmx_3600",
             ".xml": "fcp_xml", ".fcpxml": "fcpx_xml", ".aaf": "AAF"}
 SINGLE_REFERENCE = {"cmx_3600", "fcp_xml", "fcpx_xml", "AAF"}
-URL_FORMATS = {"fcp_xml", "fcpx_xml"}
-FCPXML_WRITER_RATES = (24, 25, 30, 50, 60)   # the frame durations OpenTimelineIO's FCPXML writer has      # FCP 7 pathurl and FCPXML src are file:// URLs; EDL and AAF paths
+URL_FORMATS = {"fcp_xml", "fcpx_xml"}      # FCP 7 pathurl and FCPXML src are file:// URLs; EDL and AAF paths
 ORIGINAL = otio.schema.Clip.DEFAULT_MEDIA_KEY
 
 # probe(path) -> (first frame number from the media's start timecode, frame count, rate)
@@ -147,16 +146,23 @@ def _one_line(exc: Exception) -> str:
 
 @contextlib.contextmanager
 def _fcpx_exact_rates():
-    """OTIO's FCPXML reader counts a format's rate as int(24000 / 1001) = 23, so NTSC projects
-    (most Final Cut projects: 23.976, 29.97, 59.94) were read at 23, 29 or 59 fps, their clips a
-    frame or more short and gaps appearing between them. For the read, the rate is the exact one
-    (whole rates stay whole)."""
+    """OTIO's FCPXML adapter counts a format's rate as int(24000 / 1001) = 23 when reading, so NTSC
+    projects (most Final Cut projects: 23.976, 29.97, 59.94) were read at 23, 29 or 59 fps, their
+    clips a frame or more short and gaps appearing between them; and writes a frame duration only
+    for 24, 25, 30, 50 and 60 (NTSC rounded, anything else empty). While it reads or writes, its
+    rates and frame durations are exact (whole rates stay whole)."""
     module = _fcpx_module()
-    reader = getattr(module, "FcpxXml", None)
-    if reader is None or not hasattr(reader, "_format_frame_rate") or not hasattr(module, "to_rational_time"):
+    reader, writer = getattr(module, "FcpxXml", None), getattr(module, "FcpxOtio", None)
+    if reader is None or writer is None or not hasattr(reader, "_format_frame_rate") or \
+            not hasattr(module, "to_rational_time") or not hasattr(writer, "_framerate_to_frame_duration"):
         yield
         return
     truncating_rate, truncating_time = reader._format_frame_rate, module.to_rational_time
+    rounding_duration = writer.__dict__["_framerate_to_frame_duration"]
+
+    def exact_duration(framerate):
+        rate = Fraction(float(framerate)).limit_denominator(100_000)
+        return f"{rate.denominator}/{rate.numerator}s"
 
     def exact_rate_of(self, format_id):
         total, rate = self._format_frame_duration(format_id)
@@ -167,10 +173,12 @@ def _fcpx_exact_rates():
         counted = truncating_time(rational_number, fps)
         return otio.opentime.RationalTime(counted.value, float(fps))
     reader._format_frame_rate, module.to_rational_time = exact_rate_of, exact_time
+    writer._framerate_to_frame_duration = staticmethod(exact_duration)
     try:
         yield
     finally:
         reader._format_frame_rate, module.to_rational_time = truncating_rate, truncating_time
+        writer._framerate_to_frame_duration = rounding_duration
 
 
 def _fcpx_module():
@@ -268,6 +276,9 @@ def write_timeline(timeline: otio.schema.Timeline, path: Path, *, resolve: bool 
         options = {"use_empty_mob_ids": True}
     if adapter == "otioz":
         _write_otioz(out, path, warnings)
+    elif adapter == "fcpx_xml":
+        with _fcpx_exact_rates():
+            _atomic(path, lambda tmp: otio.adapters.write_to_file(out, tmp, adapter_name=adapter, **options))
     else:
         _atomic(path, lambda tmp: otio.adapters.write_to_file(out, tmp, adapter_name=adapter, **options))
     if adapter in SINGLE_REFERENCE:
@@ -379,11 +390,6 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
         raise InterchangeError(f"a CMX 3600 EDL holds one video track and this timeline has {len(video)}: write "
                                f"one with `timeline convert IN OUT.edl --track N`, one per track with "
                                f"--all-tracks, or write .xml, .fcpxml, .aaf or .otio")
-    if adapter == "fcpx_xml" and rate not in FCPXML_WRITER_RATES:
-        raise InterchangeError(f"OpenTimelineIO's FCPXML writer knows {', '.join(str(r) for r in FCPXML_WRITER_RATES)} "
-                               f"fps only, and this timeline runs at {float(rate):.6g} (NTSC rates it rounds and loses "
-                               f"frames; others it writes as an empty frame duration): write .xml (FCP 7 XML), .aaf "
-                               f"or .otio instead")
     if adapter == "fcpx_xml":
         # OTIO's FCPXML writer drops transitions and miscounts the clip after one; write cuts
         for track in timeline.video_tracks():

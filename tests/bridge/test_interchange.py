@@ -155,10 +155,20 @@ def test_edl_refuses_several_video_tracks_and_says_what_to_do(tmp_path):
     assert not (tmp_path / "cut.edl").exists() and not sidecar_path(tmp_path / "cut.edl").exists()
 
 
-def test_fcpxml_at_an_ntsc_rate_is_refused_rather_than_rounded(tmp_path):
-    timeline = cut_with_takes(tmp_path, Fraction(24000, 1001))
-    with pytest.raises(InterchangeError, match="runs at 23.976 .*write .xml"):
-        write_timeline(timeline, tmp_path / "cut.fcpxml")
+def test_fcpxml_at_an_ntsc_rate_is_written_exactly_not_rounded(tmp_path):
+    """The adapter wrote no frame duration for 23.976 (and read it back at 23 fps): the frame
+    duration is 1001/24000s and every clip comes back at 24000/1001, frame for frame, without the
+    sidecar."""
+    from support.timeline_strategies import shape
+
+    timeline = cut_with_takes(tmp_path, Fraction(24000, 1001), dissolve=False)
+    write_timeline(timeline, tmp_path / "cut.fcpxml")
+    assert 'frameDuration="1001/24000s"' in (tmp_path / "cut.fcpxml").read_text()
+    expected = shape(read_timeline(tmp_path / "cut.fcpxml"))
+    sidecar_path(tmp_path / "cut.fcpxml").unlink()
+    again = read_timeline(tmp_path / "cut.fcpxml")
+    assert shape(again) == expected
+    assert {round(float(c.source_range.start_time.rate), 3) for c in again.find_clips()} == {23.976}
 
 
 def test_aaf_refuses_a_clip_at_another_rate(tmp_path):

@@ -229,9 +229,9 @@ def test_a_take_of_a_speed_changed_clip_covers_the_frames_it_plays(tmp_path):
 @pytest.mark.parametrize("fps", ["15", "12", "26.78"])
 def test_a_timeline_at_a_rate_without_smpte_timecode_is_written_where_it_can_be_and_refused_in_one_line_elsewhere(
         fps, tmp_path):
-    """Phone and surveillance rates: OTIO and AAF keep any rate exactly; an EDL (counted in SMPTE
-    timecode), FCP 7 XML (its sequence is stamped with one) and the FCPXML writer (it knows 24, 25,
-    30, 50 and 60 only) refuse in one line naming the rate and what to write instead."""
+    """Phone and surveillance rates: OTIO, AAF and FCPXML (frame durations written exactly) keep
+    any rate exactly; an EDL (counted in SMPTE timecode) and FCP 7 XML (its sequence is stamped
+    with one) refuse in one line naming the rate and what to write instead."""
     rate = float(Fraction(fps))
     clip = otio.schema.Clip(name="cam", source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(2, rate),
                                                                               otio.opentime.RationalTime(20, rate)))
@@ -240,12 +240,12 @@ def test_a_timeline_at_a_rate_without_smpte_timecode_is_written_where_it_can_be_
         available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(30, rate)))
     timeline = otio.schema.Timeline("cam", global_start_time=otio.opentime.RationalTime(0, rate))
     timeline.tracks.append(otio.schema.Track("V1", children=[clip]))
-    for kept in ("otio", "aaf"):
+    for kept in ("otio", "aaf", "fcpxml"):
         write_timeline(timeline, tmp_path / f"cam.{kept}")
         if sidecar_path(tmp_path / f"cam.{kept}").exists():
             sidecar_path(tmp_path / f"cam.{kept}").unlink()
         assert shape(read_timeline(tmp_path / f"cam.{kept}")) == shape(timeline), kept
-    for refused in ("edl", "xml", "fcpxml"):
+    for refused in ("edl", "xml"):
         with pytest.raises(InterchangeError, match=rf"{re.escape(f'{rate:.6g}')}.*write .*\.otio") as refusal:
             write_timeline(timeline, tmp_path / f"cam.{refused}")
         assert "\n" not in str(refusal.value) and not (tmp_path / f"cam.{refused}").exists(), refused
