@@ -86,6 +86,14 @@ def rate_text(rate) -> str:
     return str(r.numerator) if r.denominator == 1 else f"{r.numerator}/{r.denominator}"
 
 
+def has_timecode(rate) -> bool:
+    """Whether frames at this rate can carry an SMPTE-style label: a whole number of frames a
+    second (12, 15, 24, 25, 30...) or an NTSC rate (24000/1001, 30000/1001...). 26.78 or 29.966 fps
+    (phones, surveillance) cannot: their frames are numbered and timed, never labelled."""
+    value = exact_rate(rate)
+    return value.denominator == 1 or (value * Fraction(1001, 1000)).denominator == 1
+
+
 def is_drop_frame_rate(rate) -> bool:
     return exact_rate(rate) in DROP_FRAME_RATES
 

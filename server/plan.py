@@ -15,7 +15,7 @@ import grpc
 
 from bridge.api import pb
 from bridge.selection import Selection
-from bridge.timecode import from_timecode, is_drop_frame_rate, to_timecode
+from bridge.timecode import from_timecode, has_timecode, is_drop_frame_rate, to_timecode
 from server import bounds, color, paths
 from server.errors import JobError, from_exception
 from server.gates import thresholds_from
@@ -300,6 +300,12 @@ def _take_timecode(plan: JobPlan, origin: int) -> tuple[str, bool]:
     timecode and the take starts before that numbering's 00:00:00:00 (a head extension of
     media counted from 0), rather than a label on the day before (plan.timecode_note says so)."""
     drop = plan.media.drop_frame if plan.media.start_timecode else is_drop_frame_rate(plan.rate)
+    if not has_timecode(plan.rate):
+        seconds = float(Fraction(plan.take_start) / plan.rate)
+        plan.timecode_note = (f"no timecode: {float(plan.rate):.6g} fps has no SMPTE timecode (not a whole number of "
+                              f"frames a second); the take's first frame is the media's frame {plan.take_start}, "
+                              f"{seconds:.3f} s in")
+        return "", False
     if plan.media.start_timecode:
         base = from_timecode(plan.media.start_timecode, plan.rate) - origin
     else:

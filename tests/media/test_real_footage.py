@@ -345,3 +345,25 @@ def test_inpaint_of_real_footage_beats_per_frame_telea_and_fsr_inside_the_mask(t
     print(f"\n{clip_id} {paste}: inside the mask ours {ours_db:.2f} dB, Telea {telea_db:.2f}, FSR {fsr_db:.2f}")
     assert np.array_equal(take[~masks], frames[~masks])
     assert ours_db > telea_db and ours_db > fsr_db
+
+
+@pytest.mark.parametrize("fps,labelled", [("26.78", False), ("29.966", False), ("15", True), ("12", True)])
+def test_phone_and_surveillance_rates_work_and_get_timecode_only_where_it_exists(server, tmp_path, fps, labelled):
+    """A clip at 26.78 or 29.966 fps (phones, surveillance) is refined like any other, frame for
+    frame; its take carries no timecode (no whole number of frames a second to label) and the
+    manifest says where its first frame is instead. 15 and 12 fps takes are labelled."""
+    from server.media import write_movie as write
+    from server.samples import pan_clip
+
+    client, _ = server
+    rate = Fraction(fps)
+    media = write(pan_clip(30, 48, 64, 1.0, seed=3), tmp_path / "phone.mkv", codec="ffv1", rate=rate).path
+    job, manifest = run(client, timeline_of(Path(media), 4, 12), "refine", codec=pb.FFV1)
+    take = probe(job.take.media.url)
+    assert take.frame_count == 12 and take.rate == rate
+    if labelled:
+        assert job.take.media.start_timecode and manifest["source"]["take_timecode_note"] is None
+    else:
+        assert job.take.media.start_timecode == "" and take.start_timecode is None
+        assert f"{float(rate):.6g} fps has no SMPTE timecode" in manifest["source"]["take_timecode_note"]
+        assert "the media's frame 4" in manifest["source"]["take_timecode_note"]
