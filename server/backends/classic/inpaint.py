@@ -227,6 +227,8 @@ def _level_fit(seen: np.ndarray, given: np.ndarray, per_level: float) -> tuple[f
     """How well `given` pixels match `seen` once their per-channel median offset is taken off:
     (mean absolute misfit in 8-bit levels, the offset to add to `given`)."""
     diff = seen.astype(np.float32) - given
+    if not len(diff):      # no pixel to compare (a hole at the frame's edge, a tiny frame): no fit
+        return float("inf"), np.zeros(diff.shape[1:], np.float32)
     shift = np.median(diff, axis=0)
     return float(np.abs(diff - shift).mean()) / per_level, shift
 
