@@ -537,6 +537,12 @@ def finalize(timeline: otio.schema.Timeline, clip_name: str, take_id: str, *, dr
 
 
 def _find_with_take(timeline, clip_name, take_id, track_number):
+    if isinstance(clip_name, otio.schema.Clip):     # the clip itself, found by its place
+        clip, track = _locate(timeline, clip_name, track_number)
+        if take_id not in (ORIGINAL, ORIGINAL_ALIAS) and take_id not in clip.media_references():
+            raise SelectionError("unknown_take", f"clip {clip.name!r} has no take {take_id!r}; list its takes with "
+                                                 f"`takebridge timeline takes`")
+        return clip, track
     if take_id in (ORIGINAL, ORIGINAL_ALIAS):
         return find_clip(timeline, clip_name, track_number=track_number)
     return find_clip(timeline, clip_name, track_number=track_number, take_id=take_id)

@@ -106,6 +106,22 @@ def parse_point(text, rate, *, what: str = "point") -> int:
         raise SelectionError("bad_timecode", f"{what} {text!r}: {err}") from None
 
 
+def clip_at(timeline: otio.schema.Timeline, track_number: int, point) -> otio.schema.Clip:
+    """The clip on video track `track_number` (from 1) that plays at `point` (timeline timecode or
+    absolute frame): a clip by its place, for names that repeat (a shot cut in twice)."""
+    rate = timeline_rate(timeline)
+    track = video_track(timeline, track_number)
+    frame = parse_point(point, rate, what="--at") - global_start(timeline)
+    for index, item in enumerate(track):
+        start, duration = record_range(track, index, rate)
+        if start <= frame < start + duration and not isinstance(item, otio.schema.Transition):
+            if isinstance(item, otio.schema.Clip):
+                return item
+            break
+    raise SelectionError("unknown_clip", f"no clip plays on V{track_number} at {point} (a gap or the track's end "
+                                         f"is there); give a point inside the clip")
+
+
 def record_range(track: otio.schema.Track, index: int, rate) -> tuple[int, int]:
     """(start, duration) of item `index` on its track in timeline-local frames: the record
     frames whose first instant falls inside it."""

@@ -15,7 +15,7 @@ from ..interchange import InterchangeError, read_timeline, write_timeline
 from ..selection import SelectionError, find_clip
 from ..takes import activate, delete_take, finalize, list_takes, set_status
 from ..timecode import from_timecode
-from ..timeline import export_range, range_jobs
+from ..timeline import clip_at, export_range, range_jobs
 from .base import CliError
 
 FORMAT_HELP = (".otio (OpenTimelineIO, takes included), .otioz (OTIO bundle with its media), .edl (CMX 3600), "
@@ -57,9 +57,11 @@ def add_parser(sub) -> None:
                        ("status", "set a take's review status")):
         action = tsub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         action.add_argument("timeline", type=Path)
-        action.add_argument("--clip", required=True, help="clip name")
+        action.add_argument("--clip", help="clip name (or --track N --at TC, for names that repeat)")
         action.add_argument("--take", required=True, help="take id (e.g. sh010_v002), or 'original'")
         action.add_argument("--track", type=int, help="video track number, when several clips share the name")
+        action.add_argument("--at", metavar="TC", help="with --track: the clip playing at this timeline timecode "
+                                                       "(or frame), whatever its name")
         if name == "finalize":
             action.add_argument("--drop-others", action="store_true", help="remove the other takes from the clip")
         if name == "status":
@@ -165,24 +167,37 @@ def _take_action(args, verb: str, change) -> int:
     return 0
 
 
+def _which(args, timeline):
+    """The clip an action names: by its place (--track N --at TC) or by name (--clip)."""
+    if args.at is not None:
+        return clip_at(timeline, args.track or 1, args.at)
+    if not args.clip:
+        raise CliError("say which clip: --clip NAME, or --track N --at TC")
+    return args.clip
+
+
 def cmd_activate(args) -> int:
-    return _take_action(args, "activated", lambda tl: activate(tl, args.clip, args.take, track_number=args.track))
+    return _take_action(args, "activated", lambda tl: activate(tl, _which(args, tl), args.take,
+                                                               track_number=args.track))
 
 
 def cmd_finalize(args) -> int:
-    return _take_action(args, "finalized", lambda tl: finalize(tl, args.clip, args.take, drop_others=args.drop_others,
-                                                                 track_number=args.track))
+    return _take_action(args, "finalized", lambda tl: finalize(tl, _which(args, tl), args.take,
+                                                               drop_others=args.drop_others, track_number=args.track))
 
 
 def cmd_delete(args) -> int:
-    return _take_action(args, "deleted", lambda tl: delete_take(tl, args.clip, args.take, track_number=args.track))
+    return _take_action(args, "deleted", lambda tl: delete_take(tl, _which(args, tl), args.take,
+                                                                track_number=args.track))
 
 
 def cmd_status(args) -> int:
     def change(tl):
-        set_status(tl, args.clip, args.take, args.status, note=args.note, reviewer=args.reviewer,
+        which = _which(args, tl)
+        set_status(tl, which, args.take, args.status, note=args.note, reviewer=args.reviewer,
                    track_number=args.track)
-        return find_clip(tl, args.clip, track_number=args.track, take_id=args.take)[0]
+        return which if not isinstance(which, str) else find_clip(tl, which, track_number=args.track,
+                                                                   take_id=args.take)[0]
 
     return _take_action(args, f"marked {args.status}:", change)
 

@@ -10,7 +10,7 @@ import opentimelineio as otio
 import pytest
 
 from bridge.interchange import read_timeline, write_timeline
-from bridge.takes import place_take
+from bridge.takes import ORIGINAL, place_take
 from bridge.timeline import select_clip
 from server.app import ServerConfig, build_server, shutdown
 from server.cli import main
@@ -166,3 +166,34 @@ def test_an_edl_per_track_as_resolve_and_premiere_export_them(capsys, tmp_path):
     # V2 ends in a nested sequence, which no EDL can list: said, not silently dropped
     assert any("written as a cut; the sidecar restores it" in w for w in data["files"][1]["warnings"])
     assert any("nested sequence 'sc01_sh010_anim'" in w for w in data["files"][1]["warnings"])
+
+
+def test_take_actions_find_a_clip_by_its_place_when_its_name_repeats(capsys, cut, tmp_path):
+    """The same shot cut in twice (A renamed B, both with the take's name): by name the action is
+    ambiguous and says how to choose; --track 1 --at TC acts on the clip playing there only."""
+    timeline = read_timeline(cut)
+    track = timeline.tracks[0]
+    track[0].name = "B"                       # A, renamed: two clips named B on V1
+    place_take(timeline, track[0], fake_take("B_v002", _segment_of(timeline, 0)))
+    write_timeline(timeline, tmp_path / "twice.otio")
+    code, data = run(capsys, "timeline", "activate", tmp_path / "twice.otio", "--clip", "B", "--take", "original",
+                     "--track", 1, "-o", tmp_path / "x.otio")
+    assert code == 2 and "choose by position" in data["error"]
+    # 01:00:02:00 is frame 48 of the cut: inside the second clip (the first plays frames 0..39)
+    code, data = run(capsys, "timeline", "activate", tmp_path / "twice.otio", "--track", 1, "--at", "01:00:02:00",
+                     "--take", "original", "-o", tmp_path / "second.otio")
+    assert code == 0 and data["active"] == ORIGINAL
+    clips = [c for c in read_timeline(tmp_path / "second.otio").find_clips()]
+    assert [c.active_media_reference_key for c in clips] == ["B_v002", ORIGINAL]
+    code, data = run(capsys, "timeline", "status", tmp_path / "second.otio", "--track", 1, "--at", "01:00:00:05",
+                     "--take", "B_v002", "--set", "approved", "--note", "first cut", "-o", tmp_path / "third.otio")
+    assert code == 0 and data["clip"] == "B"
+    code, data = run(capsys, "timeline", "activate", tmp_path / "second.otio", "--track", 1, "--at", "01:00:04:00",
+                     "--take", "original", "-o", tmp_path / "y.otio")
+    assert code == 2 and "no clip plays on V1 at 01:00:04:00" in data["error"]
+
+
+def _segment_of(timeline, index):
+    from bridge.timeline import select_item
+
+    return select_item(timeline, 1, index)
