@@ -548,7 +548,10 @@ def _never_accepted(request: "pb.SubmitJobRequest") -> list[str]:
         why.append("operation")
     if request.contract.output.codec not in (0, pb.PRORES_422_HQ, pb.FFV1, pb.PNG_SEQUENCE, pb.H264_PROXY):
         why.append("codec")
-    if request.backend not in ("", "classic"):
+    # a backend this server knows but cannot run is accepted when the contract's fallback says to
+    # run it on classic (server/policies.py); any other backend is refused
+    runs_on_classic = request.backend == "diffusers" and request.contract.fallback == pb.CLASSIC
+    if request.backend not in ("", "classic") and not runs_on_classic:
         why.append("backend")
     if request.operation == pb.EXTEND and request.HasField("extend") and not 0 < request.extend.frames <= 500:
         why.append("extend.frames")
