@@ -21,20 +21,12 @@ from server.cli import main
 
 from support.resolve_standin import Resolve
 from support import contract
-from support.servers import free_port, start_server
+from support.servers import module_server as server  # noqa: F401  (the fixture)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resolve_scripts"))
 from takebridge_resolve import core  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc, address = start_server(tmp_path_factory.mktemp("store"), free_port())
-    yield address
-    proc.terminate()
-    proc.wait(timeout=20)
 
 
 def _jobs(address: str) -> int:

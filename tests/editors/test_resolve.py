@@ -14,21 +14,13 @@ from server.media import probe, read_frames, write_movie
 from server.samples import moving_object_clip, pan_clip
 
 from support.resolve_standin import Resolve
-from support.servers import free_port, start_server
+from support.servers import module_server as server  # noqa: F401  (the fixture)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resolve_scripts"))
 from takebridge_resolve import core, markers  # noqa: E402
 
 pytestmark = pytest.mark.slow
 RATE = Fraction(24)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc, address = start_server(tmp_path_factory.mktemp("store"), free_port())
-    yield address
-    proc.terminate()
-    proc.wait(timeout=20)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from server.media import probe
 
 from support import contract
-from support.servers import free_port, start_server
+from support.servers import module_server as server  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -41,14 +41,6 @@ print(json.dumps({"takes": item.GetTakesCount(), "marker": item.GetMarkers()[2],
                                                                takebridge_core, takebridge_resolve, typing_extensions)},
                   "bare_bridge": "bridge" in sys.modules, "server": "server" in sys.modules}))
 """
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc, address = start_server(tmp_path_factory.mktemp("store"), free_port())
-    yield address
-    proc.terminate()
-    proc.wait(timeout=20)
 
 
 def test_install_resolve_from_the_wheel_and_the_installed_folder_alone_runs_the_markers(server, tmp_path):

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TAKEBRIDGE = [sys.executable, "-m", "server.cli"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -38,3 +40,12 @@ def cli(*args, check=True) -> subprocess.CompletedProcess:
     if check:
         assert done.returncode == 0, done.stderr
     return done
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory):
+    """One real server process for a test module; its address (tests import it as `server`)."""
+    proc, address = start_server(tmp_path_factory.mktemp("store"), free_port())
+    yield address
+    proc.terminate()
+    proc.wait(timeout=20)
