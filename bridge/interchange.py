@@ -23,7 +23,7 @@ from typing import Callable
 
 import opentimelineio as otio
 
-from . import files, metadata
+from . import fcpxml, files, metadata
 from .errors import TakeBridgeError
 from .selection import parse_timeline, url_to_path
 from .timecode import exact_rate, frames_of, rate_text
@@ -83,8 +83,7 @@ def read_timeline(path: Path, *, rate=None) -> otio.schema.Timeline:
         if adapter == "otioz":
             timeline = _read_otioz(path)
         elif adapter == "fcpx_xml":
-            with _fcpx_exact_rates():
-                timeline = otio.adapters.read_from_string(_fcpx_exact_times(path.read_text()), "fcpx_xml")
+            timeline = fcpxml.read(path.read_text())
         else:
             timeline = otio.adapters.read_from_file(str(path), adapter_name=adapter, **options)
     except InterchangeError:
@@ -142,60 +141,6 @@ def _one_line(exc: Exception) -> str:
     """An adapter's error (some run to fifteen lines) as one line, at most 300 characters."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-@contextlib.contextmanager
-def _fcpx_exact_rates():
-    """OTIO's FCPXML adapter counts a format's rate as int(24000 / 1001) = 23 when reading, so NTSC
-    projects (most Final Cut projects: 23.976, 29.97, 59.94) were read at 23, 29 or 59 fps, their
-    clips a frame or more short and gaps appearing between them; and writes a frame duration only
-    for 24, 25, 30, 50 and 60 (NTSC rounded, anything else empty). While it reads or writes, its
-    rates and frame durations are exact (whole rates stay whole)."""
-    module = _fcpx_module()
-    reader, writer = getattr(module, "FcpxXml", None), getattr(module, "FcpxOtio", None)
-    if reader is None or writer is None or not hasattr(reader, "_format_frame_rate") or \
-            not hasattr(module, "to_rational_time") or not hasattr(writer, "_framerate_to_frame_duration"):
-        yield
-        return
-    truncating_rate, truncating_time = reader._format_frame_rate, module.to_rational_time
-    rounding_duration = writer.__dict__["_framerate_to_frame_duration"]
-
-    def exact_duration(framerate):
-        rate = Fraction(float(framerate)).limit_denominator(100_000)
-        return f"{rate.denominator}/{rate.numerator}s"
-
-    def exact_rate_of(self, format_id):
-        total, rate = self._format_frame_duration(format_id)
-        value = float(Fraction(rate) / Fraction(total))
-        return int(round(value)) if abs(value - round(value)) < 1e-9 else value
-
-    def exact_time(rational_number, fps):   # its frames were right; its rate was int(fps)
-        counted = truncating_time(rational_number, fps)
-        return otio.opentime.RationalTime(counted.value, float(fps))
-    reader._format_frame_rate, module.to_rational_time = exact_rate_of, exact_time
-    writer._framerate_to_frame_duration = staticmethod(exact_duration)
-    try:
-        yield
-    finally:
-        reader._format_frame_rate, module.to_rational_time = truncating_rate, truncating_time
-        writer._framerate_to_frame_duration = rounding_duration
-
-
-def _fcpx_module():
-    """The FCPXML adapter's module, found through OTIO's plugin (None if it cannot be loaded)."""
-    try:
-        return otio.adapters.from_name("fcpx_xml").module()
-    except Exception:    # the plugin is missing or failed to load: the read reports it
-        return None
-
-
-def _fcpx_exact_times(text: str) -> str:
-    """OTIO's FCPXML reader turns duration="29/25s" into int(29 / 25 * 25) = 28 frames (float
-    truncation). Nudging durations and offsets up by a millionth of their unit makes the
-    truncation land on the frame the file means (it reads whole frames only)."""
-    def nudge(m):
-        return f' {m[1]}="{int(m[2]) * 1_000_000 + 1}/{int(m[3]) * 1_000_000}s"'
-    return re.sub(r' (duration|offset)="(\d+)/(\d+)s"', nudge, text)
 
 
 def _read_otioz(path: Path) -> otio.schema.Timeline:
@@ -260,9 +205,13 @@ def write_timeline(timeline: otio.schema.Timeline, path: Path, *, resolve: bool 
             raise InterchangeError("--resolve shapes .otio files only; write OUT.otio")
         out = resolve_shape(out, probe=probe, warnings=warnings)
         report["format"] = "otio_json (Resolve)"
+    auditions = {}
     if adapter in SINGLE_REFERENCE:
         sidecar = make_sidecar(timeline)
         report["takes_in_sidecar"] = sum(len(c["references"]) - 1 for c in sidecar["clips"])
+        if adapter == "fcpx_xml":   # Final Cut holds takes itself, as auditions
+            auditions = fcpxml.mark_auditions(out, _written_url)
+            report["auditions"] = len(auditions)
         out = flatten(out, adapter, probe=probe, warnings=warnings)
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {}
@@ -277,15 +226,72 @@ def write_timeline(timeline: otio.schema.Timeline, path: Path, *, resolve: bool 
     if adapter == "otioz":
         _write_otioz(out, path, warnings)
     elif adapter == "fcpx_xml":
-        with _fcpx_exact_rates():
-            _atomic(path, lambda tmp: otio.adapters.write_to_file(out, tmp, adapter_name=adapter, **options))
+        text = fcpxml.write(out, auditions)
+        _atomic(path, lambda tmp: Path(tmp).write_text(text))
     else:
-        _atomic(path, lambda tmp: otio.adapters.write_to_file(out, tmp, adapter_name=adapter, **options))
+        fixes = {"AAF": _aaf_nested_lengths, "fcp_xml": _fcp7_files_by_range}.get(adapter, contextlib.nullcontext)
+        with fixes():
+            _atomic(path, lambda tmp: otio.adapters.write_to_file(out, tmp, adapter_name=adapter, **options))
     if adapter in SINGLE_REFERENCE:
         side = sidecar_path(path)
         _atomic(side, lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=1)))
         report["sidecar"] = str(side)
     return report
+
+
+@contextlib.contextmanager
+def _fcp7_files_by_range():
+    """OpenTimelineIO's FCP 7 XML writer writes one <file> per URL: Premiere exports one file
+    element per clip when clips use different parts of a file (each with its own range and
+    start timecode), and the writer kept the first one's timecode for all of them, so every
+    other clip came back with other source frames. While it writes, a file is the same file
+    only when its URL and its range agree."""
+    adapter = otio.adapters.from_name("fcp_xml").module()
+    same_url = vars(adapter).get("_backreference_for_item")
+    if same_url is None:
+        yield
+        return
+
+    def by_url_and_range(item, tag, br_map):
+        if not isinstance(item, otio.schema.ExternalReference) or item.available_range is None:
+            return same_url(item, tag, br_map)
+        url, held = item.target_url, item.available_range
+        item.target_url = f"{url}\x00{held.start_time.value}/{held.start_time.rate}+{held.duration.value}"
+        try:                  # (only the identity is keyed on it; the element is built from the real URL)
+            return same_url(item, tag, br_map)
+        finally:
+            item.target_url = url
+    adapter._backreference_for_item = by_url_and_range
+    try:
+        yield
+    finally:
+        adapter._backreference_for_item = same_url
+
+
+@contextlib.contextmanager
+def _aaf_nested_lengths():
+    """OpenTimelineIO's AAF writer gives a nested sequence (a Stack, written as a Submaster
+    OperationGroup) the sum of its tracks' lengths, though they play in parallel: read back,
+    a 12-frame nested sequence of two tracks ran 24 frames and pushed the rest of the cut.
+    While it writes, the group's length is the stack's own duration."""
+    adapter = getattr(otio.adapters.from_name("AAF").module(), "aaf_writer", None)
+    transcriber = getattr(adapter, "_TrackTranscriber", None)
+    summing = vars(transcriber).get("aaf_operation_group") if transcriber is not None else None
+    if summing is None:
+        yield
+        return
+
+    def parallel(self, otio_stack):
+        group = summing(self, otio_stack)
+        longest = max((segment.length for segment in group.segments), default=0)
+        own = otio_stack.duration().rescaled_to(self.edit_rate).value
+        group.length = min(longest, round(own)) if own > 0 else longest
+        return group
+    transcriber.aaf_operation_group = parallel
+    try:
+        yield
+    finally:
+        transcriber.aaf_operation_group = summing
 
 
 def track_only(timeline: otio.schema.Timeline, number: int, warnings: list[str] | None = None) -> otio.schema.Timeline:
@@ -436,7 +442,7 @@ def flatten(timeline: otio.schema.Timeline, adapter: str, *, probe: Probe | None
             ref.target_url = url_to_path(ref.target_url)
             _ensure_available_range(clip, ref, probe, warnings)
             if adapter in URL_FORMATS:   # as the application writes them: the file's own URL kept as it was
-                ref.target_url = written if "://" in written else _file_url(ref.target_url)
+                ref.target_url = _written_url(written)
             if adapter == "fcp_xml":
                 _timecode_rate(clip, ref)
         clip.set_media_references({ORIGINAL: ref}, ORIGINAL)
@@ -469,6 +475,12 @@ def _aaf_unc_path(clip, ref) -> None:
     path = url_to_path(ref.target_url) if isinstance(ref, otio.schema.ExternalReference) else ""
     if path:
         comments["UNC Path"] = path
+
+
+def _written_url(url: str) -> str:
+    """A reference's URL as FCP 7 XML and FCPXML hold it: a URL the file had stays as it was, a
+    local path becomes a file:// URL."""
+    return url if "://" in url else _file_url(url_to_path(url))
 
 
 def _file_url(path: str) -> str:

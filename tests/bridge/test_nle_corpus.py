@@ -4,8 +4,8 @@ placed on its first video clip, written back in its own format and read again. E
 every track must come back frame-exact (record and source frames), with the take active on its
 clip; or the file is refused in one line, for a reason listed here that an editor can act on.
 
-Known defects still open (issue 15) are strict xfails naming the defect: fixing one turns its
-test red until the mark is removed."""
+A defect found and not yet fixed goes in OPEN, a strict xfail naming it: fixing it turns
+its test red until the mark is removed."""
 from __future__ import annotations
 
 import re
@@ -42,12 +42,8 @@ REFUSED = {
     # audio only: nothing for a video take, and an EDL is written for one video track
     "edl/multi_audio.edl": r"no video track \(audio only\).*write \.otio, \.xml or \.aaf",
 }
-# open defects of issue 15 (strict: a fix shows up as XPASS)
-OPEN = {
-    "aaf/essence_group.aaf": "an AAF essence group's nested stack comes back at twice its length",
-    "fcp7/premiere_enable_property.xml": "disabled audio clips come back with other source frames",
-    "fcp7/empty_name_tags.xml": "one file used by many clips at different ranges (and a fractional source start) comes back shifted",
-}
+# open defects (strict: a fix shows up as XPASS); none left from issue 15
+OPEN: dict[str, str] = {}
 
 
 def _first_video_clip(timeline):
@@ -290,3 +286,70 @@ def test_an_ntsc_final_cut_project_is_read_at_its_real_rate_frame_for_frame(tmp_
 
 def _rate_of(item) -> float:
     return float(item.source_range.start_time.rate)
+
+
+def test_takes_are_written_as_a_final_cut_audition_and_read_back_from_it_without_the_sidecar(tmp_path):
+    """Final Cut's own take container: a clip with takes is written as an <audition> whose pick
+    is the active take and whose alternatives are the others, each on its own asset; the file
+    alone (no sidecar) reads back with every take, the same one active, each at its file and
+    range, and the cut unchanged."""
+    timeline = read_timeline(CORPUS / "fcpx" / "fcpx_example.fcpxml")
+    number, index, clip = _first_video_clip(timeline)
+    segment = select_item(timeline, number, index)
+    for version, active in ((1, True), (2, False)):
+        take = fake_take(f"harbour_v00{version}", segment)
+        take.media.url = str(tmp_path / "takes" / f"harbour_v00{version}.mov")
+        place_take(timeline, clip, take, activate=active)
+    expected = shape(timeline)
+    report = write_timeline(timeline, tmp_path / "takes.fcpxml")
+    assert report["auditions"] == 1
+
+    text = (tmp_path / "takes.fcpxml").read_text()
+    assert text.count("<audition") == 1
+    audition = re.search(r"<audition[^>]*>(.*?)</audition>", text, re.S)[1]
+    members = re.findall(r'<md key="com\.takebridge\.take" value="([^"]+)"', audition)
+    assert members == ["harbour_v001", otio.schema.Clip.DEFAULT_MEDIA_KEY, "harbour_v002"]   # the pick first
+    pick_ref = re.search(r'<video [^>]*ref="(r\d+)"', audition)[1]
+    assert re.search(rf'<asset [^>]*id="{pick_ref}"[^>]*>', text)[0].count((tmp_path / "takes").as_uri()) == 1
+
+    sidecar_path(tmp_path / "takes.fcpxml").unlink()
+    again = read_timeline(tmp_path / "takes.fcpxml")
+    assert shape(again) == expected
+    back = next(c for c in again.find_clips() if "harbour_v002" in c.media_references())
+    assert back.name == clip.name and back.active_media_reference_key == "harbour_v001"
+    references = back.media_references()
+    assert sorted(references) == sorted(clip.media_references())
+    for key in ("harbour_v001", "harbour_v002"):
+        assert references[key].target_url == (tmp_path / "takes" / f"{key}.mov").as_uri()
+        assert references[key].available_range == clip.media_references()[key].available_range
+    assert references[otio.schema.Clip.DEFAULT_MEDIA_KEY].target_url == \
+        clip.media_references()[otio.schema.Clip.DEFAULT_MEDIA_KEY].target_url
+
+
+def test_a_final_cut_1_11_project_reads_its_auditions_media_reps_and_start_timecode(tmp_path):
+    """An FCPXML 1.11 project in Final Cut's own form (made here: 23.976 fps, starting at
+    01:00:00:00, assets naming their files in <media-rep>, one audition, a connected clip):
+    the adapter alone read every clip offline, an hour of gap before the cut, and both
+    audition members as clips on top of each other."""
+    timeline = read_timeline(CORPUS / "fcpx" / "made_here_1.11_ntsc_audition.fcpxml")
+    assert timeline.global_start_time.value == 86400 and round(timeline.global_start_time.rate, 3) == 23.976
+    main, connected = timeline.video_tracks()
+    assert [(item.name, main.range_of_child_at_index(i).start_time.value, item.duration().value)
+            for i, item in enumerate(main)] == [("A001_C003", 0, 48), ("B002_C011", 48, 48)]
+    assert [(type(item).__name__, connected.range_of_child_at_index(i).start_time.value, item.duration().value)
+            for i, item in enumerate(connected)] == [("Gap", 0, 60), ("Clip", 60, 24)]
+    audition = main[0]
+    assert audition.active_media_reference_key == otio.schema.Clip.DEFAULT_MEDIA_KEY
+    references = audition.media_references()
+    assert sorted(references) == ["A001_C003_grade", otio.schema.Clip.DEFAULT_MEDIA_KEY]
+    assert references["A001_C003_grade"].target_url == "file:///Volumes/Shoot/Grade/A001_C003_grade.mov"
+    assert references["A001_C003_grade"].available_range.start_time.value == 86400
+    assert audition.source_range.start_time.value == 86424
+    # the original media, not the proxy listed before it
+    assert main[1].media_reference.target_url == "file:///Volumes/Shoot/Day1/B002_C011.mov"
+    # written back, the file alone keeps the start timecode and the audition
+    write_timeline(timeline, tmp_path / "back.fcpxml")
+    sidecar_path(tmp_path / "back.fcpxml").unlink()
+    again = read_timeline(tmp_path / "back.fcpxml")
+    assert again.global_start_time.value == 86400 and shape(again) == shape(timeline)
+    assert sorted(again.video_tracks()[0][0].media_references()) == sorted(references)
