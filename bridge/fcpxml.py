@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -200,7 +201,7 @@ def _prepare(text: str) -> tuple[str, dict[str, Audition], dict[str, otio.openti
         if not members or parent is None:
             continue
         pick, others = members[0], members[1:]
-        token = f"tb-audition-{number}"
+        token = f"{_token_prefix()}{number}"
         taken: set[str] = set()
         pick_key = _unique(_take_key(pick) or DEFAULT_MEDIA, taken)
         audition = Audition(name=pick.get("name") or "", pick=pick_key)
@@ -232,6 +233,11 @@ def _as_takes(clip: otio.schema.Clip, audition: Audition) -> None:
     for take in audition.alternatives:
         references[take.key] = otio.schema.ExternalReference(target_url=take.url, available_range=take.available)
     clip.set_media_references(references, audition.pick)
+
+
+def _token_prefix() -> str:
+    """A name no clip has, to find a clip again after the adapter has read or written it."""
+    return f"takebridge-audition-{uuid.uuid4().hex}-"
 
 
 def _take_key(element) -> str | None:
@@ -281,6 +287,7 @@ def mark_auditions(timeline: otio.schema.Timeline, url_of) -> dict[str, Audition
     (more than one reference holding a file) gets a token name; returns what each token's
     audition holds. `url_of(url)` gives a URL as the file will hold it."""
     auditions: dict[str, Audition] = {}
+    prefix = _token_prefix()
     for track in timeline.video_tracks():
         for clip in track.find_clips(shallow_search=False):
             references = clip.media_references()
@@ -290,7 +297,7 @@ def mark_auditions(timeline: otio.schema.Timeline, url_of) -> dict[str, Audition
                       if key != active and isinstance(ref, otio.schema.ExternalReference) and ref.target_url]
             if not others:
                 continue
-            token = f"tb-audition-{len(auditions) + 1}"
+            token = f"{prefix}{len(auditions) + 1}"
             auditions[token] = Audition(name=clip.name, pick=active, alternatives=others)
             clip.name = token
     return auditions

@@ -213,8 +213,12 @@ def cmd_convert(args) -> int:
     for output, track in outputs:
         report = _write(args, timeline, output, resolve=args.resolve, track=track)
         text = f"wrote {output} ({report['format']}{f', V{track}' if track else ''})"
+        if report.get("auditions"):
+            text += f", the takes of {report['auditions']} clip(s) as Final Cut auditions"
         if report.get("sidecar"):
-            text += f" and {report['sidecar']} ({report['takes_in_sidecar']} take(s) the format cannot hold)"
+            held = "metadata and effects" if report.get("auditions") else \
+                f"{report['takes_in_sidecar']} take(s) the format cannot hold"
+            text += f" and {report['sidecar']} ({held})"
         lines += [text] + [f"warning: {warning}" for warning in report.get("warnings", [])]
         reports.append({**report, "track": track})
     data = {"input": str(args.input), **reports[0]} if len(reports) == 1 else {"input": str(args.input), "files": reports}
