@@ -3,14 +3,17 @@ a timeline file the way the Resolve and Blender adapters work on theirs.
 
 Clips are the segments the user chose (by clip name and track, or a track's range), each
 identified by its track and position; a take is placed on the in-memory timeline with the
-chosen placement (bridge/takes.py), and the caller writes the file.
+chosen placement (bridge/takes.py), and the caller writes the file. For Generate the "clip" is
+a gap (bridge.previs.GapTarget): its take becomes a new clip filling exactly the gap.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Optional, Sequence
 
 import opentimelineio as otio
 
+from .previs import GapTarget, export_gap, place_generated
 from .request import JobOptions, build_request
 from .takes import check_extension_room, place_take
 from .timecode import to_timecode
@@ -36,17 +39,29 @@ class OtioFileEditor:
         self.placed = 0
         # each segment's clip by its position, taken now: placing one take may split a clip and
         # shift the positions after it, and two clips may share a name (one source cut in twice)
-        self._clips = {id(s): video_track(timeline, s.track_index + 1)[s.item_index] for s in self.segments}
+        self._clips = {id(s): video_track(timeline, s.track_index + 1)[s.item_index] for s in self.segments
+                       if not isinstance(s, GapTarget)}
 
     def clips(self) -> list[Segment]:
         return self.segments
 
     def describe(self, segment: Segment) -> dict:
         rate = timeline_rate(self.timeline)
+        if isinstance(segment, GapTarget):
+            return {"item": segment.shot, "track": segment.track_number, "frames": segment.count,
+                    "record_start": to_timecode(global_start(self.timeline) + segment.record_start, rate)}
         return {"item": segment.clip, "track": segment.track_index + 1,
                 "record_start": to_timecode(global_start(self.timeline) + segment.record_start, rate)}
 
     def request(self, segment: Segment, options: JobOptions):
+        if isinstance(segment, GapTarget):
+            if segment.size and not options.width:   # another take of the shot: at its size
+                options = dataclasses.replace(options, width=segment.size[0], height=segment.size[1])
+            selection = export_gap(self.timeline, segment)
+            request = build_request(selection, options, client=self.client_name, keyframes=segment.keyframes)
+            if self.prepare is not None:
+                self.prepare(request, selection)
+            return request
         if options.op == "extend":       # refused before any compute is spent
             check_extension_room(self.timeline, self._clips[id(segment)], options.side, options.frames,
                                  placement=self.placement, sync=self.sync)
@@ -57,6 +72,10 @@ class OtioFileEditor:
         return request
 
     def apply(self, segment: Segment, take, options: JobOptions) -> dict:
+        if isinstance(segment, GapTarget):
+            place_generated(self.timeline, segment, take)
+            self.placed += 1
+            return {"placed": "gap" if segment.placeholder is None else "take"}
         place_take(self.timeline, self._clips[id(segment)], take, placement=self.placement, sync=self.sync,
                    segment=segment)
         self.placed += 1

@@ -58,6 +58,15 @@ class JobOptions:
     take_dir: str = ""                   # "" = the server's default
     handles: int = 0                     # frames of source either side sent as context
     placement: str = "gap"               # extend: "gap" (the following gap) or "track" (a track above)
+    mode: str = ""                       # generate: names.GENERATE_MODES, "" = from what is given
+    image: str = ""                      # generate: a storyboard still (or a movie: image_frame is its frame)
+    image_frame: int = 0
+    keyframes: str = "auto"              # generate: "auto" = the neighbouring clips' frames when both touch the gap
+    camera: str = ""                     # generate: names.CAMERA_MOVES, "" = push in on a board
+    camera_amount: float = 0.0           # generate: 0 = 0.15 (15 % zoom or travel)
+    width: int = 0                       # generate: the shot's size; 0 = the board's (else 1920x1080)
+    height: int = 0
+    burn_in: bool = False                # generate: mark the frames PRE-VIS
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -85,12 +94,13 @@ class JobOptions:
 
 
 def build_request(selection: otio.schema.Timeline, options: JobOptions, *, client: str,
-                  request_id: str = "") -> pb.SubmitJobRequest:
+                  request_id: str = "", keyframes=None) -> pb.SubmitJobRequest:
     """The SubmitJobRequest for one selection (a job timeline: bridge.timeline.job_timeline).
 
     Refuses here what the server would refuse later, naming the value: an unknown operation,
     codec or fallback, an extension of no frames, an inpaint without a mask file, a reference
-    image that is not there.
+    image that is not there. `keyframes` (generate): the (first, last) frames of the clips either
+    side of the gap (bridge.previs.FrameSource), used when options.keyframes is "auto".
     """
     try:
         operation = names.operation_value(options.op)
@@ -116,6 +126,8 @@ def build_request(selection: otio.schema.Timeline, options: JobOptions, *, clien
     elif options.op == "inpaint":
         request.inpaint.mask_url = _local_file(options.mask, "mask file", "inpaint needs a mask file (a movie, "
                                                              "image sequence or still; white = regenerate)")
+    elif options.op == "generate":
+        _generate_params(request.generate, options, keyframes)
     contract = request.contract
     contract.prompt, contract.negative_prompt = options.prompt, options.negative_prompt
     if options.seed is not None:
@@ -131,6 +143,37 @@ def build_request(selection: otio.schema.Timeline, options: JobOptions, *, clien
         contract.reference_images.add(url=path, role=ref.role or "reference",
                                       name=os.path.splitext(os.path.basename(path))[0])
     return request
+
+
+def _generate_params(params: "pb.GenerateParams", options: JobOptions, keyframes) -> None:
+    try:
+        params.mode = names.generate_mode_value(options.mode)
+        params.camera = names.camera_value(options.camera)
+    except ValueError as err:
+        raise RequestError(str(err)) from None
+    if not 0.0 <= float(options.camera_amount) <= 1.0:
+        raise RequestError(f"camera amount {options.camera_amount} is outside 0..1 (0.15 = 15 % of the picture)")
+    if (int(options.width) > 0) != (int(options.height) > 0) or int(options.width) < 0 or int(options.height) < 0:
+        raise RequestError(f"give the shot's width and height together, not {options.width}x{options.height}")
+    params.camera_amount, params.width, params.height = float(options.camera_amount), int(options.width), \
+        int(options.height)
+    params.burn_in = bool(options.burn_in)
+    mode = params.mode
+    if options.image:
+        params.first.url = _local_file(options.image, "board image", "give a still image (PNG, JPEG) or a movie")
+        params.first.frame = int(options.image_frame)
+        if mode == pb.GENERATE_MODE_UNSPECIFIED:
+            params.mode = pb.IMAGE
+    elif options.keyframes == "auto" and keyframes is not None and mode in (pb.GENERATE_MODE_UNSPECIFIED,
+                                                                            pb.KEYFRAMES):
+        first, last = keyframes
+        params.first.url, params.first.frame = first.path, first.frame
+        params.last.url, params.last.frame = last.path, last.frame
+    elif mode == pb.KEYFRAMES:
+        raise RequestError("keyframes mode needs a clip on each side of the gap (their frames are the keyframes); "
+                           "the gap has none on at least one side: give --image for a board, or a prompt")
+    elif mode == pb.IMAGE:
+        raise RequestError("image mode needs a board: give --image FILE (a still, or a movie and --image-frame N)")
 
 
 def _local_file(path: str, what: str, missing: str) -> str:

@@ -19,6 +19,9 @@ from .errors import TakeBridgeError
 from .timecode import exact_rate, frames_of
 
 
+PREVIS_KIND = "TakeBridgePrevis"   # a GeneratorReference of this kind: the place of a shot Generate makes
+
+
 class SelectionError(TakeBridgeError):
     """The timeline or the selection cannot be used; `code` is machine-readable."""
 
@@ -30,7 +33,7 @@ class SelectionError(TakeBridgeError):
 class MediaSource:
     """Where the clip's active media is and how its frames are numbered."""
 
-    kind: str                      # "movie" | "sequence" | "missing"
+    kind: str                      # "movie" | "sequence" | "previs" (a gap Generate fills: no media)
     path: str                      # file path, or printf pattern for a sequence
     available_start: int | None    # first frame of the reference's available range, if stated
     available_duration: int | None
@@ -228,6 +231,8 @@ def media_source(clip: otio.schema.Clip) -> MediaSource:
         pattern = (url_to_path(ref.target_url_base.rstrip("/")) + "/" + ref.name_prefix
                    + f"%0{ref.frame_zero_padding}d" + ref.name_suffix)
         return MediaSource("sequence", pattern, start, duration, rate, sequence_start=ref.start_frame)
+    if isinstance(ref, otio.schema.GeneratorReference) and ref.generator_kind == PREVIS_KIND:
+        return MediaSource("previs", "", start, duration, rate)
     kind = ref.schema_name() if ref is not None else "no reference"
     raise SelectionError("media_missing",
                          f"clip {clip.name!r} has no usable media ({kind}); relink it to a movie or image sequence")

@@ -18,9 +18,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 import bridge
-from bridge.api import pb, pb_grpc
+from bridge.api import names, pb, pb_grpc
 from server.allocator import fix_mmap_threshold
-from server.backends.base import OPERATIONS
 from server.backends.classic import ClassicBackend
 from server.backends.diffusers.backend import DiffusersBackend
 from server.backends.diffusers.loading import ModelError, read_profiles
@@ -33,7 +32,9 @@ from server.worker import Worker
 
 log = logging.getLogger("takebridge.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Generation"].full_name
-OP_ENUM = {"refine": pb.REFINE, "extend": pb.EXTEND, "inpaint": pb.INPAINT}
+OP_ENUM = {name: names.operation_value(name) for name in names.OPERATIONS}
+# what an unavailable backend would offer: the diffusers backend has no Generate pipelines yet
+UNAVAILABLE_OPERATIONS = ("refine", "extend", "inpaint")
 MAX_MESSAGE_BYTES = 16 << 20      # a 4 MiB selection or a 4 MiB upload chunk, with room to spare
 MAX_CONCURRENT_RPCS = 1024        # beyond this a call is refused RESOURCE_EXHAUSTED, not queued forever
 
@@ -183,7 +184,7 @@ class Runtime:
                               operations=[OP_ENUM[o] for o in backend.operations()])
         for name, reason in self.unavailable.items():
             caps.backends.add(name=name, available=False, unavailable_reason=reason,
-                              operations=[OP_ENUM[o] for o in OPERATIONS])
+                              operations=[OP_ENUM[o] for o in UNAVAILABLE_OPERATIONS])
         return caps
 
 

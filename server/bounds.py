@@ -18,6 +18,7 @@ MAX_REFERENCE_IMAGES = 16
 MAX_THRESHOLDS = 32
 MAX_NOTE_CHARS = 8192              # a reviewer's note; stored, listed and sent back with every take
 MAX_REVIEWER_CHARS = 256
+MAX_GENERATE_SIZE = 8192      # pixels a side of a generated shot (8K)
 MAX_PROMPT_CHARS = 8192
 MAX_ID_CHARS = 128                 # request ids, job ids, take ids, backend and model names
 MAX_PATH_CHARS = 4096
@@ -62,6 +63,16 @@ def check_submit(request: "pb.SubmitJobRequest", max_frames: int, max_handles: i
         _text(request.inpaint.mask_url, "inpaint.mask_url", MAX_PATH_CHARS)
         _count(request.inpaint.grow_pixels, "inpaint.grow_pixels", 0, MAX_GROW_PIXELS,
                " pixels; grow the mask in the editor for more")
+    if request.HasField("generate"):
+        params = request.generate
+        for which in ("first", "last"):
+            _text(getattr(params, which).url, f"generate.{which}.url", MAX_PATH_CHARS)
+            _count(getattr(params, which).frame, f"generate.{which}.frame", 0, 10**9)
+        _count(params.width, "generate.width", 0, MAX_GENERATE_SIZE)
+        _count(params.height, "generate.height", 0, MAX_GENERATE_SIZE)
+        if not math.isfinite(params.camera_amount) or not 0.0 <= params.camera_amount <= 1.0:
+            raise JobError("bad_camera", f"generate.camera_amount {params.camera_amount:g} is outside 0..1 (0.15 = "
+                                         f"15 % of the picture)")
     contract = request.contract
     _text(contract.prompt, "contract.prompt", MAX_PROMPT_CHARS)
     _text(contract.negative_prompt, "contract.negative_prompt", MAX_PROMPT_CHARS)

@@ -34,9 +34,12 @@ from server import noise
 
 DEFAULTS = {"seam": 3.0, "mask_outside": 0.002, "mask_boundary": 1.8, "flicker": 2.0, "conformance": 0.0,
             "real_resolution": 0.35, "fallback": 0.0, "color_clip": 0.02,
-            "motion": 0.25, "frame_order": 0.0, "level_shift": 1.5, "inpaint_effect": 1.0}
+            "motion": 0.25, "frame_order": 0.0, "level_shift": 1.5, "inpaint_effect": 1.0,
+            # GENERATE (server.generate)
+            "generated_flicker": 0.75, "board_fidelity": 3.0, "keyframe_fidelity": 3.0, "previs": 0.0}
 HIGHER_IS_WORSE = {"seam", "mask_outside", "mask_boundary", "flicker", "conformance", "fallback", "color_clip",
-                   "motion", "frame_order", "level_shift"}
+                   "motion", "frame_order", "level_shift", "generated_flicker", "board_fidelity",
+                   "keyframe_fidelity", "previs"}
 THUMB_WIDTH = 64          # motion, order and level gates compare 64-pixel-wide luma thumbnails
 STILL_SHARE = 0.15        # a frame-to-frame change under this share of the source's own is a freeze
 MOVING_FLOOR = 0.4        # thumbnail levels: a source changing less than this a frame is standing still

@@ -23,7 +23,7 @@ from server.media import MediaError, MediaInfo, probe
 from server.media.pixels import convertible
 from server.otio_guard import read_in_process
 
-OP_NAMES = {pb.REFINE: "refine", pb.EXTEND: "extend", pb.INPAINT: "inpaint"}
+OP_NAMES = {pb.REFINE: "refine", pb.EXTEND: "extend", pb.INPAINT: "inpaint", pb.GENERATE: "generate"}
 CODECS = {  # codec -> (media.encode name, file suffix; "" = a folder)
     pb.PRORES_422_HQ: ("prores", ".mov"),
     pb.FFV1: ("ffv1", ".mkv"),
@@ -48,7 +48,7 @@ class Limits:
     # estimated compute cost, seconds per megapixel-frame, per backend and operation (classic:
     # measured by bench/bench_classic.py on a 2-core VM, rounded up)
     costs: dict = dataclasses.field(default_factory=lambda: {
-        "classic": {"refine": 0.12, "extend": 0.03, "inpaint": 0.03}})
+        "classic": {"refine": 0.12, "extend": 0.03, "inpaint": 0.03, "generate": 0.02}})
     # selection_otio text -> Selection; the server reads untrusted selections in a child process
     # (server.otio_guard.SelectionReader), tools on a user's own files in process
     read_selection: Callable[[str], Selection] = read_in_process
@@ -101,6 +101,7 @@ class JobPlan:
     steps_scale: float = 1.0        # generative backends: share of the denoising steps (DEGRADE)
     reference_paths: list = dataclasses.field(default_factory=list)  # contract reference images
     fallbacks: list = dataclasses.field(default_factory=list)   # what happened instead of what was asked
+    generate: dict = dataclasses.field(default_factory=dict)    # GENERATE: mode, camera, keyframes (server.generate)
 
     @property
     def read_count(self) -> int:
@@ -137,7 +138,8 @@ def make_plan(request: "pb.SubmitJobRequest", limits: Limits, default_take_dir: 
 def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan:
     bounds.check_submit(request, limits.max_frames, limits.max_handles)
     if request.operation not in OP_NAMES:
-        raise JobError("bad_operation", f"operation {request.operation} is not one of REFINE, EXTEND, INPAINT")
+        raise JobError("bad_operation", f"operation {request.operation} is not one of REFINE, EXTEND, INPAINT, "
+                                        f"GENERATE")
     op = OP_NAMES[request.operation]
     params = request.WhichOneof("params")  # the oneof's field names are the operation names
     if params not in (None, op):
@@ -158,6 +160,12 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
     if selection.handles > limits.max_handles:
         raise JobError("bad_handles", f"handles {selection.handles} exceed the server limit of "
                                       f"{limits.max_handles} frames")
+    if op == "generate":
+        from server import generate   # (it builds on this module)
+        return finish_plan(generate.plan_generate(request, selection, limits), limits, default_take_dir, seed, 0)
+    if selection.media.kind == "previs":
+        raise JobError("media_missing", f"clip {selection.clip_name!r} is an empty pre-vis placeholder: there is "
+                                        f"nothing to {op} yet; Generate a take of it first")
     media_path = str(limits.check_path(resolve_media_url(selection.media.path, limits.cas_dir), "media"))
     if not os.path.exists(media_path if selection.media.kind == "movie" else os.path.dirname(media_path)):
         raise JobError("media_missing", f"media of clip {selection.clip_name!r} not found: {selection.media.path}; "
@@ -216,7 +224,13 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
     else:
         plan.take_start = plan.read_start
     plan.take_count = plan.read_count + plan.extend_frames
+    return finish_plan(plan, limits, default_take_dir, seed, origin)
 
+
+def finish_plan(plan: JobPlan, limits: Limits, default_take_dir: Path, seed, origin: int) -> JobPlan:
+    """What every operation checks the same way: the contract's reference images, thresholds,
+    frame limits and output, the seed and the take's timecode."""
+    request, media = plan.request, plan.media
     plan.feather = request.contract.constraints.mask_feather_px
     for ref in request.contract.reference_images:
         path = str(limits.check_path(resolve_media_url(ref.url, limits.cas_dir), "reference image"))

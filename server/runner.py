@@ -68,6 +68,9 @@ class _Frame:
 
 def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
              cancel: threading.Event) -> RunResult:
+    if plan.op == "generate":      # no source frames: its own pipeline
+        from server.generate import run_generate
+        return run_generate(plan, backend, staging, report, cancel)
     clock = _Clock()
     codec, suffix = CODECS[plan.codec]
     depth = working_depth(plan.media.bit_depth)

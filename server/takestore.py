@@ -200,6 +200,14 @@ class TakeStore:
         self.jobs.set_intended_take(job.job_id, intended)
         return intended
 
+    def reserve_early(self, job: "pb.Job", plan: JobPlan) -> str:
+        """Reserve the take's name before it is made (a slate or burn-in that states its take
+        must state the one it will be committed as); commit() then uses the same name."""
+        from server.plan import CODECS
+        shot_dir = plan.take_dir / safe_name(plan.shot)
+        with self._commit_lock:
+            return self._reserve(job, plan, shot_dir, CODECS[plan.codec][1])["take_id"]
+
     def commit(self, job: "pb.Job", plan: JobPlan, result: RunResult, backend: str, model: str) -> "pb.Take":
         """Move the staged media to its versioned name, write the manifest, record the take.
 
@@ -262,6 +270,12 @@ class TakeStore:
         os.replace(staged, dest)
         return dest
 
+    def _generate_inputs(self, plan: JobPlan) -> dict:
+        """A generated shot's inputs: its board or keyframes (file, frame, hash), no source media."""
+        return {"media": None, "mask": None,
+                "frames": [{"which": f["which"], "path": f["path"], "frame": f["frame"],
+                            "sha256": self.source_hash(Path(f["path"]))} for f in plan.generate.get("frames", [])]}
+
     @staticmethod
     def metrics(job: "pb.Job", plan: JobPlan, result: RunResult, take: "pb.Take") -> dict:
         """What the pilot report counts, per take."""
@@ -293,12 +307,17 @@ class TakeStore:
             "generator": result.info.get("generator") or "none (deterministic)",
             "backend": {"name": take.backend, "model": take.model, "device": result.device or self.device,
                         "weights_sha256": result.info.get("weights_sha256") or None},
-            "inputs": {
+            "inputs": self._generate_inputs(plan) if plan.op == "generate" else {
                 "media": {"path": str(plan.media.path), "sha256": self.source_hash(Path(plan.media.path))},
                 "mask": ({"path": str(plan.mask_path), "sha256": self.source_hash(Path(plan.mask_path))}
                          if plan.mask_path else None),
             },
-            "source": {
+            "generate": ({k: v for k, v in plan.generate.items() if k != "frames"} | {
+                "kind": result.info.get("kind"), "made": result.info.get("made")} if plan.op == "generate" else None),
+            "source": {"clip": sel.clip_name, "shot": sel.shot, "media": None, "record_start": sel.record_start,
+                       "timeline_rate": str(sel.timeline_rate), "frames": plan.take_count,
+                       "take_timecode": plan.start_timecode or None,
+                       "take_timecode_note": plan.timecode_note or None} if plan.op == "generate" else {
                 "clip": sel.clip_name, "shot": sel.shot, "media": str(plan.media.path),
                 "media_sha256": self.source_hash(Path(plan.media.path)),
                 "media_rate": str(plan.media.rate), "media_frames": plan.media.frame_count,

@@ -116,6 +116,8 @@ class Worker(threading.Thread):
             plan = make_plan(request, self.runtime.limits, self.runtime.take_dir, seed=seed_for(job_id))
             budget, which = self._budget(request)
             self._apply_policies(request, plan, backend, budget, which)
+            if plan.op == "generate":   # its slate and burn-in state the take it will be
+                plan.generate["take_label"] = self.runtime.takes.reserve_early(job, plan)
             reporter = _Reporter(self.store, job_id)
             if budget != float("inf"):
                 timer = threading.Timer(max(0.0, budget), lambda: (budget_hit.set(), cancel.set()))

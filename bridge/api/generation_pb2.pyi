@@ -13,6 +13,7 @@ class Operation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REFINE: _ClassVar[Operation]
     EXTEND: _ClassVar[Operation]
     INPAINT: _ClassVar[Operation]
+    GENERATE: _ClassVar[Operation]
 
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -54,10 +55,30 @@ class FallbackPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAIL: _ClassVar[FallbackPolicy]
     DEGRADE: _ClassVar[FallbackPolicy]
     CLASSIC: _ClassVar[FallbackPolicy]
+
+class GenerateMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GENERATE_MODE_UNSPECIFIED: _ClassVar[GenerateMode]
+    TEXT: _ClassVar[GenerateMode]
+    IMAGE: _ClassVar[GenerateMode]
+    KEYFRAMES: _ClassVar[GenerateMode]
+    REFERENCES: _ClassVar[GenerateMode]
+
+class CameraMove(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CAMERA_MOVE_UNSPECIFIED: _ClassVar[CameraMove]
+    STATIC: _ClassVar[CameraMove]
+    PUSH_IN: _ClassVar[CameraMove]
+    PULL_OUT: _ClassVar[CameraMove]
+    PAN_LEFT: _ClassVar[CameraMove]
+    PAN_RIGHT: _ClassVar[CameraMove]
+    TILT_UP: _ClassVar[CameraMove]
+    TILT_DOWN: _ClassVar[CameraMove]
 OPERATION_UNSPECIFIED: Operation
 REFINE: Operation
 EXTEND: Operation
 INPAINT: Operation
+GENERATE: Operation
 JOB_STATE_UNSPECIFIED: JobState
 QUEUED: JobState
 RUNNING: JobState
@@ -84,6 +105,19 @@ FALLBACK_POLICY_UNSPECIFIED: FallbackPolicy
 FAIL: FallbackPolicy
 DEGRADE: FallbackPolicy
 CLASSIC: FallbackPolicy
+GENERATE_MODE_UNSPECIFIED: GenerateMode
+TEXT: GenerateMode
+IMAGE: GenerateMode
+KEYFRAMES: GenerateMode
+REFERENCES: GenerateMode
+CAMERA_MOVE_UNSPECIFIED: CameraMove
+STATIC: CameraMove
+PUSH_IN: CameraMove
+PULL_OUT: CameraMove
+PAN_LEFT: CameraMove
+PAN_RIGHT: CameraMove
+TILT_UP: CameraMove
+TILT_DOWN: CameraMove
 
 class Rate(_message.Message):
     __slots__ = ("num", "den")
@@ -169,6 +203,34 @@ class Capabilities(_message.Message):
     allowed_media_roots: _containers.RepeatedScalarFieldContainer[str]
     max_upload_bytes: int
     def __init__(self, server_version: _Optional[str] = ..., api_version: _Optional[str] = ..., backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., default_backend: _Optional[str] = ..., codecs: _Optional[_Iterable[_Union[Codec, str]]] = ..., max_frames: _Optional[int] = ..., max_handles: _Optional[int] = ..., versions: _Optional[_Mapping[str, str]] = ..., allowed_media_roots: _Optional[_Iterable[str]] = ..., max_upload_bytes: _Optional[int] = ...) -> None: ...
+
+class FrameRef(_message.Message):
+    __slots__ = ("url", "frame")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    frame: int
+    def __init__(self, url: _Optional[str] = ..., frame: _Optional[int] = ...) -> None: ...
+
+class GenerateParams(_message.Message):
+    __slots__ = ("mode", "first", "last", "camera", "camera_amount", "width", "height", "burn_in")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BURN_IN_FIELD_NUMBER: _ClassVar[int]
+    mode: GenerateMode
+    first: FrameRef
+    last: FrameRef
+    camera: CameraMove
+    camera_amount: float
+    width: int
+    height: int
+    burn_in: bool
+    def __init__(self, mode: _Optional[_Union[GenerateMode, str]] = ..., first: _Optional[_Union[FrameRef, _Mapping]] = ..., last: _Optional[_Union[FrameRef, _Mapping]] = ..., camera: _Optional[_Union[CameraMove, str]] = ..., camera_amount: _Optional[float] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., burn_in: _Optional[bool] = ...) -> None: ...
 
 class RefineParams(_message.Message):
     __slots__ = ("strength",)
@@ -282,13 +344,14 @@ class ColorSpec(_message.Message):
     def __init__(self, input_space: _Optional[str] = ..., config: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("request_id", "operation", "selection_otio", "refine", "extend", "inpaint", "contract", "backend", "model", "client")
+    __slots__ = ("request_id", "operation", "selection_otio", "refine", "extend", "inpaint", "generate", "contract", "backend", "model", "client")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     SELECTION_OTIO_FIELD_NUMBER: _ClassVar[int]
     REFINE_FIELD_NUMBER: _ClassVar[int]
     EXTEND_FIELD_NUMBER: _ClassVar[int]
     INPAINT_FIELD_NUMBER: _ClassVar[int]
+    GENERATE_FIELD_NUMBER: _ClassVar[int]
     CONTRACT_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -299,11 +362,12 @@ class SubmitJobRequest(_message.Message):
     refine: RefineParams
     extend: ExtendParams
     inpaint: InpaintParams
+    generate: GenerateParams
     contract: ShotContract
     backend: str
     model: str
     client: str
-    def __init__(self, request_id: _Optional[str] = ..., operation: _Optional[_Union[Operation, str]] = ..., selection_otio: _Optional[str] = ..., refine: _Optional[_Union[RefineParams, _Mapping]] = ..., extend: _Optional[_Union[ExtendParams, _Mapping]] = ..., inpaint: _Optional[_Union[InpaintParams, _Mapping]] = ..., contract: _Optional[_Union[ShotContract, _Mapping]] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., client: _Optional[str] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., operation: _Optional[_Union[Operation, str]] = ..., selection_otio: _Optional[str] = ..., refine: _Optional[_Union[RefineParams, _Mapping]] = ..., extend: _Optional[_Union[ExtendParams, _Mapping]] = ..., inpaint: _Optional[_Union[InpaintParams, _Mapping]] = ..., generate: _Optional[_Union[GenerateParams, _Mapping]] = ..., contract: _Optional[_Union[ShotContract, _Mapping]] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., client: _Optional[str] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("stage", "step", "total", "fraction", "eta_seconds")

@@ -1,10 +1,12 @@
 """The one table between the API's enum values and the names people and files use."""
 from __future__ import annotations
 
-from .generation_pb2 import Codec, ExtendSide, FallbackPolicy, JobState, Operation, TakeStatus
+from .generation_pb2 import CameraMove, Codec, ExtendSide, FallbackPolicy, GenerateMode, JobState, Operation, TakeStatus
 
 # lower-case names, as typed on command lines, stored in manifests and shown in editors
-OPERATIONS = ("refine", "extend", "inpaint")
+OPERATIONS = ("refine", "extend", "inpaint", "generate")
+GENERATE_MODES = ("text", "image", "keyframes", "references")     # "" / "auto": from what is given
+CAMERA_MOVES = ("static", "push_in", "pull_out", "pan_left", "pan_right", "tilt_up", "tilt_down")
 SIDES = ("tail", "head")
 FALLBACKS = ("fail", "degrade", "classic")
 # what users type (`--codec lossless`) -> the API's Codec name
@@ -24,6 +26,21 @@ def operation_name(value: int) -> str:
 
 def side_value(name: str) -> int:
     return _value(ExtendSide, name, SIDES, "extension side")
+
+
+def generate_mode_value(name: str) -> int:
+    """'image' -> GenerateMode.IMAGE; '' or 'auto' -> unspecified (the server infers it)."""
+    if str(name).strip().lower() in ("", "auto"):
+        return GenerateMode.GENERATE_MODE_UNSPECIFIED
+    return _value(GenerateMode, name, GENERATE_MODES, "generate mode")
+
+
+def camera_value(name: str) -> int:
+    """'push_in' (or 'push-in') -> CameraMove.PUSH_IN; '' -> unspecified (the server's default)."""
+    key = str(name).strip().lower().replace("-", "_")
+    if key in ("", "auto"):
+        return CameraMove.CAMERA_MOVE_UNSPECIFIED
+    return _value(CameraMove, key, CAMERA_MOVES, "camera move")
 
 
 def fallback_value(name: str) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import opentimelineio as otio
 from google.protobuf import json_format
 
-from .. import editor
+from .. import editor, previs
 from ..api import pb
 from ..api.names import CODEC_CHOICES
 from ..client import ClientError, GenerationClient
@@ -41,7 +41,9 @@ def add_parsers(sub) -> None:
     submit.add_argument("--server", default=os.environ.get("TAKEBRIDGE_SERVER", DEFAULT_ADDRESS),
                         help=f"server address host:port (default {DEFAULT_ADDRESS})")
     submit.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""), help="bearer token")
-    submit.add_argument("--op", required=True, choices=["refine", "extend", "inpaint"], help="what to generate")
+    submit.add_argument("--op", required=True, choices=["refine", "extend", "inpaint", "generate"],
+                        help="what to make: a new version of a clip (refine, inpaint), frames past its edge "
+                             "(extend), or a new pre-vis shot in a gap (generate: --track, --in, --out-point)")
     submit.add_argument("--timeline", required=True, type=Path, help="input timeline (.otio)")
     submit.add_argument("--clip", help="name of the clip to work on (or give --track, --in and --out)")
     submit.add_argument("--track", type=int, help="video track number (V1 = 1): with --in/--out, a range; with "
@@ -58,6 +60,25 @@ def add_parsers(sub) -> None:
     submit.add_argument("--mask", type=Path, help="inpaint: movie, image sequence or still image of the clip's "
                                                   "size; white = regenerate")
     submit.add_argument("--strength", type=float, default=0.5, help="refine: 0 (unchanged) .. 1 (strongest)")
+    gen = submit.add_argument_group("generate", "a pre-vis shot filling the gap --in..--out-point on --track (or "
+                                    "the gap under --at); another Generate on the same range adds a take")
+    gen.add_argument("--at", dest="at_point", help="generate: fill the whole gap under this point (the playhead)")
+    gen.add_argument("--shot", default="", help="generate: the new shot's name (default previs_<track>_<timecode>)")
+    gen.add_argument("--image", type=Path, help="generate: a storyboard still (or a movie, --image-frame N) as the "
+                                                "first frame; the CPU animatic moves a camera over it")
+    gen.add_argument("--image-frame", type=int, default=0, help="generate: which frame of --image (a movie)")
+    gen.add_argument("--keyframes", choices=["auto", "none"], default="auto",
+                     help="generate: auto = between two clips, the outgoing clip's last frame and the incoming "
+                          "clip's first are the shot's first and last frames (a morph on the CPU)")
+    gen.add_argument("--mode", choices=["auto", "text", "image", "keyframes", "references"], default="auto",
+                     help="generate: what the shot is made from (auto: keyframes, else a board, else the prompt)")
+    gen.add_argument("--camera", choices=["push-in", "pull-out", "pan-left", "pan-right", "tilt-up", "tilt-down",
+                                          "static"], help="generate: the move over a board (default push-in)")
+    gen.add_argument("--camera-amount", type=float, default=0.0,
+                     help="generate: zoom or travel over the shot, 0..1 (default 0.15)")
+    gen.add_argument("--size", help="generate: WIDTHxHEIGHT of the shot (default: the board's, the neighbouring "
+                                    "clips', else 1920x1080)")
+    gen.add_argument("--burn-in", action="store_true", help="generate: mark every frame PRE-VIS")
     submit.add_argument("--handles", type=int, default=0, help="extra source frames each side in the take")
     submit.add_argument("--prompt", default="", help="what the shot should show (generative backends)")
     submit.add_argument("--negative-prompt", default="", help="what it must not show (generative backends)")
@@ -130,7 +151,9 @@ def cmd_submit(args) -> int:
     timeline = read_timeline(args.timeline)
     absolutize_media(timeline, str(args.timeline.resolve().parent))
     try:
-        if args.clip:
+        if args.op == "generate":
+            segments = [_gap_target(timeline, args)]
+        elif args.clip:
             segments = [select_clip(timeline, args.clip, handles=args.handles, track_number=args.track)]
         elif args.track and args.in_point and args.out_point:
             segments = select_range(timeline, args.track, args.in_point, args.out_point, handles=args.handles)
@@ -160,6 +183,8 @@ def cmd_submit(args) -> int:
                          max_compute_seconds=args.max_compute_seconds, references=references,
                          take_dir=str((args.take_dir or args.timeline.resolve().parent / "takes").resolve()),
                          handles=args.handles, placement=args.placement)
+    if args.op == "generate":
+        _generate_options(options, args)
     bars: dict = {}
 
     def on_progress(segment, view):
@@ -213,7 +238,8 @@ def cmd_submit(args) -> int:
     lines = [f"take {r['take_id']} ({r['take_status']}): {r['frames']} frames from {r['start_timecode']} at "
              f"{r['media']}" + "".join(f"\n  flagged: {flag}" for flag in r["flags"])
              if r.get("take_id") and r["state"] == "succeeded"
-             else f"{r['item']} (V{r['track']} at {r['record_start']}): {r['status']}: {r.get('error') or 'no take made'}"
+             else (f"{r['item']} (V{r['track']} at {r['record_start']}): {r['status']}: "
+                   f"{r.get('error') or 'no take made'}")
              for r in results]
     if written:
         lines.append(f"timeline with {adapter.placed} of {len(results)} take(s): {args.out}")
@@ -221,6 +247,33 @@ def cmd_submit(args) -> int:
         lines.append(f"{args.out} was not written: no take was placed")
     emit(args, payload, "\n".join(lines))
     return EXIT_JOB_FAILED if failed else EXIT_OK
+
+
+def _gap_target(timeline, args):
+    """The gap a Generate fills: --track with --in/--out-point, or the gap under --at."""
+    if not args.track:
+        raise CliError("generate needs --track N and the range: --in TC --out-point TC, or --at TC for the gap there")
+    if args.at_point:
+        first, last = previs.gap_under(timeline, args.track, args.at_point)
+        return previs.find_gap(timeline, args.track, first, last, shot=args.shot)
+    if not (args.in_point and args.out_point):
+        raise CliError("generate needs the range: --in TC --out-point TC, or --at TC for the gap there")
+    return previs.find_gap(timeline, args.track, args.in_point, args.out_point, shot=args.shot)
+
+
+def _generate_options(options, args) -> None:
+    options.mode = "" if args.mode == "auto" else args.mode
+    options.image = str(args.image.resolve()) if args.image else ""
+    options.image_frame = args.image_frame
+    options.keyframes = args.keyframes if args.keyframes == "auto" else ""
+    options.camera = (args.camera or "").replace("-", "_")
+    options.camera_amount = args.camera_amount
+    options.burn_in = args.burn_in
+    if args.size:     # (else another take of a shot is made at the shot's size: OtioFileEditor)
+        try:
+            options.width, options.height = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise CliError(f"--size {args.size!r} is not WIDTHxHEIGHT (e.g. 1920x1080)") from None
 
 
 def _upload_media(client, selection, request) -> None:
@@ -233,6 +286,9 @@ def _upload_media(client, selection, request) -> None:
             ref.target_url = client.upload(url_to_path(ref.target_url)).url
     if request.HasField("inpaint") and os.path.isfile(request.inpaint.mask_url):
         request.inpaint.mask_url = client.upload(request.inpaint.mask_url).url
+    for frame in (request.generate.first, request.generate.last) if request.HasField("generate") else ():
+        if frame.url and os.path.isfile(frame.url):
+            frame.url = client.upload(frame.url).url
 
 
 def cmd_takes(args) -> int:

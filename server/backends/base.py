@@ -15,7 +15,7 @@ from typing import Callable, Optional, Protocol
 
 import numpy as np
 
-OPERATIONS = ("refine", "extend", "inpaint")
+OPERATIONS = ("refine", "extend", "inpaint", "generate")
 
 
 class Cancelled(Exception):
@@ -51,6 +51,9 @@ class Spec:
     reference_images: list = dataclasses.field(default_factory=list)  # (H, W, 3) uint8 RGB each
     steps_scale: float = 1.0                 # generative backends: share of the profile's steps (DEGRADE)
     color: object = None                     # generative backends: server.color.ColorTransform, or None
+    # generate: mode ("text" | "image" | "keyframes" | "references"), camera, camera_amount, frames,
+    # width, height, shot, take, duration; `frames` given to run() are the keyframes (0, 1 or 2)
+    generate: dict = dataclasses.field(default_factory=dict)
     # filled by the backend: what it really did (model, generated size/fps, generator) for the manifest
     info: dict = dataclasses.field(default_factory=dict)
 
@@ -72,6 +75,9 @@ class Backend(Protocol):
         refine / inpaint: (N, H, W, 3), one per input frame.
         extend: (spec.extend_frames, H, W, 3), the new frames only, in timeline order
         (for a head extension: the frames that come before frames[0], earliest first).
+        generate: `frames` are the keyframes at the shot's size (none, the board, or first and
+        last); returns (spec.generate["frames"], height, width, 3) uint8, and says in
+        spec.info["kind"] ("animatic", "slate" or "model") and ["made"] what it made.
         Must check `cancel.is_set()` at least once per frame and raise Cancelled.
         Same frames + same spec (incl. seed) -> identical output.
         """

@@ -89,7 +89,12 @@ def test_options_round_trip_and_older_saved_options_are_read_forward():
 
 
 def test_the_names_table_and_the_api_enums_agree():
-    assert [names.operation_value(n) for n in names.OPERATIONS] == [pb.REFINE, pb.EXTEND, pb.INPAINT]
+    assert [names.operation_value(n) for n in names.OPERATIONS] == [pb.REFINE, pb.EXTEND, pb.INPAINT, pb.GENERATE]
+    assert {names.generate_mode_value(n) for n in names.GENERATE_MODES} == \
+        {v for v in pb.GenerateMode.values() if v != pb.GENERATE_MODE_UNSPECIFIED}
+    assert {names.camera_value(n) for n in names.CAMERA_MOVES} == \
+        {v for v in pb.CameraMove.values() if v != pb.CAMERA_MOVE_UNSPECIFIED}
+    assert names.camera_value("push-in") == pb.PUSH_IN and names.generate_mode_value("auto") == 0
     assert all(names.operation_name(names.operation_value(n)) == n for n in names.OPERATIONS)
     assert {names.codec_value(short) for short in names.CODEC_CHOICES} == \
         {v for v in pb.Codec.values() if v != pb.CODEC_UNSPECIFIED}

@@ -240,7 +240,8 @@ def test_capabilities_describe_the_cpu_backend_honestly(server):
     caps = client.capabilities()
     backends = {b.name: b for b in caps.backends}
     assert backends["classic"].available and backends["classic"].device == "cpu"
-    assert set(backends["classic"].operations) == {pb.REFINE, pb.EXTEND, pb.INPAINT}
+    assert set(backends["classic"].operations) == {pb.REFINE, pb.EXTEND, pb.INPAINT, pb.GENERATE}
+    assert pb.GENERATE not in backends["diffusers"].operations     # (no Generate pipelines there yet)
     assert not backends["diffusers"].available and backends["diffusers"].unavailable_reason
     assert caps.default_backend == "classic" and pb.PRORES_422_HQ in caps.codecs
 

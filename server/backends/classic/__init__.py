@@ -1,4 +1,6 @@
-"""The classic backend: refine, extend and inpaint with plain computer vision on the CPU.
+"""The classic backend: refine, extend and inpaint with plain computer vision on the CPU, and
+generate as an animatic (a camera move over a board, a motion-compensated morph between two
+keyframes, or a slate card: see animatic).
 
 No model, no download: motion estimation and resampling only, so results are exact and repeatable.
 """
@@ -11,7 +13,7 @@ import cv2
 import numpy as np
 
 from ..base import BackendError, Cancelled, ProgressFn, Spec
-from . import extend, inpaint, refine
+from . import animatic, extend, inpaint, refine
 
 PREVIEW_EVERY = 8       # frames between previews sent with progress
 
@@ -24,7 +26,7 @@ class ClassicBackend:
     deep = True          # works at the frames' depth (8 or 16 bits)
 
     def operations(self) -> tuple[str, ...]:
-        return ("refine", "extend", "inpaint")
+        return ("refine", "extend", "inpaint", "generate")
 
     def run(self, op: str, frames: np.ndarray, spec: Spec, progress: ProgressFn,
             cancel: threading.Event) -> np.ndarray:
@@ -43,6 +45,10 @@ class ClassicBackend:
             _check_mask(spec.mask, frames.shape)
             made = inpaint.filled_frames(frames, spec.mask.astype(bool, copy=False), cancel)
             total = len(frames)
+        elif op == "generate":
+            made, total = _animatic(frames, spec, cancel), int(spec.generate["frames"])
+            shape = (int(spec.generate["height"]), int(spec.generate["width"]), 3)
+            return _collect(made, total, shape, progress, cancel, np.uint8)
         else:
             raise BackendError("unsupported_operation",
                                f"the classic backend has no operation {op!r}; "
@@ -71,6 +77,26 @@ class ClassicBackend:
 
     def extend_context(self) -> int:
         return max(extend.HISTORY + 1, extend.PLATE_FRAMES) + extend.HINDCAST
+
+
+def _animatic(keyframes: np.ndarray, spec: Spec, cancel: threading.Event):
+    """GENERATE without a model (see animatic): what it makes is said in spec.info."""
+    gen = spec.generate
+    count, width, height = int(gen["frames"]), int(gen["width"]), int(gen["height"])
+    if gen["mode"] == "keyframes" and len(keyframes) == 2:
+        spec.info.update(kind="animatic", made="a motion-compensated morph between the two keyframes (DIS flow)")
+        return animatic.morph(keyframes[0], keyframes[1], count, cancel)
+    if len(keyframes) >= 1:
+        amount = float(gen.get("camera_amount") or animatic.DEFAULT_AMOUNT)
+        spec.info.update(kind="animatic", made=f"a {gen['camera'].replace('_', ' ')} over the board "
+                                               f"({amount:.0%}, eased)")
+        return animatic.camera_move(keyframes[0], count, gen["camera"], amount, cancel)
+    lines = {"prompt": spec.prompt or "(none)", "shot": gen.get("shot", ""), "length": gen.get("duration", ""),
+             "take": gen.get("take", "") or "next", "seed": str(spec.seed)}
+    if gen["mode"] == "references":
+        lines["references"] = f"{len(spec.reference_images)} image(s): a model draws from them; this slate cannot"
+    spec.info.update(kind="slate", made="a slate card with the prompt (text alone draws nothing without a model)")
+    return animatic.slate(count, width, height, lines, cancel)
 
 
 def _check_extend(spec: Spec) -> None:
