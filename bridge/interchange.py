@@ -631,8 +631,8 @@ def _load_sidecar(path: Path) -> dict | None:
 
 def restore_from_sidecar(timeline: otio.schema.Timeline, sidecar: dict) -> dict:
     """Put back what a single-media format lost: every clip's references, active take, source
-    range, metadata and effects (speed changes, freezes), the transitions, track names and the
-    start timecode.
+    range, metadata, effects (speed changes, freezes) and markers, the transitions, track names
+    and the start timecode.
 
     Clips match by video track and record range; where a format moved cuts (an EDL writes a
     dissolve as a cut point move) the clips of a track match in order when the names agree.
@@ -674,6 +674,9 @@ def restore_from_sidecar(timeline: otio.schema.Timeline, sidecar: dict) -> dict:
         if stored.effects and not item.effects:   # speed changes and freezes the format's writer dropped
             for effect in stored.effects:
                 item.effects.append(effect.deepcopy())
+        if stored.markers and not item.markers:   # markers (the AAF writer writes none)
+            for marker in stored.markers:
+                item.markers.append(marker.deepcopy())
     _restore_transitions(video, sidecar.get("transitions", []), rate)
     return {"restored": len(pairs), "unmatched": unmatched, "missing": [c["name"] for c in by_place.values()]}
 

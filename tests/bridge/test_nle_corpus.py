@@ -353,3 +353,41 @@ def test_a_final_cut_1_11_project_reads_its_auditions_media_reps_and_start_timec
     again = read_timeline(tmp_path / "back.fcpxml")
     assert again.global_start_time.value == 86400 and shape(again) == shape(timeline)
     assert sorted(again.video_tracks()[0][0].media_references()) == sorted(references)
+
+
+# what each format keeps of speed changes and markers, by itself (without the sidecar)
+KEEPS_ALONE = {"otio": (True, True), "xml": (False, True), "aaf": (False, False), "edl": (True, True),
+               "fcpxml": (False, True)}
+
+
+@pytest.mark.parametrize("suffix", sorted(KEEPS_ALONE))
+def test_what_each_format_keeps_of_speed_changes_and_markers(suffix, tmp_path):
+    """As docs/timeline.md's format table says: a 2x time warp, a freeze frame and a marker on each
+    clip, written and read back without the sidecar (what the file alone holds) and with it
+    (everything, in every format; an EDL writes marker names in capitals)."""
+    def rt(frames):
+        return otio.opentime.RationalTime(frames, 24)
+    timeline = otio.schema.Timeline("keeps", global_start_time=rt(86400))
+    track = otio.schema.Track("V1")
+    for index, effect in enumerate([None, otio.schema.LinearTimeWarp(time_scalar=2.0), otio.schema.FreezeFrame()]):
+        ref = otio.schema.ExternalReference(str(tmp_path / f"c{index}.mov"),
+                                            otio.opentime.TimeRange(rt(86400), rt(480)))
+        clip = otio.schema.Clip(f"c{index}", ref, otio.opentime.TimeRange(rt(86410), rt(24)))
+        if effect is not None:
+            clip.effects.append(effect)
+        clip.markers.append(otio.schema.Marker(name=f"note{index}",
+                                               marked_range=otio.opentime.TimeRange(rt(86405), rt(1))))
+        track.append(clip)
+    timeline.tracks.append(track)
+
+    def kept(again):
+        clips = list(again.find_clips())
+        speeds = [type(c.effects[0]).__name__ if c.effects else None for c in clips]
+        return (speeds == [None, "LinearTimeWarp", "FreezeFrame"],
+                [m.name.lower() for c in clips for m in c.markers] == ["note0", "note1", "note2"])
+    out = tmp_path / f"keeps.{suffix}"
+    write_timeline(timeline, out)
+    assert kept(read_timeline(out)) == (True, True)          # with the sidecar: all of it
+    if sidecar_path(out).exists():
+        sidecar_path(out).unlink()
+    assert kept(read_timeline(out)) == KEEPS_ALONE[suffix]
