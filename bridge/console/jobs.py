@@ -76,8 +76,8 @@ def add_parsers(sub) -> None:
                                           "static"], help="generate: the move over a board (default push-in)")
     gen.add_argument("--camera-amount", type=float, default=0.0,
                      help="generate: zoom or travel over the shot, 0..1 (default 0.15)")
-    gen.add_argument("--size", help="generate: WIDTHxHEIGHT of the shot (default: the board's, the neighbouring "
-                                    "clips', else 1920x1080)")
+    gen.add_argument("--size", help="generate: WIDTHxHEIGHT of the shot (default: an earlier take's, else the "
+                                    "board's or the keyframes', else 1920x1080)")
     gen.add_argument("--burn-in", action="store_true", help="generate: mark every frame PRE-VIS")
     submit.add_argument("--handles", type=int, default=0, help="extra source frames each side in the take")
     submit.add_argument("--prompt", default="", help="what the shot should show (generative backends)")

@@ -282,7 +282,7 @@ def test_warm_pipelines_are_kept_and_the_least_recently_used_unloaded_for_room(m
     for p in profiles:
         p.memory_gb = 3.0
     cache = loading.PipelineCache("cpu", budget_gb=7.0)
-    a, b, c = profiles
+    a, b, c = profiles[:3]
     first = cache.get(a)
     assert cache.get(a) is first and loads == [a.id]          # warm: not loaded twice
     cache.get(b)
@@ -365,3 +365,56 @@ def test_a_log_source_goes_through_the_models_working_space_and_back(gen_server,
     # still log-encoded: its levels sit where the plate's do, not where a display picture's would
     assert abs(float(take.mean()) - float(source.mean())) < 0.1 * float(source.mean())
     assert probe(job.take.media.url).pix_fmt == "yuv422p10le"
+
+
+@pytest.mark.parametrize("model,modes", [("tiny-wan-vace", ("text", "image", "keyframes", "references")),
+                                         ("tiny-ltx-condition", ("text", "image", "keyframes")),
+                                         ("tiny-wan-t2v", ("text",))])
+def test_generate_in_every_mode_fills_the_gap_exactly(gen_server, write_media, tmp_path, model, modes):
+    """Generate through the real server with each tiny pipeline that can: the shot has exactly
+    the gap's frames at the timeline's rate (23.976, which no model has) and size; a shot longer
+    than one model call (40 frames: 27 model frames at 16 fps, 17 a call) is made in calls that
+    continue each other; the manifest names the model and mode."""
+    import cv2
+    import opentimelineio as otio
+
+    from bridge import previs
+    from bridge.request import JobOptions, Reference, build_request
+
+    client, _runtime = gen_server
+    rate = Fraction(24000, 1001)
+    video, _, _ = moving_object_clip(24, 48, 64, seed=2)
+    media = write_media("obj", video, rate=rate, timecode="01:00:00:00")
+    start = from_timecode("01:00:00:00", rate)
+    timeline = make_timeline(media, rate=rate, media_start=start, media_frames=24, clip_in=0, clip_frames=8,
+                             gap_after=40, next_clip=8)
+    board = tmp_path / "board.png"
+    cv2.imwrite(str(board), video[5][..., ::-1])
+    length = 16 if model == "tiny-wan-t2v" else 40     # text-to-video cannot continue a call: one call's worth
+    for mode in modes:
+        target = previs.find_gap(timeline, 1, start + 8, start + 8 + length, shot=f"gen_{mode}")
+        options = JobOptions(op="generate", mode=mode, backend="diffusers", model=model, seed=3, codec="lossless",
+                             prompt="a red car", width=64, height=48, image=str(board) if mode == "image" else "",
+                             keyframes="auto" if mode == "keyframes" else "",
+                             references=[Reference(str(board), "character")] if mode == "references" else [])
+        request = build_request(previs.export_gap(timeline, target), options, client="t", keyframes=target.keyframes)
+        job = client.wait(client.submit(request).job_id)
+        assert job.state == pb.SUCCEEDED, (mode, job.error)
+        info = probe(job.take.media.url)
+        assert (info.frame_count, info.rate, info.width, info.height) == (length, rate, 64, 48), mode
+        manifest = json.loads(Path(job.take.manifest_url).read_text())
+        assert manifest["generate"]["mode"] == mode and manifest["generate"]["kind"] == "model"
+        assert manifest["backend"]["model"] == model and manifest["resolution"]["generated"]["rate"] == \
+            str(16 if "wan" in model else 24)
+        gates = {g["name"]: g["verdict"] for g in manifest["gates"]}
+        assert gates["conformance"] == "pass" and gates["previs"] == "pass"
+    if model == "tiny-wan-t2v":      # a text-to-video model takes no board, nor a shot past one call
+        for image, first, end, why in ((str(board), 8, 24, "takes no picture"),
+                                       ("", 8, 48, "makes at most 17 frames in one call")):
+            target = previs.find_gap(timeline, 1, start + first, start + end, shot="t2v_refused")
+            options = JobOptions(op="generate", backend="diffusers", model=model, image=image, codec="lossless",
+                                 keyframes="", width=64, height=48)
+            job = client.wait(client.submit(build_request(previs.export_gap(timeline, target), options,
+                                                          client="t")).job_id)
+            assert job.state == pb.FAILED and why in job.error and "VACE" in job.error, job.error
+    assert isinstance(timeline, otio.schema.Timeline)

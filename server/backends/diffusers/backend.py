@@ -5,6 +5,7 @@
 | inpaint | Wan 2.1 VACE | source with the masked area grey + mask video (white = generate) |
 | extend | Wan 2.1 VACE, or LTX-Video condition | last K frames kept (black mask) + N new (white); LTX: the tail as a conditioning video |
 | refine | Wan video-to-video (strength), or LTX-Video condition (latents + denoise strength) | |
+| generate | Wan 2.1 VACE, LTX-Video condition, or Wan text-to-video | text: nothing kept; image: the board as frame 0 (VACE: kept under a black mask; LTX: an image condition); keyframes: the first and last frames; references: the contract's images (VACE); a shot longer than one call continues from the last frames made, as an extension does |
 
 Around the model (server/backends/diffusers/conform.py): the frames are resampled to the
 model's native fps, resized to its size rule, cut into valid-length chunks that overlap and
@@ -49,7 +50,7 @@ class DiffusersBackend:
         self.cache = PipelineCache(device, budget)
 
     def operations(self) -> tuple[str, ...]:
-        return tuple(op for op in ("refine", "extend", "inpaint")
+        return tuple(op for op in ("refine", "extend", "inpaint", "generate")
                      if any(op in p.operations for p in self.profiles.values()))
 
     def model_for(self, op: str, model_id: str = "") -> ModelProfile:
@@ -122,8 +123,10 @@ class DiffusersBackend:
     # -- run ----------------------------------------------------------------------------------
     def run(self, op: str, frames: np.ndarray, spec: Spec, progress: ProgressFn,
             cancel: threading.Event) -> np.ndarray:
+        if op == "generate":
+            return self._generate(frames, spec, progress, cancel)
         if op not in ("refine", "inpaint", "extend"):
-            raise BackendError("unknown_operation", f"operation {op!r} is not refine, extend or inpaint")
+            raise BackendError("unknown_operation", f"operation {op!r} is not refine, extend, inpaint or generate")
         runner, boundary = self._prepared(op, spec, frames[0], len(frames) + spec.extend_frames, progress, cancel)
         masks = spec.mask if op == "inpaint" else itertools.repeat(None)
         model = np.stack([boundary.into(frame, mask)[0] for frame, mask in zip(frames, masks)])
@@ -152,6 +155,25 @@ class DiffusersBackend:
         # an extension's new frames have no masks; refine and inpaint frames pair with theirs
         boundary = _Boundary(spec.color, first.dtype, (width, height), op == "inpaint")
         return _Run(self, pipe, profile, spec, size, progress, cancel), boundary
+
+    def _generate(self, keyframes: np.ndarray, spec: Spec, progress, cancel: threading.Event) -> np.ndarray:
+        """A new shot of spec.generate["frames"] frames at the shot's size (see the module's table)."""
+        gen = spec.generate
+        count, width, height = int(gen["frames"]), int(gen["width"]), int(gen["height"])
+        profile = self.model_for("generate", spec.model)
+        size = conform.model_size(width, height, tuple(profile.native_size), profile.size_multiple)
+        spec.info.update({"model": profile.id, "weights_sha256": profile.weights_sha256, "generated_size": size,
+                          "generated_fps": profile.native_fps, "kind": "model",
+                          "made": f"{profile.id} ({profile.pipeline}), {gen['mode']} mode",
+                          "generator": f"torch.Generator({self.device}).manual_seed(seed + chunk)"})
+        self.check_memory(profile, size, min(profile.max_frames, count))
+        if cancel.is_set():
+            raise Cancelled()
+        pipe = self.cache.get(profile)
+        run = _Run(self, pipe, profile, spec, size, progress, cancel)
+        with self._running(cancel, _Boundary(None, np.uint8, (width, height), False), spec):
+            made = run.generate(conform.resize(keyframes, size) if len(keyframes) else keyframes, gen["mode"], count)
+        return conform.resize(made, (width, height))
 
     @contextlib.contextmanager
     def _running(self, cancel: threading.Event, boundary: "_Boundary", spec: Spec):
@@ -410,6 +432,68 @@ class _Run:
         picks = [min(len(timeline) - 1, int(round((k + 1) / float(self.rate) * self.fps))) for k in range(count)]
         out = timeline[picks]
         return out[::-1].copy() if side == "head" else out
+
+    def generate(self, keyframes: np.ndarray, mode: str, count: int) -> np.ndarray:
+        """`count` frames at the timeline rate: made at the model's rate, in calls of at most
+        max_frames, each after the first continuing from the last frames of the one before; the
+        first keyframe is model frame 0, the last one (keyframes mode) the last model frame."""
+        needed = len(conform.to_model_times(count, self.rate, self.fps))
+        first = keyframes[0] if mode in ("image", "keyframes") and len(keyframes) else None
+        last = keyframes[1] if mode == "keyframes" and len(keyframes) > 1 else None
+        pipeline, limit, step = self.profile.pipeline, self.profile.max_frames, self.profile.frame_step
+        if pipeline == "wan_v2v":
+            raise BackendError("model_cannot", f"model {self.profile.id} turns video into video; Generate needs "
+                                               f"Wan VACE, LTX-Video or a Wan text-to-video model")
+        if pipeline == "wan_t2v" and (first is not None or needed > limit):
+            why = "takes no picture" if first is not None else f"makes at most {limit} frames in one call"
+            raise BackendError("model_cannot", f"model {self.profile.id} {why}; use Wan VACE or LTX-Video for a "
+                                               f"board, keyframes or a shot this long")
+        if mode == "references" and pipeline != "wan_vace":
+            raise BackendError("model_cannot", f"model {self.profile.id} takes no reference images; use Wan VACE")
+        keep = max(1, (limit - 1) // 2)
+        if pipeline == "ltx_condition":      # its conditioning clips are step*k + 1 frames long
+            keep = ((keep - 1) // step) * step + 1
+        calls = 1 if needed <= limit else 1 + -(-(needed - limit) // (limit - keep))
+        self.steps_total = calls * self.steps
+        made = np.zeros((0, self.size[1], self.size[0], 3), np.uint8)
+        while len(made) < needed:
+            context = made[-keep:]
+            want = needed - len(made)
+            total = min(conform.valid_length(len(context) + want, step), limit)
+            last_at = len(context) + want - 1 if last is not None and len(context) + want <= total else None
+            out = self._generate_call(context, first if not len(made) else None, last, last_at, total)
+            made = np.concatenate([made, out[len(context):len(context) + want]])
+        return made[conform.from_model_times(count, self.rate, self.fps, needed)]
+
+    def _generate_call(self, context: np.ndarray, first, last, last_at, total: int) -> np.ndarray:
+        """One pipeline call making `total` model frames: the `context` frames (continuing) or
+        the `first` keyframe at frame 0, and the `last` keyframe at `last_at` when it is in this call."""
+        pipeline = self.profile.pipeline
+        if pipeline == "wan_vace":
+            video = np.full((total, self.size[1], self.size[0], 3), GREY, np.uint8)
+            mask = np.full(video.shape[:3], 255, np.uint8)
+            known = dict(enumerate(context)) if len(context) else ({0: first} if first is not None else {})
+            if last_at is not None:
+                known[last_at] = last
+            for index, frame in known.items():
+                video[index], mask[index] = frame, 0
+            out = self.pipe(video=_pils(video), mask=_pils(mask, mode="L"), reference_images=self.references or None,
+                            num_frames=total, generator=self._generator(), **self._common()).frames[0]
+        elif pipeline == "ltx_condition":
+            from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+            conditions = []
+            if len(context):
+                conditions.append(LTXVideoCondition(video=_pils(context), frame_index=0))
+            elif first is not None:
+                conditions.append(LTXVideoCondition(image=_pil(first), frame_index=0))
+            if last_at is not None:
+                conditions.append(LTXVideoCondition(image=_pil(last), frame_index=last_at))
+            out = self.pipe(conditions=conditions or None, num_frames=total, frame_rate=self.fps,
+                            generator=self._generator(), **self._common()).frames[0]
+        else:   # wan_t2v
+            out = self.pipe(num_frames=total, generator=self._generator(), **self._common()).frames[0]
+        return _uint8(out)
 
     def _extend_call(self, context: np.ndarray, want: int) -> np.ndarray:
         """New frames continuing `context` (at most what one call can make)."""

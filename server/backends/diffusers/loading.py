@@ -34,6 +34,7 @@ log = logging.getLogger("takebridge.models")
 PIPELINES = {  # profile name -> diffusers class
     "wan_vace": "WanVACEPipeline",
     "wan_v2v": "WanVideoToVideoPipeline",
+    "wan_t2v": "WanPipeline",                  # text-to-video (Generate from a prompt)
     "ltx_condition": "LTXConditionPipeline",
 }
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")

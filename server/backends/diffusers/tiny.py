@@ -90,6 +90,20 @@ def tiny_wan_v2v():
                                    scheduler=scheduler, transformer=transformer)
 
 
+def tiny_wan_t2v():
+    import torch
+    from diffusers import UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+
+    tokenizer = _tokenizer(512)
+    torch.manual_seed(0)
+    vae = _wan_vae()
+    torch.manual_seed(0)
+    transformer = WanTransformer3DModel(**TINY_WAN, num_layers=2)
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    return WanPipeline(tokenizer=tokenizer, text_encoder=_t5(len(tokenizer), umt5=True), vae=vae,
+                       scheduler=scheduler, transformer=transformer)
+
+
 def tiny_ltx_condition():
     import torch
     from diffusers import (
@@ -122,15 +136,19 @@ def tiny_ltx_condition():
 # id -> (builder, profile entry). Sizes and rates are the tiny configs' own rules.
 TINY = {
     "tiny-wan-vace": (tiny_wan_vace, {
-        "pipeline": "wan_vace", "operations": ["inpaint", "extend"], "native_size": [32, 32],
+        "pipeline": "wan_vace", "operations": ["inpaint", "extend", "generate"], "native_size": [32, 32],
         "size_multiple": 16, "native_fps": 16, "frame_rule": "4k+1", "max_frames": 17, "steps": 2,
         "guidance_scale": 1.0, "dtype": "float32", "vae_dtype": "float32", "memory_gb": 0.1}),
     "tiny-wan-v2v": (tiny_wan_v2v, {
         "pipeline": "wan_v2v", "operations": ["refine"], "native_size": [32, 32], "size_multiple": 16,
         "native_fps": 16, "frame_rule": "4k+1", "max_frames": 17, "steps": 4, "guidance_scale": 1.0,
         "dtype": "float32", "vae_dtype": "float32", "memory_gb": 0.1}),
+    "tiny-wan-t2v": (tiny_wan_t2v, {
+        "pipeline": "wan_t2v", "operations": ["generate"], "native_size": [32, 32], "size_multiple": 16,
+        "native_fps": 16, "frame_rule": "4k+1", "max_frames": 17, "steps": 2, "guidance_scale": 1.0,
+        "dtype": "float32", "vae_dtype": "float32", "memory_gb": 0.1}),
     "tiny-ltx-condition": (tiny_ltx_condition, {
-        "pipeline": "ltx_condition", "operations": ["refine", "extend"], "native_size": [32, 32],
+        "pipeline": "ltx_condition", "operations": ["refine", "extend", "generate"], "native_size": [32, 32],
         "size_multiple": 32, "native_fps": 24, "frame_rule": "4k+1", "max_frames": 17, "steps": 2,
         "guidance_scale": 1.0, "dtype": "float32", "vae_dtype": "float32", "memory_gb": 0.1}),
 }
