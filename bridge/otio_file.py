@@ -30,12 +30,13 @@ class OtioFileEditor:
 
     def __init__(self, timeline: otio.schema.Timeline, segments: Sequence[Segment], *, placement: str = "gap",
                  client_name: str = "takebridge-cli", prepare: Optional[Callable] = None,
-                 on_progress: Optional[Callable] = None):
+                 on_progress: Optional[Callable] = None, library: Optional[dict] = None):
         if placement not in PLACEMENT_CHOICES:
             raise ValueError(f"placement {placement!r} is not one of {', '.join(PLACEMENT_CHOICES)}")
         self.timeline, self.segments = timeline, list(segments)
         self.placement, self.sync = PLACEMENT_CHOICES[placement]
         self.client_name, self.prepare, self.on_progress = client_name, prepare, on_progress
+        self.library = library      # the project's characters (bridge.contract), for options.characters
         self.placed = 0
         # each segment's clip by its position, taken now: placing one take may split a clip and
         # shift the positions after it, and two clips may share a name (one source cut in twice)
@@ -58,7 +59,8 @@ class OtioFileEditor:
             if segment.size and not options.width:   # another take of the shot: at its size
                 options = dataclasses.replace(options, width=segment.size[0], height=segment.size[1])
             selection = export_gap(self.timeline, segment)
-            request = build_request(selection, options, client=self.client_name, keyframes=segment.keyframes)
+            request = build_request(selection, options, client=self.client_name, keyframes=segment.keyframes,
+                                    library=self.library)
             if self.prepare is not None:
                 self.prepare(request, selection)
             return request
@@ -66,7 +68,7 @@ class OtioFileEditor:
             check_extension_room(self.timeline, self._clips[id(segment)], options.side, options.frames,
                                  placement=self.placement, sync=self.sync)
         selection = job_timeline(self.timeline, segment)
-        request = build_request(selection, options, client=self.client_name)
+        request = build_request(selection, options, client=self.client_name, library=self.library)
         if self.prepare is not None:
             self.prepare(request, selection)
         return request

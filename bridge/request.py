@@ -14,6 +14,7 @@ from typing import Optional
 import opentimelineio as otio
 
 from .api import names
+from . import contract as contract_module
 from . import files
 from .errors import TakeBridgeError
 from .api import pb
@@ -67,6 +68,16 @@ class JobOptions:
     width: int = 0                       # generate: the shot's size; 0 = the board's (else 1920x1080)
     height: int = 0
     burn_in: bool = False                # generate: mark the frames PRE-VIS
+    # the shot contract beyond the prompt (bridge/contract.py reads and writes them as files)
+    role: str = ""
+    purpose: str = ""
+    characters: list[str] = dataclasses.field(default_factory=list)   # names in the character library
+    must_not_change: list[str] = dataclasses.field(default_factory=list)
+    keep_head_frames: int = 0
+    keep_tail_frames: int = 0
+    duration: int = 0                    # generate: the shot's length in frames when no range is given
+    max_frames: int = 0                  # refuse a longer job; 0 = the server's limit
+    thresholds: dict = dataclasses.field(default_factory=dict)        # gate name -> threshold
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -94,13 +105,14 @@ class JobOptions:
 
 
 def build_request(selection: otio.schema.Timeline, options: JobOptions, *, client: str,
-                  request_id: str = "", keyframes=None) -> pb.SubmitJobRequest:
+                  request_id: str = "", keyframes=None, library=None) -> pb.SubmitJobRequest:
     """The SubmitJobRequest for one selection (a job timeline: bridge.timeline.job_timeline).
 
     Refuses here what the server would refuse later, naming the value: an unknown operation,
     codec or fallback, an extension of no frames, an inpaint without a mask file, a reference
     image that is not there. `keyframes` (generate): the (first, last) frames of the clips either
     side of the gap (bridge.previs.FrameSource), used when options.keyframes is "auto".
+    `library`: the project's characters (bridge.contract.read_library), for options.characters.
     """
     try:
         operation = names.operation_value(options.op)
@@ -142,6 +154,19 @@ def build_request(selection: otio.schema.Timeline, options: JobOptions, *, clien
         path = _local_file(ref.path, "reference image", "a reference image needs a file (a still image)")
         contract.reference_images.add(url=path, role=ref.role or "reference",
                                       name=os.path.splitext(os.path.basename(path))[0])
+    contract.role, contract.purpose = options.role, options.purpose
+    contract.must_not_change.extend(options.must_not_change)
+    contract.constraints.keep_head_frames = int(options.keep_head_frames)
+    contract.constraints.keep_tail_frames = int(options.keep_tail_frames)
+    contract.constraints.max_frames = int(options.max_frames)
+    for name, value in options.thresholds.items():
+        contract.review.thresholds[str(name)] = float(value)
+    characters = contract_module.resolve_characters(options.characters, library)
+    for character in characters:
+        for image in character.images:
+            contract.reference_images.add(url=image, role="character", name=character.name)
+        contract.characters.add(name=character.name, description=character.description, sha256=character.sha256())
+    contract.prompt = contract_module.prompt_with(contract.prompt, characters)
     return request
 
 

@@ -83,6 +83,18 @@ def check_submit(request: "pb.SubmitJobRequest", max_frames: int, max_handles: i
         _text(ref.url, f"contract.reference_images[{index}].url", MAX_PATH_CHARS)
         _text(ref.role, f"contract.reference_images[{index}].role", MAX_ID_CHARS)
         _text(ref.name, f"contract.reference_images[{index}].name", MAX_ID_CHARS * 2)
+    _text(contract.role, "contract.role", MAX_ID_CHARS)
+    _text(contract.purpose, "contract.purpose", MAX_PROMPT_CHARS)
+    if len(contract.characters) > MAX_REFERENCE_IMAGES or len(contract.must_not_change) > MAX_THRESHOLDS:
+        raise JobError("out_of_range", f"{len(contract.characters)} characters and {len(contract.must_not_change)} "
+                                       f"must-not-change notes, over the limits of {MAX_REFERENCE_IMAGES} and "
+                                       f"{MAX_THRESHOLDS}")
+    for index, character in enumerate(contract.characters):
+        _text(character.name, f"contract.characters[{index}].name", MAX_ID_CHARS)
+        _text(character.description, f"contract.characters[{index}].description", MAX_PROMPT_CHARS)
+        _text(character.sha256, f"contract.characters[{index}].sha256", 64)
+    for index, note in enumerate(contract.must_not_change):
+        _text(note, f"contract.must_not_change[{index}]", MAX_PROMPT_CHARS)
     constraints = contract.constraints
     _count(constraints.max_frames, "contract.constraints.max_frames", 0, 2**31 - 1)
     _count(constraints.keep_head_frames, "contract.constraints.keep_head_frames", 0, max_frames)

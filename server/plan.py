@@ -239,6 +239,7 @@ def finish_plan(plan: JobPlan, limits: Limits, default_take_dir: Path, seed, ori
                            grpc.StatusCode.NOT_FOUND)
         os.close(limits.roots.open_regular(path, "reference image"))
         plan.reference_paths.append(path)
+    _check_characters(request.contract, plan.reference_paths)
     try:
         thresholds_from(request.contract.review.thresholds)
     except ValueError as err:
@@ -265,6 +266,24 @@ def finish_plan(plan: JobPlan, limits: Limits, default_take_dir: Path, seed, ori
     plan.seed = contract.seed if contract.HasField("seed") else (seed if seed is not None else random.randrange(2**31))
     plan.start_timecode, plan.drop_frame = _take_timecode(plan, origin)
     return plan
+
+
+def _check_characters(contract, reference_paths: list[str]) -> None:
+    """Each cited character's hash must match its name, description and images as they are now:
+    the manifest then records exactly which character the shot was asked for."""
+    from bridge.contract import character_hash
+    from server.takestore import sha256_of
+
+    for character in contract.characters:
+        images = [path for ref, path in zip(contract.reference_images, reference_paths)
+                  if ref.role == "character" and ref.name == character.name]
+        if not images:
+            raise JobError("bad_character", f"character {character.name!r} has no images among the reference "
+                                            f"images (role 'character', name {character.name!r})")
+        found = character_hash(character.name, character.description, [sha256_of(Path(p)) for p in images])
+        if found != character.sha256:
+            raise JobError("bad_character", f"character {character.name!r} does not match its hash: its images or "
+                                            f"description changed since the request was made; send it again")
 
 
 def _plan_extend(plan: JobPlan, params: "pb.ExtendParams", limits: Limits) -> None:

@@ -312,7 +312,7 @@ class Budget(_message.Message):
     def __init__(self, max_frames: _Optional[int] = ..., max_compute_seconds: _Optional[float] = ...) -> None: ...
 
 class ShotContract(_message.Message):
-    __slots__ = ("prompt", "negative_prompt", "reference_images", "constraints", "output", "review", "seed", "fallback", "budget", "color")
+    __slots__ = ("prompt", "negative_prompt", "reference_images", "constraints", "output", "review", "seed", "fallback", "budget", "color", "role", "purpose", "characters", "must_not_change")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_IMAGES_FIELD_NUMBER: _ClassVar[int]
@@ -323,6 +323,10 @@ class ShotContract(_message.Message):
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     COLOR_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    CHARACTERS_FIELD_NUMBER: _ClassVar[int]
+    MUST_NOT_CHANGE_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     negative_prompt: str
     reference_images: _containers.RepeatedCompositeFieldContainer[ReferenceImage]
@@ -333,7 +337,21 @@ class ShotContract(_message.Message):
     fallback: FallbackPolicy
     budget: Budget
     color: ColorSpec
-    def __init__(self, prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., reference_images: _Optional[_Iterable[_Union[ReferenceImage, _Mapping]]] = ..., constraints: _Optional[_Union[Constraints, _Mapping]] = ..., output: _Optional[_Union[OutputSpec, _Mapping]] = ..., review: _Optional[_Union[ReviewCriteria, _Mapping]] = ..., seed: _Optional[int] = ..., fallback: _Optional[_Union[FallbackPolicy, str]] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., color: _Optional[_Union[ColorSpec, _Mapping]] = ...) -> None: ...
+    role: str
+    purpose: str
+    characters: _containers.RepeatedCompositeFieldContainer[Character]
+    must_not_change: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., reference_images: _Optional[_Iterable[_Union[ReferenceImage, _Mapping]]] = ..., constraints: _Optional[_Union[Constraints, _Mapping]] = ..., output: _Optional[_Union[OutputSpec, _Mapping]] = ..., review: _Optional[_Union[ReviewCriteria, _Mapping]] = ..., seed: _Optional[int] = ..., fallback: _Optional[_Union[FallbackPolicy, str]] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., color: _Optional[_Union[ColorSpec, _Mapping]] = ..., role: _Optional[str] = ..., purpose: _Optional[str] = ..., characters: _Optional[_Iterable[_Union[Character, _Mapping]]] = ..., must_not_change: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Character(_message.Message):
+    __slots__ = ("name", "description", "sha256")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    sha256: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class ColorSpec(_message.Message):
     __slots__ = ("input_space", "config")

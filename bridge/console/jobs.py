@@ -14,11 +14,12 @@ from .. import editor, previs
 from ..api import pb
 from ..api.names import CODEC_CHOICES
 from ..client import ClientError, GenerationClient
+from ..contract import ContractError, apply_contract, find_library, read_contract, read_library, save_contract
 from ..otio_file import OtioFileEditor
 from ..request import JobOptions, Reference
 from ..selection import SelectionError, absolutize_media, url_to_path
 from ..takes import list_takes, set_status
-from ..timeline import select_clip, select_range
+from ..timeline import parse_point, select_clip, select_range, timeline_rate
 from .base import (
     DEFAULT_ADDRESS,
     EXIT_BAD_INPUT,
@@ -79,6 +80,12 @@ def add_parsers(sub) -> None:
     gen.add_argument("--size", help="generate: WIDTHxHEIGHT of the shot (default: an earlier take's, else the "
                                     "board's or the keyframes', else 1920x1080)")
     gen.add_argument("--burn-in", action="store_true", help="generate: mark every frame PRE-VIS")
+    submit.add_argument("--contract", type=Path, help="a shot contract file (JSON or TOML: prompt, characters, "
+                                                      "constraints, review thresholds, seed, budget...; "
+                                                      "docs/generate.md); options given here win over it")
+    submit.add_argument("--characters", type=Path, help="the project's character library (default: "
+                                                        "characters.toml or .json beside the timeline)")
+    submit.add_argument("--save-contract", type=Path, help="also write this job's contract (JSON) here")
     submit.add_argument("--handles", type=int, default=0, help="extra source frames each side in the take")
     submit.add_argument("--prompt", default="", help="what the shot should show (generative backends)")
     submit.add_argument("--negative-prompt", default="", help="what it must not show (generative backends)")
@@ -151,8 +158,14 @@ def cmd_submit(args) -> int:
     timeline = read_timeline(args.timeline)
     absolutize_media(timeline, str(args.timeline.resolve().parent))
     try:
+        contract = read_contract(args.contract) if args.contract else {}
+        library_path = args.characters or find_library(args.timeline.resolve().parent)
+        library = read_library(library_path) if library_path else None
+    except ContractError as err:
+        raise CliError(str(err))
+    try:
         if args.op == "generate":
-            segments = [_gap_target(timeline, args)]
+            segments = [_gap_target(timeline, args, contract.get("constraints", {}).get("duration", 0))]
         elif args.clip:
             segments = [select_clip(timeline, args.clip, handles=args.handles, track_number=args.track)]
         elif args.track and args.in_point and args.out_point:
@@ -185,6 +198,10 @@ def cmd_submit(args) -> int:
                          handles=args.handles, placement=args.placement)
     if args.op == "generate":
         _generate_options(options, args)
+    if contract:
+        options = _with_contract(options, contract)
+    if args.save_contract:
+        save_contract(args.save_contract, options)
     bars: dict = {}
 
     def on_progress(segment, view):
@@ -199,7 +216,7 @@ def cmd_submit(args) -> int:
                 _upload_media(client, selection, request)
                 request.selection_otio = otio.adapters.write_to_string(selection, "otio_json")
         adapter = OtioFileEditor(timeline, segments, placement=args.placement, prepare=prepare,
-                                 on_progress=on_progress)
+                                 on_progress=on_progress, library=library)
         sent: list[str] = []
         try:
             results = editor.run(adapter, options, client, wait=args.wait, on_submit=sent.append)
@@ -249,13 +266,17 @@ def cmd_submit(args) -> int:
     return EXIT_JOB_FAILED if failed else EXIT_OK
 
 
-def _gap_target(timeline, args):
-    """The gap a Generate fills: --track with --in/--out-point, or the gap under --at."""
+def _gap_target(timeline, args, duration: int = 0):
+    """The gap a Generate fills: --track with --in/--out-point (or --in and the contract's
+    duration), or the gap under --at."""
     if not args.track:
         raise CliError("generate needs --track N and the range: --in TC --out-point TC, or --at TC for the gap there")
     if args.at_point:
         first, last = previs.gap_under(timeline, args.track, args.at_point)
         return previs.find_gap(timeline, args.track, first, last, shot=args.shot)
+    if args.in_point and not args.out_point and duration:
+        first = parse_point(args.in_point, timeline_rate(timeline), what="--in")
+        return previs.find_gap(timeline, args.track, first, first + int(duration), shot=args.shot)
     if not (args.in_point and args.out_point):
         raise CliError("generate needs the range: --in TC --out-point TC, or --at TC for the gap there")
     return previs.find_gap(timeline, args.track, args.in_point, args.out_point, shot=args.shot)
@@ -274,6 +295,17 @@ def _generate_options(options, args) -> None:
             options.width, options.height = (int(v) for v in args.size.lower().split("x"))
         except ValueError:
             raise CliError(f"--size {args.size!r} is not WIDTHxHEIGHT (e.g. 1920x1080)") from None
+
+
+def _with_contract(options, contract: dict):
+    """The contract's fields, except where the command line gave its own (those win)."""
+    defaults = JobOptions(op=options.op)
+    merged = apply_contract(options, contract)
+    for field in dataclasses.fields(JobOptions):
+        mine = getattr(options, field.name)
+        if field.name != "take_dir" and mine != getattr(defaults, field.name):
+            setattr(merged, field.name, mine)
+    return merged
 
 
 def _upload_media(client, selection, request) -> None:
