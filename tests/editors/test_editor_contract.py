@@ -137,6 +137,11 @@ class OtioFileDriver:
     def jobs_on_server(self):
         return _jobs(self.server)
 
+    def generate(self, start, count, shot):
+        origin = from_timecode("01:00:00:00", contract.RATE)
+        return self._submit("--op", "generate", "--track", 1, "--in", origin + start, "--out-point",
+                            origin + start + count, "--shot", shot)
+
 
 # ------------------------------------------------------------------------------ Resolve
 
@@ -203,6 +208,12 @@ class ResolveDriver:
 def test_every_editor_tells_the_contract_story_the_same_way(driver, server, tmp_path):
     takes = contract.tell(driver(tmp_path, server))
     assert len(set(takes.values())) == 3
+
+
+@pytest.mark.parametrize("driver", [OtioFileDriver], ids=["otio-file"])
+def test_every_editor_generates_a_shot_into_a_gap_the_same_way(driver, server, tmp_path):
+    takes = contract.tell_generate(driver(tmp_path, server))
+    assert takes["first"].startswith("bridge_v") and takes["second"].startswith("bridge_v")
 
 
 def test_the_same_source_cut_in_twice_on_a_track_is_done_by_position_in_both_editors(server, tmp_path):

@@ -25,7 +25,7 @@ from bridge.request import JobOptions, RequestError, build_request
 from bridge.selection import SelectionError
 from bridge.takes import list_takes
 from server.backends.classic import animatic
-from server.media import probe, read_frames, write_movie
+from server.media import probe, read_frames
 from server.samples import pan_clip
 from support import footage
 

@@ -31,6 +31,9 @@ class Driver(Protocol):
     def approve(self, clip: str, take_id: str, note: str) -> None: ...
     def review_in_editor(self, clip: str, take_id: str) -> tuple[str, str]: ...  # (status, note) as the editor keeps it
     def jobs_on_server(self) -> int: ...
+    # Generate (tell_generate): a pre-vis shot named `shot` in record frames [start, start + count)
+    # of V1 (timeline-local), the neighbouring clips' frames as keyframes -> {"state", "take_id", ...}
+    def generate(self, start: int, count: int, shot: str) -> dict: ...
 
 
 def tell(driver: Driver) -> dict:
@@ -64,6 +67,30 @@ def tell(driver: Driver) -> dict:
     driver.approve("A", refined["take_id"], NOTE)
     assert driver.review_in_editor("A", refined["take_id"]) == ("approved", NOTE)
     return {"refined": refined["take_id"], "inpainted": inpainted["take_id"], "extended": extended["take_id"]}
+
+
+def tell_generate(driver: Driver) -> dict:
+    """Generate: a range over B is refused naming B (nothing sent); a pre-vis shot fills the
+    12-frame gap between A and B exactly, shown with its take; Generate again on it makes
+    another take of the same shot, on the same item."""
+    gap_start = LAYOUT["A"][0] + LAYOUT["A"][2]
+    gap = LAYOUT["B"][0] - gap_start
+    sent = driver.jobs_on_server()
+    refused = driver.generate(LAYOUT["B"][0] + 2, 6, "over_b")
+    assert refused["state"] == "refused", refused
+    assert "'B'" in refused["error"] and "not empty" in refused["error"], refused["error"]
+    assert driver.jobs_on_server() == sent, "a refused Generate sends nothing"
+
+    made = driver.generate(gap_start, gap, "bridge")
+    assert made["state"] == "succeeded", made
+    assert driver.shown("bridge") == made["take_id"]
+    assert driver.take_frames("bridge", made["take_id"]) == (gap_start, gap)
+
+    again = driver.generate(gap_start, gap, "bridge")
+    assert again["state"] == "succeeded" and again["take_id"] != made["take_id"], again
+    assert driver.shown("bridge") == again["take_id"]
+    assert driver.take_frames("bridge", again["take_id"]) == (gap_start, gap)
+    return {"first": made["take_id"], "second": again["take_id"]}
 
 
 def frames(n: int, seed: int, square: bool) -> tuple[np.ndarray, np.ndarray]:
