@@ -247,3 +247,48 @@ def _tc(frame: int, rate) -> str:
         return to_timecode(frame, rate)
     except ValueError:
         return f"frame {frame}"
+
+
+REPLACED_TRACK = "TakeBridge pre-vis (replaced)"
+
+
+def replace_previs(timeline: otio.schema.Timeline, clip: otio.schema.Clip, footage: otio.schema.Clip
+                   ) -> otio.schema.Clip:
+    """Real footage arrives: `footage` is cut in over the pre-vis shot `clip`, frame for frame
+    (its length must be the shot's), and the shot, with every take, moves to a disabled track
+    named REPLACED_TRACK at the same place: kept in the project as an original is, out of the
+    picture. Returns the footage clip now on the timeline."""
+    if not is_previs(clip):
+        raise SelectionError("not_previs", f"clip {clip.name!r} is not a pre-vis shot; cut the footage in as usual")
+    rate = timeline_rate(timeline)
+    track = clip.parent()
+    index = list(track).index(clip)
+    start, count = record_range(track, index, rate)
+    length = footage.duration().rescaled_to(float(rate)).value
+    if round(length) != count or abs(length - round(length)) > 1e-6:
+        raise SelectionError("bad_range", f"the footage clip {footage.name!r} runs {length:g} frames and the shot "
+                                          f"{clip.name!r} {count}; trim the footage to the shot's length first")
+    del track[index]
+    track.insert(index, footage)
+    info = _previs_info(clip)
+    info["replaced_by"] = {"clip": footage.name, "media": getattr(footage.media_reference, "target_url", "")}
+    data = metadata.read(clip)
+    data["previs"] = info
+    metadata.write(clip, data)
+    holder = next((t for t in timeline.video_tracks() if t.name == REPLACED_TRACK), None)
+    if holder is None:
+        holder = otio.schema.Track(name=REPLACED_TRACK, kind=otio.schema.TrackKind.Video)
+        holder.enabled = False
+        timeline.tracks.append(holder)
+    _fill(holder, start, count, clip, rate)
+    return footage
+
+
+def previs_summary(timeline: otio.schema.Timeline) -> dict:
+    """Pre-vis shots on a timeline: how many, how many replaced by footage, their takes."""
+    shots = [c for c in timeline.find_clips() if is_previs(c)]
+    replaced = [c for c in shots if _previs_info(c).get("replaced_by")]
+    return {"shots": len(shots), "replaced": len(replaced),
+            "takes": sum(len(c.media_references()) for c in shots),
+            "replaced_shots": sorted(c.name for c in replaced),
+            "open_shots": sorted(c.name for c in shots if c not in replaced)}

@@ -63,6 +63,9 @@ def add_parsers(sub) -> None:
                         help="the server's --store folder (default ./takebridge_store)")
     report.add_argument("--since", help="only takes made from this date (2026-11-24 or 2026-11-24T09:00, UTC)")
     report.add_argument("--html", type=Path, help="also write an HTML page with plots here")
+    report.add_argument("--timeline", type=Path, action="append", default=[],
+                        help="a cut of the project (any format; repeat for several): counts the pre-vis shots "
+                             "Generate made and how many footage has replaced")
     report.add_argument("--json", action="store_true")
 
 
@@ -138,7 +141,7 @@ def cmd_rerender(args) -> int:
 
 def cmd_report(args) -> int:
     try:
-        report = build_report(args.store, args.since)
+        report = build_report(args.store, args.since, args.timeline)
     except ReportError as err:
         raise CliError(str(err))
     if args.html:

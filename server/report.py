@@ -26,7 +26,7 @@ from pathlib import Path
 from bridge.api import pb
 from server.jobstore import DB_NAME
 
-OPERATIONS = ("refine", "extend", "inpaint")
+OPERATIONS = ("refine", "extend", "inpaint", "generate")
 
 
 class ReportError(ValueError):
@@ -64,7 +64,9 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def build_report(store: Path, since: str | None = None) -> dict:
+def build_report(store: Path, since: str | None = None, timelines: list[Path] = ()) -> dict:
+    """The report of a store; `timelines` (the project's cuts) add the pre-vis count: shots
+    Generate made, and how many real footage has replaced (bridge.previs.replace_previs)."""
     since_ms = parse_since(since)
     db = _connect(store)
     try:
@@ -120,7 +122,26 @@ def build_report(store: Path, since: str | None = None) -> dict:
                         "time": dt.datetime.fromtimestamp(rev["time_ms"] / 1000, dt.timezone.utc).isoformat(
                             timespec="seconds")}
                        for r in rows for rev in r["reviews"] if rev["note"]]
+    report["previs"] = _previs(timelines) if timelines else None
     return report
+
+
+def _previs(timelines: list[Path]) -> dict:
+    from bridge.interchange import InterchangeError, read_timeline
+    from bridge.previs import previs_summary
+
+    total = {"timelines": [], "shots": 0, "replaced": 0, "takes": 0, "replaced_shots": [], "open_shots": []}
+    for path in timelines:
+        try:
+            summary = previs_summary(read_timeline(Path(path)))
+        except InterchangeError as err:
+            raise ReportError(str(err)) from None
+        total["timelines"].append(str(path))
+        for key in ("shots", "replaced", "takes"):
+            total[key] += summary[key]
+        total["replaced_shots"] += summary["replaced_shots"]
+        total["open_shots"] += summary["open_shots"]
+    return total
 
 
 def _has_column(db, table: str, column: str) -> bool:
@@ -218,6 +239,11 @@ def to_text(report: dict) -> str:
                  f"{jobs['cancelled']} cancelled); compute over all attempts {jobs['compute_seconds_all_attempts']} s")
     for f in jobs["failures"]:
         lines.append(f"  {f['operation']} {f['state']}: {f['reason']} x{f['count']}")
+    if report.get("previs"):
+        previs = report["previs"]
+        lines.append(f"pre-vis shots: {previs['shots']} on {len(previs['timelines'])} timeline(s), "
+                     f"{previs['replaced']} replaced by footage, {previs['shots'] - previs['replaced']} still pre-vis "
+                     f"({previs['takes']} takes kept)")
     if report["notes"]:
         lines.append("")
         lines.append("reviewers' notes:")

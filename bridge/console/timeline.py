@@ -8,14 +8,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from fractions import Fraction
 from pathlib import Path
+
+import opentimelineio as otio
 
 from .. import metadata
 from ..interchange import InterchangeError, read_timeline, write_timeline
 from ..selection import SelectionError, find_clip
 from ..takes import activate, delete_take, finalize, list_takes, set_status
 from ..timecode import from_timecode
-from ..timeline import clip_at, export_range, range_jobs
+from ..previs import REPLACED_TRACK, replace_previs
+from ..timeline import clip_at, export_range, parse_point, range_jobs, timeline_rate
 from .base import CliError
 
 FORMAT_HELP = (".otio (OpenTimelineIO, takes included), .otioz (OTIO bundle with its media), .edl (CMX 3600), "
@@ -71,6 +75,22 @@ def add_parser(sub) -> None:
             action.add_argument("--reviewer", default="", help="who reviewed it")
         action.add_argument("-o", "--output", type=Path, required=True, help="timeline to write")
         _common(action)
+
+    replace = tsub.add_parser(
+        "replace-previs", help="cut real footage in over a pre-vis shot; the shot and its takes are kept",
+        description="The footage arrives: it replaces the pre-vis shot frame for frame on its track, and the "
+                    "shot, with all its takes, moves to a disabled track 'TakeBridge pre-vis (replaced)' at the "
+                    "same place (kept in the project, out of the picture). `takebridge report --timeline` counts "
+                    "pre-vis shots replaced.")
+    replace.add_argument("timeline", type=Path)
+    replace.add_argument("--clip", help="the pre-vis shot's name (or --track N --at TC)")
+    replace.add_argument("--track", type=int, help="video track number")
+    replace.add_argument("--at", metavar="TC", help="with --track: the shot playing at this timecode (or frame)")
+    replace.add_argument("--media", type=Path, required=True, help="the footage (a movie or image sequence)")
+    replace.add_argument("--source-in", help="first frame of the footage to use: its timecode or frame number "
+                                             "(default: its first frame)")
+    replace.add_argument("-o", "--output", type=Path, required=True, help="timeline to write")
+    _common(replace)
 
     convert = tsub.add_parser("convert", help="convert a timeline between formats, takes kept",
                               description="Convert IN to OUT; formats come from the extensions: " + FORMAT_HELP
@@ -230,5 +250,34 @@ def _emit(args, data: dict, text: str) -> None:
     print(json.dumps(data) if args.json else text)
 
 
+def cmd_replace_previs(args) -> int:
+    timeline = _read(args, args.timeline)
+    which = _which(args, timeline)
+    shot = which if not isinstance(which, str) else find_clip(timeline, which, track_number=args.track)[0]
+    media = str(args.media.resolve())
+    first, frames, media_rate = _probe(media)
+    source_in = first if args.source_in is None else parse_point(args.source_in, media_rate, what="--source-in")
+    rate = timeline_rate(timeline)
+    count = round(shot.duration().rescaled_to(float(rate)).value)
+    needed = round(Fraction(count) * media_rate / rate)
+    if not first <= source_in or source_in + needed > first + frames:
+        raise CliError(f"{args.media} holds frames {first}..{first + frames - 1}; the shot needs {needed} from "
+                       f"{source_in}: give another --source-in or longer footage")
+    fps = float(media_rate)
+    footage = otio.schema.Clip(
+        name=args.media.stem, source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(source_in, fps),
+                                                                   otio.opentime.RationalTime(needed, fps)),
+        media_reference=otio.schema.ExternalReference(target_url=media, available_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(first, fps), otio.opentime.RationalTime(frames, fps))))
+    replace_previs(timeline, shot, footage)
+    _write(args, timeline, args.output)
+    _emit(args, {"output": str(args.output), "shot": shot.name, "footage": media, "source_in": source_in,
+                 "frames": needed, "kept_on": REPLACED_TRACK, "takes_kept": len(shot.media_references())},
+          f"{args.media.name} replaces pre-vis shot {shot.name} ({count} frames from {source_in}); the shot and its "
+          f"{len(shot.media_references())} take(s) are kept on '{REPLACED_TRACK}'; wrote {args.output}")
+    return 0
+
+
 ACTIONS = {"export-range": cmd_export_range, "takes": cmd_takes, "activate": cmd_activate,
-           "finalize": cmd_finalize, "delete": cmd_delete, "status": cmd_status, "convert": cmd_convert}
+           "finalize": cmd_finalize, "delete": cmd_delete, "status": cmd_status, "convert": cmd_convert,
+           "replace-previs": cmd_replace_previs}

@@ -55,6 +55,27 @@ def test_generate_from_the_command_line_fills_the_gap_and_keeps_the_cut(tmp_path
         assert [(i.name, track.range_of_child_at_index(n).start_time.value, i.duration().value)
                 for n, i in enumerate(track)][-2:] == [("B", 24, 10), ("previs_1_01000110", 34, 20)]
 
+        # the footage arrives: it replaces the shot frame for frame; the shot and its take are kept
+        done = cli("timeline", "replace-previs", str(tmp_path / "g2.otio"), "--clip", "bridge", "--media", str(media),
+                   "--source-in", "01:00:01:00", "-o", str(tmp_path / "g3.otio"), "--json")
+        assert json.loads(done.stdout)["frames"] == 14
+        cut = otio.adapters.read_from_file(str(tmp_path / "g3.otio"))
+        main, kept = cut.video_tracks()
+        assert [(i.name, main.range_of_child_at_index(n).start_time.value, i.duration().value)
+                for n, i in enumerate(main)][:3] == [("A", 0, 10), ("pan", 10, 14), ("B", 24, 10)]
+        assert main[1].source_range.start_time.value == 86424
+        assert kept.name == "TakeBridge pre-vis (replaced)" and kept.enabled is False
+        assert [(type(i).__name__, kept.range_of_child_at_index(n).start_time.value, i.duration().value)
+                for n, i in enumerate(kept)] == [("Gap", 0, 10), ("Clip", 10, 14)]
+        assert list(kept[1].media_references()) == ["bridge_v001"]
+        report = json.loads(cli("report", "--store", str(tmp_path / "store"), "--timeline", str(tmp_path / "g3.otio"),
+                                "--json").stdout)
+        assert report["previs"]["shots"] == 2 and report["previs"]["replaced"] == 1
+        assert report["previs"]["replaced_shots"] == ["bridge"] and report["operations"]["generate"]["takes"] == 2
+        refused = cli("timeline", "replace-previs", str(tmp_path / "g3.otio"), "--clip", "A", "--media", str(media),
+                      "-o", str(tmp_path / "g4.otio"), check=False)
+        assert refused.returncode == 2 and "'A' is not a pre-vis shot" in refused.stderr
+
         refused = cli("submit", "--server", address, "--op", "generate", "--timeline", str(tmp_path / "g2.otio"),
                       "--track", "1", "--in", "01:00:00:05", "--out-point", "01:00:00:20", "--wait", check=False)
         assert refused.returncode == 2 and "clip 'A' plays 01:00:00:00-01:00:00:10" in refused.stderr
