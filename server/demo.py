@@ -1,5 +1,6 @@
 """`takebridge demo`: sample footage, a three-shot timeline, a real server process, and refine,
-inpaint and extend through gRPC; leaves demo.otio, the takes and a contact sheet."""
+inpaint and extend through gRPC, then a pre-vis shot generated after the cut from a storyboard
+board (a push-in animatic, marked PRE-VIS); leaves demo.otio, the takes and a contact sheet."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import opentimelineio as otio
 
+from bridge import previs
 from bridge.api import pb
 from bridge.client import GenerationClient
 from bridge.console.progress_bar import ProgressBar
@@ -42,6 +44,9 @@ def run_demo(args) -> int:
     matte = write_movie(np.repeat(masks[shot:2 * shot, ..., None], 3, axis=3).astype(np.uint8) * 255,
                         media_dir / "sh020_matte.mkv", codec="ffv1", rate=RATE).path
     timeline = _timeline(source, shot)
+    board = media_dir / "sh040_board.png"      # a storyboard still for the pre-vis shot
+    import cv2
+    cv2.imwrite(str(board), cv2.cvtColor(frames[-1], cv2.COLOR_RGB2BGR))
     otio.adapters.write_to_file(timeline, str(out / "edit.otio"))
 
     say("2/4 starting the TakeBridge server (classic CPU backend) ...")
@@ -71,6 +76,19 @@ def run_demo(args) -> int:
                 results.append((clip, op, job))
                 say(f"    {op:<8}{clip}: take {job.take.take_id}, {job.take.media.frame_count} frames from "
                     f"{job.take.media.start_timecode}")
+            # Generate: a pre-vis shot after the cut (the extension filled the gap), from the board
+            end = from_timecode(START_TC, RATE) + 4 * shot
+            target = previs.find_gap(timeline, 1, end, end + shot, shot="sh040")
+            options = JobOptions(op="generate", image=str(board), camera="push_in", camera_amount=0.2, burn_in=True,
+                                 prompt="the street at dusk, slow push in", **common)
+            job = client.wait(client.submit(build_request(previs.export_gap(timeline, target), options,
+                                                          client="takebridge-demo")).job_id)
+            if job.state != pb.SUCCEEDED:
+                raise SystemExit(f"demo: the generate job failed: {job.error}")
+            previs.place_generated(timeline, target, job.take)
+            results.append(("sh040", "generate", job))
+            say(f"    generate sh040: take {job.take.take_id}, {job.take.media.frame_count} frames (a push-in animatic "
+                f"over the board, marked PRE-VIS)")
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -83,8 +101,12 @@ def run_demo(args) -> int:
         expected = shot + (job.take.generated_frames if op == "extend" else 0)
         if len(take) != expected:
             raise SystemExit(f"demo: take {job.take.take_id} decodes to {len(take)} frames, expected {expected}")
-        offset = {"sh010": 0, "sh020": shot, "sh030": 2 * shot}[clip]
-        rows += [(f"{clip} source", frames[offset:offset + shot]), (f"{clip} {op} {job.take.take_id}", take)]
+        if op == "generate":
+            rows += [(f"{clip} board", frames[-1:].repeat(len(take), axis=0)), (f"{clip} pre-vis {job.take.take_id}",
+                                                                               take)]
+        else:
+            offset = {"sh010": 0, "sh020": shot, "sh030": 2 * shot}[clip]
+            rows += [(f"{clip} source", frames[offset:offset + shot]), (f"{clip} {op} {job.take.take_id}", take)]
         summary.append({"clip": clip, "operation": op, "take_id": job.take.take_id, "frames": len(take),
                         "media": job.take.media.url, "manifest": job.take.manifest_url,
                         "start_timecode": job.take.media.start_timecode})
