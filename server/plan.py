@@ -161,6 +161,10 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
         raise JobError("bad_handles", f"handles {selection.handles} exceed the server limit of "
                                       f"{limits.max_handles} frames")
     if op == "generate":
+        if selection.media.kind != "previs":
+            raise JobError("range_not_empty", f"clip {selection.clip_name!r} has media of its own: Generate fills a "
+                                              f"gap or a pre-vis shot (bridge.previs.export_gap); choose an empty "
+                                              f"range")
         from server import generate   # (it builds on this module)
         return finish_plan(generate.plan_generate(request, selection, limits), limits, default_take_dir, seed, 0)
     if selection.media.kind == "previs":

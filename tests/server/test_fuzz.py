@@ -483,6 +483,17 @@ def _fields(env) -> dict:
         "contract.fallback": enum_values,
         "contract.budget.max_frames": ints,
         "contract.budget.max_compute_seconds": floats,
+        "generate.mode": enum_values,
+        "generate.first.url": _urls(env),
+        "generate.first.frame": st.one_of(ints, st.sampled_from([2**40, -2**40])),
+        "generate.last.url": _urls(env),
+        "generate.camera": enum_values,
+        "generate.camera_amount": floats,
+        "generate.width": ints,
+        "generate.height": ints,
+        "generate.burn_in": st.booleans(),
+        "contract.role": texts,
+        "contract.purpose": texts,
         "backend": st.sampled_from(["", "classic", "diffusers", "nope", "../x", "x" * 200, "a\x00b"]),
         "model": texts,
         "client": texts,
@@ -538,12 +549,26 @@ def _out_of_bounds(request: "pb.SubmitJobRequest") -> list[str]:
         why.append("max_compute_seconds")
     if c.fallback not in pb.FallbackPolicy.values():
         why.append("fallback")
+    if len(c.role) > 128 or "\x00" in c.role or len(c.purpose) > 8192 or "\x00" in c.purpose:
+        why.append("role/purpose")
+    if request.HasField("generate"):
+        g = request.generate
+        if not (0 <= g.width <= 8192 and 0 <= g.height <= 8192):
+            why.append("generate size")
+        if not (0 <= g.first.frame <= 10**9 and 0 <= g.last.frame <= 10**9):
+            why.append("generate frame")
+        if not 0.0 <= g.camera_amount <= 1.0:   # nan included
+            why.append("camera_amount")
+        if any(len(u) > 4096 or "\x00" in u for u in (g.first.url, g.last.url)):
+            why.append("generate url")
     return why
 
 
 def _never_accepted(request: "pb.SubmitJobRequest") -> list[str]:
     """Requests no server may queue (any clear refusal will do)."""
     why = _out_of_bounds(request)
+    # (GENERATE is an operation, but these templates select a clip with media of its own, and
+    # Generate fills only gaps and pre-vis shots)
     if request.operation not in (pb.REFINE, pb.EXTEND, pb.INPAINT):
         why.append("operation")
     if request.contract.output.codec not in (0, pb.PRORES_422_HQ, pb.FFV1, pb.PNG_SEQUENCE, pb.H264_PROXY):
