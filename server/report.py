@@ -97,7 +97,7 @@ def build_report(store: Path, since: str | None = None, timelines: list[Path] = 
             "generated": tuple(m.get("generated", (take.media.width, take.media.height))),
             "delivered": tuple(m.get("delivered", (take.media.width, take.media.height))),
             "queue_wait_s": m.get("queue_wait_s"), "compute_s": m.get("compute_s"), "total_s": m.get("total_s"),
-            "reviews": history,
+            "reviews": history, "generate": m.get("generate"),
         })
     report = {"store": str(store), "since": since, "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(
         timespec="seconds"), "overall": _summary(rows), "operations": {}}
@@ -122,6 +122,8 @@ def build_report(store: Path, since: str | None = None, timelines: list[Path] = 
                         "time": dt.datetime.fromtimestamp(rev["time_ms"] / 1000, dt.timezone.utc).isoformat(
                             timespec="seconds")}
                        for r in rows for rev in r["reviews"] if rev["note"]]
+    made = Counter(f"{r['generate'].get('mode')} ({r['generate'].get('kind')})" for r in rows if r.get("generate"))
+    report["generate_by_mode"] = dict(sorted(made.items()))
     report["previs"] = _previs(timelines) if timelines else None
     return report
 
@@ -239,6 +241,9 @@ def to_text(report: dict) -> str:
                  f"{jobs['cancelled']} cancelled); compute over all attempts {jobs['compute_seconds_all_attempts']} s")
     for f in jobs["failures"]:
         lines.append(f"  {f['operation']} {f['state']}: {f['reason']} x{f['count']}")
+    if report.get("generate_by_mode"):
+        lines.append("generated shots by mode (what made them): " + ", ".join(
+            f"{k} x{v}" for k, v in report["generate_by_mode"].items()))
     if report.get("previs"):
         previs = report["previs"]
         lines.append(f"pre-vis shots: {previs['shots']} on {len(previs['timelines'])} timeline(s), "

@@ -285,7 +285,9 @@ class TakeStore:
                 "queue_wait_s": round(queue, 3), "compute_s": round(sum(result.timings.values()), 3),
                 "total_s": round(max(0, now_ms() - job.created_unix_ms) / 1000, 3),
                 "flagged_gates": [g.name for g in result.gates if g.flagged], "fallbacks": list(result.fallbacks),
-                "status_at_creation": pb.TakeStatus.Name(take.status).lower()}
+                "status_at_creation": pb.TakeStatus.Name(take.status).lower(),
+                **({"generate": {"mode": plan.generate.get("mode"), "kind": result.info.get("kind")}}
+                   if plan.op == "generate" else {})}
 
     def manifest(self, job: "pb.Job", plan: JobPlan, result: RunResult, take: "pb.Take") -> dict:
         request = json_format.MessageToDict(plan.request, preserving_proto_field_name=True)

@@ -72,6 +72,7 @@ def test_generate_from_the_command_line_fills_the_gap_and_keeps_the_cut(tmp_path
                                 "--json").stdout)
         assert report["previs"]["shots"] == 2 and report["previs"]["replaced"] == 1
         assert report["previs"]["replaced_shots"] == ["bridge"] and report["operations"]["generate"]["takes"] == 2
+        assert report["generate_by_mode"] == {"image (animatic)": 1, "keyframes (animatic)": 1}
         refused = cli("timeline", "replace-previs", str(tmp_path / "g3.otio"), "--clip", "A", "--media", str(media),
                       "-o", str(tmp_path / "g4.otio"), check=False)
         assert refused.returncode == 2 and "'A' is not a pre-vis shot" in refused.stderr
