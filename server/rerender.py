@@ -61,13 +61,14 @@ def rerender(manifest_path: Path, *, out_dir: Path | None = None, verify: bool =
     inputs = manifest.get("inputs") or {"media": {"path": manifest["source"]["media"],
                                                   "sha256": manifest["source"].get("media_sha256")}}
     changed = []
-    for name, entry in inputs.items():
-        if not entry:
-            continue
-        now = _hash_of(Path(entry["path"]))
-        if entry.get("sha256") and now != entry["sha256"]:
-            changed.append(f"{name} {entry['path']} is not the same file any more (sha256 {now and now[:12]} "
-                           f"vs {entry['sha256'][:12]} when the take was made)")
+    for name, value in inputs.items():
+        for entry in (value if isinstance(value, list) else [value]):   # (a generated shot lists its frames)
+            if not entry:
+                continue
+            now = _hash_of(Path(entry["path"]))
+            if entry.get("sha256") and now != entry["sha256"]:
+                changed.append(f"{entry.get('which', name)} {entry['path']} is not the same file any more (sha256 "
+                               f"{now and now[:12]} vs {entry['sha256'][:12]} when the take was made)")
     backend_name = manifest["backend"]["name"]
     backends = {"classic": ClassicBackend()}
     if backend_name not in backends:
@@ -82,6 +83,8 @@ def rerender(manifest_path: Path, *, out_dir: Path | None = None, verify: bool =
     request.contract.output.take_dir = str(out_dir)
     limits = Limits(max_frames=100_000, max_extend_frames=100_000, max_handles=100_000)
     plan = make_plan(request, limits, out_dir, seed=int(manifest["seed"]))
+    if plan.op == "generate":     # its slate and burn-in state the take it was
+        plan.generate["take_label"] = take_info["take_id"]
     staging = out_dir / f".rerender-{take_info['take_id']}"
     result = run_plan(plan, backend, staging, progress or (lambda *a: None), threading.Event())
     dest = out_dir / f"{take_info['take_id']}_rerender{result.staged.suffix}"
