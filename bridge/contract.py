@@ -67,6 +67,14 @@ class ContractError(TakeBridgeError):
 
 
 @dataclasses.dataclass
+class Reference:
+    """A reference image for the model: a storyboard frame, a style or a character sheet."""
+
+    path: str
+    role: str = "reference"
+
+
+@dataclasses.dataclass
 class Character:
     name: str
     description: str
@@ -139,7 +147,6 @@ def apply_contract(options, contract: dict):
     if "characters" in contract:
         changes["characters"] = list(contract["characters"])
     if "references" in contract:
-        from .request import Reference
         changes["references"] = [Reference(path, role or "reference") for role, path in
                                  (_split_ref(entry) for entry in contract["references"])]
     try:

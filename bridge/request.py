@@ -15,6 +15,7 @@ import opentimelineio as otio
 
 from .api import names
 from . import contract as contract_module
+from .contract import Reference  # noqa: F401  (editors import it from here)
 from . import files
 from .errors import TakeBridgeError
 from .api import pb
@@ -27,14 +28,6 @@ class RequestError(TakeBridgeError):
     """Options that cannot make a job; the message names the value and what to do."""
 
     code = "bad_request"
-
-
-@dataclasses.dataclass
-class Reference:
-    """A reference image for the model: a storyboard frame, a style or a character sheet."""
-
-    path: str
-    role: str = "reference"
 
 
 @dataclasses.dataclass

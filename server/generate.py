@@ -31,7 +31,7 @@ from server import gates
 from server.errors import JobError
 from server.media import MediaInfo, delivery_for, probe, write_movie
 from server.media.decode import read_frames
-from server.plan import CODECS, JobPlan, Limits, resolve_media_url
+from server.jobplan import CODECS, JobPlan, Limits, RunResult, resolve_media_url
 
 MODES = {pb.TEXT: "text", pb.IMAGE: "image", pb.KEYFRAMES: "keyframes", pb.REFERENCES: "references"}
 MOVES = {pb.STATIC: "static", pb.PUSH_IN: "push_in", pb.PULL_OUT: "pull_out", pb.PAN_LEFT: "pan_left",
@@ -120,7 +120,7 @@ def run_generate(plan: JobPlan, backend, staging: Path, report, cancel):
     """Make, mark, encode and measure the take of a GENERATE plan (see the module's table)."""
     from server.backends.base import Spec
     from server.backends.classic.animatic import burn_in, fit
-    from server.runner import RunResult, _checked
+    from server.runner import _checked, _read_image
 
     started, timings = time.monotonic(), {}
     gen = plan.generate
@@ -131,7 +131,6 @@ def run_generate(plan: JobPlan, backend, staging: Path, report, cancel):
     spec = Spec(op="generate", rate=plan.rate, seed=plan.seed, prompt=plan.request.contract.prompt,
                 negative_prompt=plan.request.contract.negative_prompt, model=plan.request.model,
                 steps_scale=plan.steps_scale)
-    from server.runner import _read_image
     spec.reference_images = [_read_image(path) for path in plan.reference_paths]
     spec.generate = {"mode": gen["mode"], "camera": gen["camera"], "camera_amount": gen["camera_amount"],
                      "frames": plan.take_count, "width": width, "height": height, "shot": plan.shot,

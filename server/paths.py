@@ -234,3 +234,14 @@ def remove_staging(path, staging_root) -> None:
         os.unlink(path)
     else:
         shutil.rmtree(path)   # fd-based on Linux: does not follow symlinks inside
+
+
+def sha256_of(path: Path) -> str:
+    """Hash of a file, or of every file of a folder (image sequence) in name order."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -3,123 +3,33 @@ and every check a request must pass before it is queued (and again before it run
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import random
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import grpc
 
 from bridge.api import pb
-from bridge.selection import Selection
 from bridge.timecode import from_timecode, has_timecode, is_drop_frame_rate, to_timecode
 from server import bounds, color, paths
 from server.errors import JobError, from_exception
 from server.gates import thresholds_from
-from server.media import MediaError, MediaInfo, probe
+from server.media import MediaError, probe
 from server.media.pixels import convertible
-from server.otio_guard import read_in_process
 
-OP_NAMES = {pb.REFINE: "refine", pb.EXTEND: "extend", pb.INPAINT: "inpaint", pb.GENERATE: "generate"}
-CODECS = {  # codec -> (media.encode name, file suffix; "" = a folder)
-    pb.PRORES_422_HQ: ("prores", ".mov"),
-    pb.FFV1: ("ffv1", ".mkv"),
-    pb.PNG_SEQUENCE: ("png", ""),
-    pb.H264_PROXY: ("h264", ".mp4"),
-    pb.EXR_SEQUENCE: ("exr", ""),
-    pb.DNXHR: ("dnxhr", ".mov"),
-}
-DEFAULT_CONTEXT_FRAMES = 16
-
-
-@dataclasses.dataclass
-class Limits:
-    """Server-side limits and the places it may read and write."""
-
-    max_frames: int = 1000
-    max_handles: int = 48
-    max_extend_frames: int = 500
-    allowed_roots: tuple[Path, ...] = ()
-    cas_dir: Path = Path("media")   # where UploadMedia keeps objects ("cas:<sha256>" urls)
-    compute_budget_s: float = 0.0   # the server's compute budget over all jobs (0: none)
-    # estimated compute cost, seconds per megapixel-frame, per backend and operation (classic:
-    # measured by bench/bench_classic.py on a 2-core VM, rounded up)
-    costs: dict = dataclasses.field(default_factory=lambda: {
-        "classic": {"refine": 0.12, "extend": 0.03, "inpaint": 0.03, "generate": 0.02}})
-    # selection_otio text -> Selection; the server reads untrusted selections in a child process
-    # (server.otio_guard.SelectionReader), tools on a user's own files in process
-    read_selection: Callable[[str], Selection] = read_in_process
-
-    @property
-    def roots(self) -> paths.Roots:
-        return paths.Roots(self.allowed_roots)
-
-    def estimate_seconds(self, backend: str, plan: "JobPlan") -> float:
-        """Expected compute seconds of a plan (used to decide before spending it)."""
-        per = self.costs.get(backend, {}).get(plan.op, 0.0)
-        megapixels = plan.media.width * plan.media.height * plan.scale ** 2 / 1e6
-        return per * megapixels * (plan.read_count + plan.extend_frames)
-
-    def check_path(self, path: str, what: str) -> Path:
-        """The real path of `path` when it lies under an allowed root (existence not looked at)."""
-        return self.roots.check(path, what)
-
-
-@dataclasses.dataclass
-class JobPlan:
-    request: "pb.SubmitJobRequest"
-    op: str
-    selection: Selection
-    media: MediaInfo
-    rate: Fraction                  # the take's rate: the clip's source rate
-    read_start: int                 # first source frame read (clip source coordinates)
-    media_indices: list[int]        # media frame index of every frame read
-    take_start: int                 # take source range, clip source coordinates
-    take_count: int
-    head_handles: int
-    tail_handles: int
-    extend_side: str = ""
-    extend_frames: int = 0
-    strength: float = 0.5
-    mask_path: str = ""
-    mask_first: int = 0             # mask frame of the first frame read
-    mask_invert: bool = False
-    mask_grow: int = 0
-    mask_grid: tuple = (1, 1)      # the chroma grid the mask was aligned to (2, 1 for 4:2:2)
-    color: object = None           # server.color.ColorTransform when the contract states a colour space
-    codec: int = pb.PRORES_422_HQ
-    take_dir: Path = Path(".")
-    seed: int = 0
-    start_timecode: str = ""
-    timecode_note: str = ""        # why the take has no timecode, when it has none
-    drop_frame: bool = False
-    scale: float = 1.0              # < 1: processed smaller and upscaled (the DEGRADE fallback)
-    feather: int = 0                # inpaint: soft edge inside the mask, pixels
-    steps_scale: float = 1.0        # generative backends: share of the denoising steps (DEGRADE)
-    reference_paths: list = dataclasses.field(default_factory=list)  # contract reference images
-    fallbacks: list = dataclasses.field(default_factory=list)   # what happened instead of what was asked
-    generate: dict = dataclasses.field(default_factory=dict)    # GENERATE: mode, camera, keyframes (server.generate)
-
-    @property
-    def read_count(self) -> int:
-        return len(self.media_indices)
-
-    @property
-    def selected_start(self) -> int:
-        """First frame the selection asked for (an extension's new head frames included)."""
-        start = self.selection.source_start
-        return start - self.extend_frames if self.extend_side == "head" else start
-
-    @property
-    def selected_count(self) -> int:
-        return self.selection.source_duration + self.extend_frames
-
-    @property
-    def shot(self) -> str:
-        return self.selection.shot
+# (what a plan is lives in server.jobplan; callers import these names from here too)
+from server.jobplan import (  # noqa: E402,F401
+    CODECS,
+    DEFAULT_CONTEXT_FRAMES,
+    OP_NAMES,
+    JobPlan,
+    Limits,
+    cas_object,
+    resolve_media_url,
+)
+from server import generate  # noqa: E402
 
 
 def make_plan(request: "pb.SubmitJobRequest", limits: Limits, default_take_dir: Path,
@@ -165,7 +75,6 @@ def _make_plan(request, limits: Limits, default_take_dir: Path, seed) -> JobPlan
             raise JobError("range_not_empty", f"clip {selection.clip_name!r} has media of its own: Generate fills a "
                                               f"gap or a pre-vis shot (bridge.previs.export_gap); choose an empty "
                                               f"range")
-        from server import generate   # (it builds on this module)
         return finish_plan(generate.plan_generate(request, selection, limits), limits, default_take_dir, seed, 0)
     if selection.media.kind == "previs":
         raise JobError("media_missing", f"clip {selection.clip_name!r} is an empty pre-vis placeholder: there is "
@@ -276,7 +185,6 @@ def _check_characters(contract, reference_paths: list[str]) -> None:
     """Each cited character's hash must match its name, description and images as they are now:
     the manifest then records exactly which character the shot was asked for."""
     from bridge.contract import character_hash
-    from server.takestore import sha256_of
 
     for character in contract.characters:
         images = [path for ref, path in zip(contract.reference_images, reference_paths)
@@ -284,7 +192,7 @@ def _check_characters(contract, reference_paths: list[str]) -> None:
         if not images:
             raise JobError("bad_character", f"character {character.name!r} has no images among the reference "
                                             f"images (role 'character', name {character.name!r})")
-        found = character_hash(character.name, character.description, [sha256_of(Path(p)) for p in images])
+        found = character_hash(character.name, character.description, [paths.sha256_of(Path(p)) for p in images])
         if found != character.sha256:
             raise JobError("bad_character", f"character {character.name!r} does not match its hash: its images or "
                                             f"description changed since the request was made; send it again")
@@ -352,22 +260,3 @@ def _take_timecode(plan: JobPlan, origin: int) -> tuple[str, bool]:
                                   f"frame(s) before its frame 0, which would label it on the day before")
             return "", drop
     return to_timecode(base + plan.take_start, plan.rate, drop), drop
-
-
-def resolve_media_url(url: str, cas_dir: Path) -> str:
-    """'cas:<sha256>' (after UploadMedia) -> the stored file's path; other urls unchanged."""
-    if not url.startswith("cas:"):
-        return url
-    return str(cas_object(cas_dir, paths.digest(url[4:], "media url cas: digest")))
-
-
-def cas_object(cas_dir: Path, digest: str) -> Path:
-    """The stored file of an uploaded object: the one regular file (not a link) in its folder."""
-    folder = cas_dir / paths.digest(digest)
-    files = []
-    if folder.is_dir() and not folder.is_symlink():
-        files = sorted(p for p in folder.iterdir() if not p.is_symlink() and p.is_file())
-    if not files or not paths.is_under(files[0], os.path.realpath(cas_dir)):
-        raise JobError("media_missing", f"no uploaded media with sha256 {digest}; upload it first",
-                       grpc.StatusCode.NOT_FOUND)
-    return files[0]

@@ -24,6 +24,7 @@ from bridge.api import pb
 from server.backends.classic import ClassicBackend
 from server.media import iter_frames, probe
 from server.plan import Limits, make_plan
+from server.generate import run_generate
 from server.runner import run_plan
 from server.takestore import TakeStore
 from server.takestore import library_versions, sha256_of
@@ -86,7 +87,8 @@ def rerender(manifest_path: Path, *, out_dir: Path | None = None, verify: bool =
     if plan.op == "generate":     # its slate and burn-in state the take it was
         plan.generate["take_label"] = take_info["take_id"]
     staging = out_dir / f".rerender-{take_info['take_id']}"
-    result = run_plan(plan, backend, staging, progress or (lambda *a: None), threading.Event())
+    run = run_generate if plan.op == "generate" else run_plan
+    result = run(plan, backend, staging, progress or (lambda *a: None), threading.Event())
     dest = out_dir / f"{take_info['take_id']}_rerender{result.staged.suffix}"
     if dest.exists():
         shutil.rmtree(dest) if dest.is_dir() else dest.unlink()

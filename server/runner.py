@@ -27,32 +27,18 @@ import numpy as np
 from server import faults, gates, paths
 from server.backends.base import Backend, Cancelled, Spec
 from server.backends.diffusers.conform import feathered_alpha
-from server.media import MediaInfo, delivery_for, write_movie
+from server.media import delivery_for, write_movie
 from server.media.encode import CopiedFrame, can_copy_packets
 from server.media.decode import iter_masks, iter_pictures
 from server.media.pixels import (align_mask, chroma_grid, composite_native, eight_bit, has_alpha, is_yuv,
                                  native_of_rgb, transcoded, working_depth)
-from server.plan import CODECS, JobPlan
+from server.jobplan import CODECS, JobPlan, RunResult
 
 # Share of the job's progress bar each stage gets (they overlap: frames stream through all).
 STAGE_WEIGHTS = {"decode": 0.02, "generate": 0.9, "encode": 0.05, "gates": 0.03}
 
 # report(stage, step, total, preview)
 Report = Callable[[str, int, int, Optional[np.ndarray]], None]
-
-
-@dataclasses.dataclass
-class RunResult:
-    staged: Path                 # the encoded take, in the staging folder
-    media: MediaInfo
-    timings: dict[str, float]    # seconds per stage
-    generated_size: tuple[int, int]
-    delivered_size: tuple[int, int]
-    fallbacks: list[str]
-    gates: list = dataclasses.field(default_factory=list)   # server.gates.Gate, in order
-    device: str = "cpu"
-    info: dict = dataclasses.field(default_factory=dict)    # what the backend reported (model, fps, generator)
-    pixels: dict = dataclasses.field(default_factory=dict)  # depth, delivery format, colour, untouched frames
 
 
 @dataclasses.dataclass
@@ -68,9 +54,6 @@ class _Frame:
 
 def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
              cancel: threading.Event) -> RunResult:
-    if plan.op == "generate":      # no source frames: its own pipeline
-        from server.generate import run_generate
-        return run_generate(plan, backend, staging, report, cancel)
     clock = _Clock()
     codec, suffix = CODECS[plan.codec]
     depth = working_depth(plan.media.bit_depth)

@@ -19,11 +19,11 @@ from bridge import files
 from bridge.api import pb
 from bridge.timecode import to_pb_rate
 from server import faults, paths
+from server.paths import sha256_of  # noqa: F401  (callers import it from here too)
 from server.gates import status_and_flags
 from server.jobstore import JobStore, now_ms
 from server.media.probe import find_sequence
-from server.plan import JobPlan
-from server.runner import RunResult
+from server.jobplan import CODECS, JobPlan, RunResult
 
 MANIFEST_SCHEMA = 1
 MANIFEST_SUFFIX = ".manifest.json"
@@ -50,17 +50,6 @@ def library_versions() -> dict[str, str]:
     except Exception:  # informational only
         pass
     return versions
-
-
-def sha256_of(path: Path) -> str:
-    """Hash of a file, or of every file of a folder (image sequence) in name order."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        with open(file, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _umask() -> int:
@@ -203,7 +192,6 @@ class TakeStore:
     def reserve_early(self, job: "pb.Job", plan: JobPlan) -> str:
         """Reserve the take's name before it is made (a slate or burn-in that states its take
         must state the one it will be committed as); commit() then uses the same name."""
-        from server.plan import CODECS
         shot_dir = plan.take_dir / safe_name(plan.shot)
         with self._commit_lock:
             return self._reserve(job, plan, shot_dir, CODECS[plan.codec][1])["take_id"]

@@ -17,6 +17,7 @@ from server.backends.base import Backend, BackendError, Cancelled
 from server.errors import JobError, from_exception
 from server.jobstore import JobStore
 from server.media import MediaError
+from server.generate import run_generate
 from server.plan import make_plan
 from server.runner import STAGE_WEIGHTS, run_plan
 from server import faults, paths
@@ -124,7 +125,8 @@ class Worker(threading.Thread):
                 timer.daemon = True
                 timer.start()
             with paths.reading_under(self.runtime.limits.roots):
-                result = run_plan(plan, backend, staging_dir(plan, job_id), reporter, cancel)
+                run = run_generate if plan.op == "generate" else run_plan   # (no source frames: its own pipeline)
+                result = run(plan, backend, staging_dir(plan, job_id), reporter, cancel)
             if cancel.is_set():
                 raise Cancelled()
             take = self.runtime.takes.commit(job, plan, result, backend.name,
