@@ -1,4 +1,4 @@
 """TakeBridge for DaVinci Resolve (Edit page scripts). Entry points take `resolve` first."""
-from .core import Options, ResolveError, run, selected_items, takes_of  # noqa: F401
+from .core import Options, ResolveError, Shot, generate, run, selected_items, takes_of  # noqa: F401
 
-__all__ = ["Options", "ResolveError", "run", "selected_items", "takes_of"]
+__all__ = ["Options", "ResolveError", "Shot", "generate", "run", "selected_items", "takes_of"]

@@ -10,6 +10,7 @@ take was added, and tracks are re-listed after AppendToTimeline.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -181,8 +182,9 @@ def takebridge_bin(ctx: Context):
     return folder
 
 
-def import_take_media(ctx: Context, take) -> object:
-    """The take's media as a media-pool item in the TakeBridge bin, tagged with its ids."""
+def import_take_media(ctx: Context, take, meta: dict | None = None) -> object:
+    """The take's media as a media-pool item in the TakeBridge bin, tagged with its ids (or
+    with `meta`, take_meta's and more)."""
     previous = ctx.media_pool.GetCurrentFolder()
     ctx.media_pool.SetCurrentFolder(takebridge_bin(ctx))
     try:
@@ -193,7 +195,7 @@ def import_take_media(ctx: Context, take) -> object:
     if not items:
         raise ResolveError(f"Resolve did not import the take media {take.media.url}")
     mpi = items[0]
-    write_meta(mpi, take_meta(take))
+    write_meta(mpi, meta if meta is not None else take_meta(take))
     return mpi
 
 
@@ -232,10 +234,14 @@ def add_take(ctx: Context, target: Target, take, mpi) -> int:
 
     The take media starts at source frame take.source_range.start_frame; the item shows the
     segment's source frames, so the take's range starts `head handles` frames in."""
-    item = target.item
-    before = int(item.GetTakesCount())
     first = target.segment.source_start - take.source_range.start_frame
-    last = first + target.segment.source_duration          # exclusive
+    return _add_to_take_selector(target.item, mpi, first, first + target.segment.source_duration)
+
+
+def _add_to_take_selector(item, mpi, first: int, last: int) -> int:
+    """AddTake(mpi, first, last) (source frames from the media's head, `last` exclusive) and
+    select it; returns its 1-based index."""
+    before = int(item.GetTakesCount())
     item.AddTake(mpi, first, last)                          # its return value is unreliable: count instead
     after = int(item.GetTakesCount())
     expected = before + 1 if before else 2                  # the original becomes take 1
@@ -314,7 +320,7 @@ def _takebridge_track(ctx) -> int:
         if ctx.timeline.GetTrackName("video", index) == TRACK_NAME:
             return index
     if not ctx.timeline.AddTrack("video"):
-        raise ResolveError("Resolve did not add a video track for the extension")
+        raise ResolveError(f"Resolve did not add a video track for the {TRACK_NAME} track")
     index = int(ctx.timeline.GetTrackCount("video"))
     ctx.timeline.SetTrackName("video", index, TRACK_NAME)
     return index
@@ -365,6 +371,10 @@ def run(resolve, options: Options, *, server: str = "127.0.0.1:50151", token: st
                             progress=progress, finalize=finalize)
     with tb.client.GenerationClient(server, token=token) as client:
         results = tb.editor.run(adapter, options, client, on_submit=on_submit)
+    return _unless_all_refused(results)
+
+
+def _unless_all_refused(results: list[dict]) -> list[dict]:
     refusals = [f"{r['item']} at {r['record_start']}: {r['error']}" for r in results if r["state"] == "refused"]
     if refusals and len(refusals) == len(results):
         raise ResolveError("; ".join(refusals) if len(refusals) > 1 else str(results[0]["error"]))
@@ -415,11 +425,270 @@ def timecode_of(ctx: Context, frame: int) -> str:
         return f"frame {frame}"
 
 
+# ------------------------------------------------------------------------------ Generate
+
+@dataclass
+class Shot:
+    """A Generate as the user asked for it: video track `track` (from 1) and absolute Resolve
+    frames [first, last); `last` None: the whole gap at `first` (a marker's frame); `first` None:
+    the playhead (the In/Out range when it holds the playhead, else the gap there). `name` is the
+    shot's ("" = one made from the track and timecode, or the pre-vis shot's already there).
+    `what` names a point in refusals ("the marker", "the playhead"): a point must be in a gap
+    (or on a pre-vis shot), not on a clip; `length_hint` says how to give a
+    length where no gap ends; `spill`: frames that are not free on `track` (they run into the
+    next clip) go on the TakeBridge track instead."""
+
+    track: int = 1
+    first: int | None = None
+    last: int | None = None
+    name: str = ""
+    what: str = ""
+    length_hint: str = ""
+    spill: bool = False
+
+
+def previs_meta(item) -> dict:
+    """The TakeBridge metadata of the take a pre-vis item (one Generate made) shows; {} for others."""
+    meta = read_meta(item.GetMediaPoolItem())
+    return meta if meta.get("op") == "generate" else {}
+
+
+def previs_view(ctx: Context):
+    """The timeline as OTIO (Resolve's own export, as the other operations read it), with the
+    items Generate made marked as pre-vis clips (shot, track, size): the export carries no
+    TakeBridge metadata, and bridge.previs must tell a pre-vis shot (another take goes on it)
+    from a clip in the way."""
+    view = export_otio(ctx)
+    timeline_mod = tb.timeline
+    rate = timeline_mod.timeline_rate(view)
+    for number, track in enumerate(view.video_tracks(), start=1):
+        made = {}
+        for item in ctx.timeline.GetItemListInTrack("video", number) or []:
+            meta = previs_meta(item)
+            if meta:
+                made[int(item.GetStart()) - ctx.start_frame] = meta
+        if not made:
+            continue
+        for index, child in enumerate(track):
+            meta = made.get(timeline_mod.record_range(track, index, rate)[0]) if isinstance(
+                child, otio.schema.Clip) else None
+            if not meta:
+                continue
+            info = {"track": number}
+            size = meta.get("size")
+            if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
+                info["size"] = size
+            tb.metadata.write(child, {**tb.metadata.read(child), "shot": meta.get("shot") or child.name,
+                                      "previs": info})
+    return view
+
+
+def timeline_size(ctx: Context) -> tuple[int, int] | None:
+    """The timeline's picture size (its settings), the size a pre-vis shot is made at."""
+    if not has(ctx.timeline, "GetSetting"):
+        return None
+    try:
+        width = int(ctx.timeline.GetSetting("timelineResolutionWidth") or 0)
+        height = int(ctx.timeline.GetSetting("timelineResolutionHeight") or 0)
+    except (TypeError, ValueError):
+        return None
+    return (width, height) if width > 0 and height > 0 else None
+
+
+class GapEditor:
+    """Resolve as an editor for Generate (bridge/editor.py's protocol): each "clip" is a Shot,
+    checked by bridge.previs.find_gap on the timeline's OTIO (refused, naming the clip in the
+    way, before anything is sent) and sent as its gap with the neighbouring clips' frames as
+    keyframes; its take becomes a new item filling exactly the gap (ImportMedia into the
+    TakeBridge bin, AppendToTimeline at the gap's record frame), or another take in the Take
+    Selector of the pre-vis item already there."""
+
+    def __init__(self, ctx: Context, shots, *, progress=None):
+        self.ctx, self.progress_cb = ctx, progress
+        self.view = previs_view(ctx)
+        self.rate = tb.timeline.timeline_rate(self.view)
+        self.origin = tb.timeline.global_start(self.view)
+        self.targets: dict = {}
+        self.new_track = 0    # the TakeBridge track's number in the view while Resolve has none yet
+        self.shots = [self._at_playhead(shot) if shot.first is None else shot for shot in shots]
+
+    # Resolve frames are absolute (they include the start timecode); the view's are from its
+    # global start: both name a frame by its offset from the timeline's first
+    def _view_frame(self, frame: int) -> int:
+        return frame - self.ctx.start_frame + self.origin
+
+    def _resolve_frame(self, frame: int) -> int:
+        return frame - self.origin + self.ctx.start_frame
+
+    def _at_playhead(self, shot: Shot) -> Shot:
+        text = self.ctx.timeline.GetCurrentTimecode() if has(self.ctx.timeline, "GetCurrentTimecode") else ""
+        if not text:
+            raise ResolveError("Resolve did not say where the playhead is (Timeline.GetCurrentTimecode): open the "
+                               "timeline on the Edit page")
+        try:
+            frame = tb.timecode.from_timecode(text, self.rate)
+        except ValueError as err:
+            raise ResolveError(f"cannot read the playhead {text!r}: {err}") from None
+        marks = mark_range(self.ctx.timeline)
+        if marks and marks[0] <= frame < marks[1]:    # the In/Out range around the playhead
+            return dataclasses.replace(shot, first=marks[0], last=marks[1])
+        return dataclasses.replace(shot, first=frame, last=None, what=shot.what or "the playhead",
+                                   length_hint=shot.length_hint or "set In and Out marks around the playhead for "
+                                                                   "the shot's length")
+
+    def clips(self) -> list:
+        return self.shots
+
+    def describe(self, shot: Shot) -> dict:
+        return {"item": shot.name or f"gap on V{shot.track}", "track": shot.track,
+                "record_start": timecode_of(self.ctx, shot.first)}
+
+    def target(self, shot: Shot):
+        """The GapTarget for a shot, or a refusal naming what is in the way."""
+        previs, selection_error = tb.previs, tb.selection.SelectionError
+        first, last = shot.first, shot.last
+        if shot.what:     # a point: it must be in a gap (or on a pre-vis shot), not on a clip
+            clip = _clip_at(self.view, shot.track, self._view_frame(first))
+            if clip is not None and not previs.is_previs(clip):
+                raise ResolveError(f"{shot.what} ({timecode_of(self.ctx, first)}) is on clip {clip.name!r} on "
+                                   f"V{shot.track}, not in a gap: move it into a gap (or onto a pre-vis shot)")
+        if last is None:
+            try:
+                gap_first, gap_last = previs.gap_under(self.view, shot.track, self._view_frame(first))
+            except selection_error as err:
+                if err.code != "no_gap":
+                    raise
+                raise ResolveError(f"{shot.what or timecode_of(self.ctx, first)} is past the end of V{shot.track}: "
+                                   f"there is no gap to fill there; "
+                                   f"{shot.length_hint or 'give the shot a length'}") from None
+            first, last = self._resolve_frame(gap_first), self._resolve_frame(gap_last)
+        try:
+            return previs.find_gap(self.view, shot.track, self._view_frame(first), self._view_frame(last),
+                                   shot=shot.name)
+        except selection_error as err:
+            if not (shot.spill and err.code == "range_not_empty"):
+                raise
+            track = self._spill_track()
+            if track == shot.track:
+                raise
+            try:
+                return previs.find_gap(self.view, track, self._view_frame(first), self._view_frame(last),
+                                       shot=shot.name)
+            except selection_error as other:
+                raise ResolveError(f"{err}; and the {TRACK_NAME} track V{track} has no room either: {other}") from None
+
+    def _spill_track(self) -> int:
+        """The TakeBridge track's number; while Resolve has none, an empty track in the view
+        (Resolve gets it when the shot is placed: nothing changes before a take exists)."""
+        count = int(self.ctx.timeline.GetTrackCount("video"))
+        for index in range(1, count + 1):
+            if self.ctx.timeline.GetTrackName("video", index) == TRACK_NAME:
+                return index
+        if not self.new_track:
+            self.view.tracks.append(otio.schema.Track(name=TRACK_NAME, kind=otio.schema.TrackKind.Video))
+            self.new_track = len(list(self.view.video_tracks()))
+        return self.new_track
+
+    def request(self, shot: Shot, options: Options):
+        target = self.target(shot)
+        self.targets[id(shot)] = target
+        if not options.width and not options.height:
+            # another take of a shot is made at its size; a new shot at the timeline's
+            size = target.size or timeline_size(self.ctx)
+            if size:
+                options = dataclasses.replace(options, width=size[0], height=size[1])
+        selection = tb.previs.export_gap(self.view, target)
+        try:
+            return tb.request.build_request(selection, options, client="takebridge-resolve",
+                                            keyframes=target.keyframes)
+        except tb.request.RequestError as err:
+            raise ResolveError(str(err)) from None
+
+    def apply(self, shot: Shot, take, options: Options) -> dict:
+        target = self.targets[id(shot)]
+        return place_generated(self.ctx, target, take,
+                               new_track=bool(self.new_track) and target.track_number == self.new_track)
+
+    def progress(self, shot: Shot, view) -> None:
+        if self.progress_cb is not None and view.state == "running":
+            target = self.targets.get(id(shot))
+            self.progress_cb(target.shot if target is not None else shot.name, view.fraction, view.detail)
+
+
+def _clip_at(view, track_number: int, frame: int):
+    """The clip on the view's video track at `frame` (the view's frames), None in a gap or past the end."""
+    timeline_mod = tb.timeline
+    track = timeline_mod.video_track(view, track_number)
+    rate = timeline_mod.timeline_rate(view)
+    origin = timeline_mod.global_start(view)
+    for index, child in enumerate(track):
+        if isinstance(child, otio.schema.Transition):
+            continue
+        start, duration = timeline_mod.record_range(track, index, rate)
+        if start <= frame - origin < start + duration:
+            return child if isinstance(child, otio.schema.Clip) else None
+    return None
+
+
+def generate(resolve, options: Options, *, server: str = "127.0.0.1:50151", token: str = "", shots=None,
+             track: int = 1, progress=None, on_submit=None) -> list[dict]:
+    """Generate: a pre-vis shot in each of `shots` (Shot), by default the gap at the playhead on
+    video track `track` (or the In/Out range around the playhead). One result per shot, in order,
+    as run() gives: a shot that cannot be made (a clip in the way, no gap at the point) is refused
+    before anything is sent, naming the clip; only when every shot is refused does this raise."""
+    ctx = context(resolve)
+    options = dataclasses.replace(options, op="generate")
+    adapter = GapEditor(ctx, shots if shots is not None else [Shot(track=int(track))], progress=progress)
+    with tb.client.GenerationClient(server, token=token) as client:
+        results = tb.editor.run(adapter, options, client, on_submit=on_submit)
+    return _unless_all_refused(results)
+
+
+def place_generated(ctx: Context, target, take, *, new_track: bool = False) -> dict:
+    """A Generate take into the timeline: a new item filling exactly the gap's record frames on
+    its track (on the TakeBridge track, made now, when `new_track`), or, over the pre-vis item
+    an earlier Generate made there, another take in its Take Selector, selected. The take's
+    media-pool item carries its ids, its shot and its size (takes_of, switch_take, review and
+    the next Generate read them)."""
+    count = target.count
+    rate = tb.timecode.exact_rate(take.source_range.rate)
+    if take.source_range.frame_count != count or rate != target.rate:
+        raise ResolveError(f"take {take.take_id} has {take.source_range.frame_count} frames at "
+                           f"{tb.timecode.rate_text(rate)} fps; the gap is {count} at "
+                           f"{tb.timecode.rate_text(target.rate)}")
+    meta = {**take_meta(take), "shot": take.shot or target.shot, "size": [int(take.media.width),
+                                                                           int(take.media.height)]}
+    mpi = import_take_media(ctx, take, meta)
+    record = ctx.start_frame + target.record_start
+    placed = {**meta, "item": meta["shot"]}
+    if target.placeholder is not None:
+        items = [i for i in ctx.timeline.GetItemListInTrack("video", target.track_number) or []
+                 if int(i.GetStart()) == record and previs_meta(i)]
+        if not items:
+            raise ResolveError(f"the pre-vis shot {target.shot!r} is no longer at {timecode_of(ctx, record)} on "
+                               f"V{target.track_number}; the take is in the {BIN_NAME} bin")
+        item = items[0]
+        placed["take_index"] = _add_to_take_selector(item, mpi, 0, count)
+        placed["placement"] = {"track": target.track_number, "start": int(item.GetStart()),
+                               "duration": int(item.GetDuration()), "expected_duration": count}
+    else:
+        track = _takebridge_track(ctx) if new_track else target.track_number
+        # the take's media holds exactly the shot's frames: source frames 0..count (exclusive end)
+        placed["placement"] = _append_and_confirm(ctx, mpi, take, track, record, 0, count)
+    return placed
+
+
 # ------------------------------------------------------------------------------ take list
 
 def takes_of(item) -> list[dict]:
-    """The item's Take Selector, 1-based, with TakeBridge metadata where a take has it."""
+    """The item's Take Selector, 1-based, with TakeBridge metadata where a take has it. An item
+    TakeBridge made itself (a Generate shot, an extension in a gap) is its one take until a
+    second one opens its Take Selector: take 1, shown."""
     rows = []
+    if _own_take(item):
+        mpi, left = item.GetMediaPoolItem(), int(item.GetLeftOffset())
+        return [{"index": 1, "name": mpi.GetName(), "selected": True, "start": left,
+                 "end": left + int(item.GetDuration()), **read_meta(mpi)}]
     selected = int(item.GetSelectedTakeIndex()) if has(item, "GetSelectedTakeIndex") else 0
     for index in range(1, int(item.GetTakesCount()) + 1):
         take = item.GetTakeByIndex(index) or {}
@@ -429,10 +698,25 @@ def takes_of(item) -> list[dict]:
     return rows
 
 
+def _own_take(item) -> bool:
+    """An item outside a Take Selector whose media TakeBridge made (Resolve counts 0 takes)."""
+    return int(item.GetTakesCount()) == 0 and bool(read_meta(item.GetMediaPoolItem()).get("take_id"))
+
+
+def _take_media(item, index: int):
+    """The media-pool item of take `index` (1-based), None when there is no such take."""
+    if index == 1 and _own_take(item):
+        return item.GetMediaPoolItem()
+    return (item.GetTakeByIndex(index) or {}).get("mediaPoolItem")
+
+
 def switch_take(item, index: int) -> None:
-    count = int(item.GetTakesCount())
+    own = _own_take(item)
+    count = 1 if own else int(item.GetTakesCount())
     if not 1 <= index <= count:
         raise ResolveError(f"{item.GetName()!r} has takes 1..{count}, not {index}")
+    if own:
+        return          # its one take, already shown
     item.SelectTakeByIndex(index)
     if int(item.GetSelectedTakeIndex()) != index:
         raise ResolveError(f"Resolve did not select take {index} of {item.GetName()!r}")
@@ -441,7 +725,7 @@ def switch_take(item, index: int) -> None:
 def review(item, index: int, approve: bool, note: str, *, server: str, reviewer: str = "", token: str = "") -> dict:
     """Approve or reject a take: sent to the server (manifest, pilot report), status kept on
     its media-pool item."""
-    take = (item.GetTakeByIndex(index) or {}).get("mediaPoolItem")
+    take = _take_media(item, index)
     meta = read_meta(take)
     if not meta.get("take_id"):
         raise ResolveError(f"take {index} of {item.GetName()!r} was not made by TakeBridge")

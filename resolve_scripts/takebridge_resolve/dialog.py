@@ -1,16 +1,23 @@
 """The UIManager dialog (Resolve Studio; the free edition lost UIManager for scripts in 19.1):
 operation, prompt, frames, seed, progress and cancel, and the selected item's take list with
-switch, approve / reject with a note, and finalize. Long work runs in a thread so the
+switch, approve / reject with a note, and finalize. Generate (a pre-vis shot) acts on the gap at
+the playhead on the chosen video track (the In/Out range when it holds the playhead), with its
+mode, camera move and PRE-VIS burn-in. Long work runs in a thread so the
 dialog's event loop keeps answering; where UIManager is missing it says to use the marker
 mode instead."""
 from __future__ import annotations
 
+import importlib
 import threading
 
 from . import core
 from .bridge_import import tb
 
-OPS = ["refine", "extend", "inpaint"]
+names = importlib.import_module(f"{tb.name}.api.names")   # the operation's choices, as the server names them
+
+OPS = ["refine", "extend", "inpaint", "generate"]
+MODES = ["auto", *names.GENERATE_MODES]          # generate: "auto" = from what is given
+CAMERAS = ["auto", *names.CAMERA_MOVES]          # generate: "auto" = the server's (push in on a board)
 
 
 def ui_manager(resolve):
@@ -36,6 +43,11 @@ def show(resolve, bmd, *, server: str = "127.0.0.1:50151") -> str:
                        ui.Label({"Text": "Seed"}), ui.SpinBox({"ID": "Seed", "Value": 1, "Minimum": 0,
                                                                 "Maximum": 2 ** 31 - 1})]),
             ui.LineEdit({"ID": "Mask", "PlaceholderText": "inpaint: mask file (white = regenerate)"}),
+            ui.HGroup([ui.Label({"Text": "Generate: track V"}), ui.SpinBox({"ID": "Track", "Value": 1, "Minimum": 1,
+                                                                           "Maximum": 99}),
+                       ui.Label({"Text": "mode"}), ui.ComboBox({"ID": "Mode"}),
+                       ui.Label({"Text": "camera"}), ui.ComboBox({"ID": "Camera"}),
+                       ui.CheckBox({"ID": "BurnIn", "Text": "PRE-VIS burn-in", "Checked": False})]),
             ui.HGroup([ui.Button({"ID": "Go", "Text": "Generate"}), ui.Button({"ID": "Cancel", "Text": "Cancel"})]),
             ui.Label({"ID": "Status", "Text": "select a clip on the Edit page"}),
             ui.Tree({"ID": "Takes", "HeaderHidden": False, "ColumnCount": 4}),
@@ -44,8 +56,9 @@ def show(resolve, bmd, *, server: str = "127.0.0.1:50151") -> str:
                        ui.Button({"ID": "Reject", "Text": "Reject"}), ui.Button({"ID": "Finalize", "Text": "Finalize"})]),
         ])])
     items = window.GetItems()
-    for op in OPS:
-        items["Op"].AddItem(op)
+    for box, choices in (("Op", OPS), ("Mode", MODES), ("Camera", CAMERAS)):
+        for choice in choices:
+            items[box].AddItem(choice)
     controller = Controller(resolve, server, items)
     window.On.Go.Clicked = lambda ev: controller.generate()
     window.On.Cancel.Clicked = lambda ev: controller.cancel()
@@ -76,16 +89,36 @@ class Controller:
     def status(self, text: str) -> None:
         self.items["Status"].Text = text
 
+    def _value(self, widget: str, attribute: str, default):
+        """A widget's value; `default` where this dialog has no such widget."""
+        try:
+            return getattr(self.items[widget], attribute)
+        except (KeyError, AttributeError):
+            return default
+
     def generate(self, wait: bool = False) -> None:
-        options = core.Options(op=self.items["Op"].CurrentText or "refine", prompt=self.items["Prompt"].Text,
-                               frames=int(self.items["Frames"].Value), seed=int(self.items["Seed"].Value),
-                               mask=self.items["Mask"].Text)
+        op = self.items["Op"].CurrentText or "refine"
+        options = core.Options(op=op, prompt=self.items["Prompt"].Text, seed=int(self.items["Seed"].Value))
+        if op == "generate":     # a pre-vis shot in the gap at the playhead
+            mode, camera = self._value("Mode", "CurrentText", "auto"), self._value("Camera", "CurrentText", "auto")
+            options.mode = "" if mode in ("", "auto") else mode
+            options.camera = "" if camera in ("", "auto") else camera
+            options.burn_in = bool(self._value("BurnIn", "Checked", False))
+            track = int(self._value("Track", "Value", 1) or 1)
+
+            def start(progress):
+                return core.generate(self.resolve, options, server=self.server, track=track, progress=progress,
+                                     on_submit=self.job_ids.append)
+        else:
+            options.frames, options.mask = int(self.items["Frames"].Value), self.items["Mask"].Text
+
+            def start(progress):
+                return core.run(self.resolve, options, server=self.server, progress=progress,
+                                on_submit=self.job_ids.append)
 
         def work():
             try:
-                results = core.run(self.resolve, options, server=self.server,
-                                   progress=lambda name, f, text: self.status(f"{name}: {f * 100:.0f}% {text}"),
-                                   on_submit=self.job_ids.append)
+                results = start(lambda name, f, text: self.status(f"{name}: {f * 100:.0f}% {text}"))
                 self.status("; ".join(f"{r['item']}: {r.get('take_id') or r['state']} "
                                       f"{r.get('status', '') or r.get('error', '')}".strip() for r in results))
             except Exception as err:  # shown in the dialog, never raised into Resolve's loop

@@ -23,8 +23,9 @@ def show_dialog(namespace: dict) -> None:
 
 def process_markers(namespace: dict) -> list[dict]:
     """TakeBridge Markers: every clip with a TakeBridge marker ('tb extend 24', 'tb refine 0.6',
-    'tb inpaint /path/matte.mov'), markers coloured with the outcome; those that already made a
-    take are skipped unless TAKEBRIDGE_REDO=1."""
+    'tb inpaint /path/matte.mov') and every timeline marker 'tb generate 72 "prompt"' in a gap (a
+    pre-vis shot there), markers coloured with the outcome; those that already made a take are
+    skipped unless TAKEBRIDGE_REDO=1."""
     resolve, _ = resolve_and_bmd(namespace)
     results = markers.process(resolve, server=server(), redo=os.environ.get("TAKEBRIDGE_REDO") == "1")
     for result in results:

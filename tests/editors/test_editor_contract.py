@@ -153,6 +153,8 @@ class ResolveDriver:
         self.resolve = Resolve()
         self.items = {name: self.resolve.import_and_place(self.paths[name], 1, record, first, frames)
                       for name, (record, first, frames) in contract.LAYOUT.items()}
+        for name, item in self.items.items():      # the editor names the clips A, B, C (MediaPoolItem.SetName)
+            assert item.GetMediaPoolItem().SetName(name)
 
     def _run(self, clip, **options) -> dict:
         self.resolve.timeline.selected = [self.items[clip]]
@@ -172,13 +174,23 @@ class ResolveDriver:
     def extend(self, clip, frames):
         return self._run(clip, op="extend", frames=frames)
 
+    def _item(self, clip):
+        """A clip of the cut by name, or the pre-vis item of the shot `clip` (its takes say so)."""
+        if clip in self.items:
+            return self.items[clip]
+        shots = [i for i in core.video_items(self.resolve.timeline)
+                 if any(t.get("shot") == clip and t.get("op") == "generate" for t in core.takes_of(i))]
+        assert len(shots) == 1, f"{len(shots)} items are shot {clip!r}"
+        return shots[0]
+
     def shown(self, clip):
-        selected = [t for t in core.takes_of(self.items[clip]) if t["selected"]]
-        return selected[0].get("take_id") or "original" if selected and selected[0]["index"] > 1 else "original"
+        # the selected take's id; an item's own media (take 1 of a cut clip) has none: "original"
+        selected = [t for t in core.takes_of(self._item(clip)) if t["selected"]]
+        return (selected[0].get("take_id") or "original") if selected else "original"
 
     def take_frames(self, clip, take_id):
         start = self.resolve.timeline.start
-        item = self.items[clip]
+        item = self._item(clip)
         if any(t.get("take_id") == take_id for t in core.takes_of(item)):
             return item.GetStart() - start, item.GetDuration()
         for track in range(1, self.resolve.timeline.GetTrackCount("video") + 1):
@@ -203,6 +215,17 @@ class ResolveDriver:
     def jobs_on_server(self):
         return _jobs(self.server)
 
+    def generate(self, start, count, shot):
+        """Generate on V1 over record frames [start, start + count) from the timeline's start."""
+        first = self.resolve.timeline.GetStartFrame() + start
+        try:
+            (result,) = core.generate(self.resolve, core.Options(codec="FFV1", take_dir=str(self.folder / "takes"),
+                                                                 prompt=f"pre-vis {shot}"), server=self.server,
+                                      shots=[core.Shot(track=1, first=first, last=first + count, name=shot)])
+        except core.ResolveError as err:
+            return {"state": "refused", "error": str(err)}
+        return result
+
 
 @pytest.mark.parametrize("driver", [OtioFileDriver, ResolveDriver], ids=["otio-file", "resolve"])
 def test_every_editor_tells_the_contract_story_the_same_way(driver, server, tmp_path):
@@ -210,7 +233,7 @@ def test_every_editor_tells_the_contract_story_the_same_way(driver, server, tmp_
     assert len(set(takes.values())) == 3
 
 
-@pytest.mark.parametrize("driver", [OtioFileDriver], ids=["otio-file"])
+@pytest.mark.parametrize("driver", [OtioFileDriver, ResolveDriver], ids=["otio-file", "resolve"])
 def test_every_editor_generates_a_shot_into_a_gap_the_same_way(driver, server, tmp_path):
     takes = contract.tell_generate(driver(tmp_path, server))
     assert takes["first"].startswith("bridge_v") and takes["second"].startswith("bridge_v")

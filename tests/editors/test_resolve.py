@@ -311,3 +311,120 @@ def test_exporting_the_timeline_leaves_no_temporary_folder(cut, tmp_path, monkey
     timeline = core.export_otio(core.context(resolve))
     assert len(list(timeline.find_clips())) == 2
     assert not list(tmp_path.glob("takebridge-resolve-*"))
+
+
+# ------------------------------------------------------------------------------ Generate
+
+def _shot_items(resolve, track: int = 1) -> list:
+    """The pre-vis items (Generate made them) on a track, by record start."""
+    return [i for i in resolve.timeline.GetItemListInTrack("video", track) if core.previs_meta(i)]
+
+
+def test_marker_mode_generates_a_shot_at_each_timeline_marker_in_a_gap(cut, server, tmp_path):
+    """Timeline markers: `tb generate 12 "harbour at dawn"` in the 12-frame gap between A and B
+    makes a 12-frame shot at the marker's frame (A's last and B's first frames as keyframes);
+    one over B is refused in one line naming B, nothing sent; one past the end takes its own
+    duration; one whose frames run into the next clip goes on the TakeBridge track."""
+    resolve, item_a, item_b, _f, _m, _mask = cut
+    timeline, start = resolve.timeline, resolve.timeline.start
+    assert timeline.SetSetting("timelineResolutionWidth", "64") and timeline.SetSetting("timelineResolutionHeight", "48")
+    timeline.AddMarker(24, "Blue", "gen", 'tb generate 12 "harbour at dawn"', 1)
+    timeline.AddMarker(40, "Blue", "gen", 'tb generate 6 "over B"', 1)
+    timeline.AddMarker(60, "Blue", "coda", 'tb generate "the harbour at night" shot=coda burn-in', 8)
+    timeline.AddMarker(56, "Blue", "gen", 'tb generate 10 "gulls"', 1)       # 56..66 runs into coda (60..68)
+    before = _jobs(server)
+    results = {r["item"]: r for r in markers.process(resolve, server=server, take_dir=str(tmp_path / "takes"))}
+    assert _jobs(server) == before + 3, "the refused marker sent nothing"
+
+    refused = results["marker at 01:00:01:16"]
+    assert refused["state"] == "failed" and refused["marker_colour"] == "Red"
+    assert "is on clip 'B.mkv' on V1, not in a gap" in refused["error"] and "\n" not in refused["error"]
+    assert timeline.GetMarkers()[40]["color"] == "Red" and "'B.mkv'" in timeline.GetMarkers()[40]["note"]
+
+    harbour, coda = _shot_items(resolve)
+    made = results[core.takes_of(harbour)[0]["shot"]]
+    assert made["state"] == "succeeded" and made["take_id"] == core.takes_of(harbour)[0]["take_id"]
+    assert (harbour.GetStart() - start, harbour.GetDuration()) == (24, 12)
+    assert [i.GetStart() - start for i in timeline.GetItemListInTrack("video", 1)] == [0, 24, 36, 60]
+    assert timeline.GetMarkers()[24]["color"] in ("Green", "Yellow") and made["take_id"] in timeline.GetMarkers()[24]["note"]
+    manifest = json.loads(open(made["manifest"]).read())
+    assert manifest["generate"]["mode"] == "keyframes" and manifest["generate"]["size"] == [64, 48]
+    assert [(f["which"], f["frame"]) for f in manifest["inputs"]["frames"]] == [("first", 27), ("last", 0)]
+    assert manifest["request"]["contract"]["prompt"] == "harbour at dawn"
+    assert manifest["request"]["client"] == "takebridge-resolve"
+
+    assert results["coda"]["take_id"].startswith("coda_v") and (coda.GetStart() - start, coda.GetDuration()) == (60, 8)
+    assert json.loads(open(results["coda"]["manifest"]).read())["generate"]["burn_in"] is True
+
+    (gulls,) = [r for r in results.values() if r.get("placement", {}).get("track", 1) != 1]
+    track = gulls["placement"]["track"]
+    assert timeline.GetTrackName("video", track) == "TakeBridge"
+    assert (gulls["placement"]["start"] - start, gulls["placement"]["duration"]) == (56, 10)
+    assert len(_shot_items(resolve, track)) == 1
+
+    # run again: the shots made are skipped, the refused one refused again; redo makes another
+    # take of the harbour shot in the same item's Take Selector
+    again = markers.process(resolve, server=server, take_dir=str(tmp_path / "takes"))
+    assert sorted(r["state"] for r in again) == ["failed", "skipped", "skipped", "skipped"]
+    timeline.DeleteMarkerAtFrame(24)
+    timeline.AddMarker(24, "Blue", "gen", 'tb generate 12 "harbour at dawn, fog"', 1)
+    (second,) = [r for r in markers.process(resolve, server=server, take_dir=str(tmp_path / "takes"))
+                 if r["state"] == "succeeded"]
+    assert second["take_index"] == 2 and harbour.GetTakesCount() == 2 and harbour.GetSelectedTakeIndex() == 2
+    assert [t["take_id"] for t in core.takes_of(harbour)] == [made["take_id"], second["take_id"]]
+    assert (harbour.GetStart() - start, harbour.GetDuration()) == (24, 12) and len(_shot_items(resolve)) == 2
+
+
+def test_a_generate_marker_on_a_clip_or_past_the_end_without_a_length_is_refused_saying_why(cut, server,
+                                                                                           tmp_path):
+    resolve, item_a, _b, _f, _m, _mask = cut
+    item_a.AddMarker(3, "Blue", "gen", 'tb generate 12 "x"', 1)             # on a clip, not in a gap
+    resolve.timeline.AddMarker(80, "Blue", "gen", 'tb generate "x"', 1)     # past the end, no length
+    before = _jobs(server)
+    results = markers.process(resolve, server=server, take_dir=str(tmp_path / "takes"))
+    assert [r["state"] for r in results] == ["failed", "failed"] and _jobs(server) == before
+    assert "not on clip 'A.mkv'" in results[0]["error"]
+    assert "past the end of V1" in results[1]["error"] and 'tb generate N "prompt"' in results[1]["error"]
+    assert item_a.GetMarkers()[3]["color"] == "Red" and resolve.timeline.GetMarkers()[80]["color"] == "Red"
+
+
+def test_the_dialog_generates_in_the_gap_at_the_playhead(cut, server, tmp_path):
+    from takebridge_resolve import dialog
+
+    resolve, _a, item_b, _f, _m, _mask = cut
+    timeline, start = resolve.timeline, resolve.timeline.start
+
+    class Widget:
+        Text, CurrentText, Value, Checked = "", "", 1, False
+
+    items = {name: Widget() for name in ("Op", "Prompt", "Frames", "Seed", "Mask", "Status", "Takes", "Note",
+                                         "Track", "Mode", "Camera", "BurnIn")}
+    items["Op"].CurrentText, items["Prompt"].Text = "generate", "a boat crosses"
+    items["Mode"].CurrentText, items["Camera"].CurrentText, items["BurnIn"].Checked = "auto", "auto", True
+    controller = dialog.Controller(resolve, server, items)
+
+    assert timeline.SetCurrentTimecode("01:00:01:16")                 # on B
+    before = _jobs(server)
+    controller.generate(wait=True)
+    assert "the playhead (01:00:01:16) is on clip 'B.mkv' on V1, not in a gap" in items["Status"].Text
+    assert _jobs(server) == before
+
+    assert timeline.SetCurrentTimecode("01:00:01:06")                 # in the gap A..B
+    controller.generate(wait=True)
+    (shot,) = _shot_items(resolve)
+    (row,) = controller.rows                                          # the dialog lists the new shot's take
+    assert (shot.GetStart() - start, shot.GetDuration()) == (24, 12) and row["selected"]
+    assert row["take_id"] in items["Status"].Text and row["op"] == "generate"
+    manifest = json.loads(open(row["manifest"]).read())
+    assert manifest["generate"]["burn_in"] is True and manifest["generate"]["mode"] == "keyframes"
+
+    items["Camera"].CurrentText, items["Mode"].CurrentText = "push_in", "text"   # another take, the playhead on the shot
+    controller.generate(wait=True)
+    assert shot.GetTakesCount() == 2 and [r["selected"] for r in controller.rows] == [False, True]
+    assert json.loads(open(controller.rows[1]["manifest"]).read())["generate"]["camera"] == "push_in"
+    controller.switch(1)
+    assert shot.GetSelectedTakeIndex() == 1
+    items["Note"].Text = "keeps the cut"
+    controller.review(True, index=1)
+    assert items["Status"].Text == f"{row['take_id']}: approved"
+    assert [i.GetStart() - start for i in timeline.GetItemListInTrack("video", 1)] == [0, 24, 36]

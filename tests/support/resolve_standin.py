@@ -8,7 +8,9 @@ from the media's start timecode, bare paths, global_start_time, Resolve_OTIO met
 the documented quirks: hasattr() is True for anything (capabilities must be probed with
 dir()), AddTake's return value is unreliable (False while the take is added), AppendToTimeline
 silently drops a clip that overlaps another, imports go to the current media-pool folder,
-GetSelectedClips only exists from 21.0.4. Media facts come from the real files (PyAV).
+GetSelectedClips only exists from 21.0.4, MediaPoolItem.SetName from 20.2, the playhead
+(Get/SetCurrentTimecode) is answered on the Cut, Edit, Color, Fairlight and Deliver pages only,
+timeline markers' frameId counts from the timeline's start. Media facts come from the real files (PyAV).
 It is not Resolve: behaviours listed as unverified in editor_apis.md section D follow the
 documented reading and need checking on a real Resolve.
 """
@@ -73,7 +75,7 @@ class _API:
 
 
 class MediaPoolItem(_API):
-    _since = {"GetThirdPartyMetadata": (19, 0, 2), "SetThirdPartyMetadata": (19, 0, 2)}
+    _since = {"GetThirdPartyMetadata": (19, 0, 2), "SetThirdPartyMetadata": (19, 0, 2), "SetName": (20, 2, 0)}
 
     def __init__(self, path: str, version):
         info = _facts(path)
@@ -87,6 +89,13 @@ class MediaPoolItem(_API):
 
     def GetName(self):
         return self.name
+
+    def SetName(self, name):
+        """MediaPoolItem.SetName (20.2+): timeline items show the clip's name, so they follow."""
+        if not name:
+            return False
+        self.name = str(name)
+        return True
 
     def GetUniqueId(self):
         return self.uid
@@ -236,6 +245,7 @@ class Timeline(_API):
         self.playhead = self.start
         self.marks: dict = {}
         self.markers: dict = {}
+        self.settings: dict = {}
 
     def GetName(self):
         return self.name
@@ -247,7 +257,14 @@ class Timeline(_API):
         return max([i.GetEnd() for items in self.tracks.values() for i in items] + [self.start])
 
     def GetSetting(self, name):
-        return {"timelineFrameRate": str(float(self.rate))}.get(name, "")
+        # settings are strings; those never set (the picture size here) answer "" in this stand-in
+        return {"timelineFrameRate": str(float(self.rate)), **self.settings}.get(name, "")
+
+    def SetSetting(self, name, value):
+        if name == "timelineFrameRate":     # fixed once the timeline has media (editor_apis.md A8)
+            return False
+        self.settings[name] = str(value)
+        return True
 
     def GetTrackCount(self, kind):
         return len(self.tracks) if kind == "video" else 0
@@ -276,6 +293,24 @@ class Timeline(_API):
                 if item.start <= self.playhead < item.GetEnd():
                     return item
         return None
+
+    # -- the playhead: documented for the Cut, Edit, Color, Fairlight and Deliver pages only; on
+    # the others this stand-in answers "" / False (what Resolve does there is not documented)
+    _PLAYHEAD_PAGES = ("cut", "edit", "color", "fairlight", "deliver")
+
+    def GetCurrentTimecode(self):
+        if self.resolve.page not in self._PLAYHEAD_PAGES:
+            return ""
+        return to_timecode(self.playhead, self.rate)
+
+    def SetCurrentTimecode(self, timecode):
+        if self.resolve.page not in self._PLAYHEAD_PAGES:
+            return False
+        try:
+            self.playhead = from_timecode(timecode, self.rate)
+        except ValueError:
+            return False
+        return True
 
     def GetMarkInOut(self):
         return {"video": dict(self.marks)} if self.marks else {}
