@@ -1,5 +1,6 @@
 """TakeBridge for Blender's Video Sequence Editor: Refine, Extend and Inpaint selected strips
-on a TakeBridge server; the results come back as takes on channels above their source.
+on a TakeBridge server, and Generate a pre-vis shot in a gap (a placeholder strip filling it);
+the results come back as takes on channels above their source (or shot).
 
 An extension (blender_manifest.toml); its dependencies ship as wheels inside it."""
 from __future__ import annotations

@@ -27,6 +27,9 @@ def set_compare(scene, take_id: str, against: str, mode: str) -> str:
     take = vse_takes.find_take(scene, take_id)
     if against == "original":
         other = vse_takes.find_source(scene, take[TAKE_KEY]["source"])
+        if vse_takes.is_previs(other):
+            raise vse_takes.TakeError(f"{other.name!r} is a pre-vis shot: it has no original footage to compare "
+                                      f"{take_id} with; compare it with another take of the shot")
     else:
         other = vse_takes.find_take(scene, against)
     start = max(take.frame_final_start, other.frame_final_start)

@@ -8,6 +8,7 @@ gRPC and fill a queue.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import random
@@ -63,19 +64,28 @@ def build_request(scene, source, op: str, settings, *, frames: int = 0, side: st
     selection = tb.timeline.job_timeline(timeline, segment)
     if op == "inpaint" and not mask_path:
         raise JobError("inpaint needs a mask: choose a mask strip (image, movie or Mask) in the TakeBridge panel")
+    options = job_options(settings, op, strength=settings.strength, frames=frames, side=side.lower(), mask=mask_path,
+                          feather=settings.feather, handles=settings.handles)
+    try:
+        return tb.request.build_request(selection, options, client=CLIENT)
+    except tb.request.RequestError as err:
+        raise JobError(str(err)) from None
+
+
+CLIENT = "takebridge-blender"
+
+
+def job_options(settings, op: str, **choices):
+    """The panel's choices shared by every operation (prompt, seed, codec, backend, references...)
+    as bridge JobOptions, with the operation's own `choices`. An unlocked seed is drawn anew."""
     if not settings.seed_lock:
         settings.seed = random.randint(0, 2 ** 31 - 1)
     request_module = tb.request
-    options = request_module.JobOptions(
-        op=op, strength=settings.strength, frames=frames, side=side.lower(), mask=mask_path, feather=settings.feather,
-        prompt=settings.prompt, negative_prompt=settings.negative_prompt, seed=settings.seed, codec=settings.codec,
-        backend=settings.backend, model=settings.model, take_dir=take_dir(settings), handles=settings.handles,
+    return request_module.JobOptions(
+        op=op, prompt=settings.prompt, negative_prompt=settings.negative_prompt, seed=settings.seed,
+        codec=settings.codec, backend=settings.backend, model=settings.model, take_dir=take_dir(settings),
         references=[request_module.Reference(bpy.path.abspath(ref.filepath), ref.role)
-                    for ref in settings.references if ref.filepath])
-    try:
-        return request_module.build_request(selection, options, client="takebridge-blender")
-    except request_module.RequestError as err:
-        raise JobError(str(err)) from None
+                    for ref in settings.references if ref.filepath], **choices)
 
 
 class BlenderEditor:
@@ -128,24 +138,32 @@ class BlenderEditor:
         item.state = "queued"
 
     def apply(self, source, take, options) -> dict:
-        item = _job_item(self.scene, take.job_id)
-        strip = vse_takes.place_take_strip(self.scene, source, take)
-        if item is not None:
-            item.take_id, item.placed, item.state, item.progress = take.take_id, True, "succeeded", 1.0
-        pb = tb.api.pb
-        return {"take_id": take.take_id, "strip": strip.name, "status": pb.TakeStatus.Name(take.status).lower(),
-                "flags": list(take.flags)}
+        return _place(self.scene, source, take)
 
     def progress(self, source, view) -> None:
         pass
+
+
+def _place(scene, source, take) -> dict:
+    """A finished take as a strip above its source (a strip, or a pre-vis shot's placeholder)."""
+    item = _job_item(scene, take.job_id)
+    strip = vse_takes.place_take_strip(scene, source, take)
+    if item is not None:
+        item.take_id, item.placed, item.state, item.progress = take.take_id, True, "succeeded", 1.0
+    pb = tb.api.pb
+    return {"take_id": take.take_id, "strip": strip.name, "status": pb.TakeStatus.Name(take.status).lower(),
+            "flags": list(take.flags)}
 
 
 def submit_all(scene, sources, op: str, *, server: str, wait: bool, params_for=lambda source: {}) -> list[dict]:
     """One job per source strip through bridge/editor.py's loop: one result per strip (a refused
     or failed strip never drops the others). With wait=True each is followed to its end and its
     take placed; otherwise a background watcher follows each and the timer places it."""
+    return _run(scene, BlenderEditor(scene, sources, op, server, params_for), server, wait)
+
+
+def _run(scene, adapter, server: str, wait: bool) -> list[dict]:
     settings = scene.takebridge
-    adapter = BlenderEditor(scene, sources, op, server, params_for)
     with client(server, settings.token) as c:
         results = tb.editor.run(adapter, None, c, wait=wait, on_submit=adapter.submitted)
     for result in results:
@@ -156,7 +174,157 @@ def submit_all(scene, sources, op: str, *, server: str, wait: bool, params_for=l
             watch(scene.name, item.job_id, server, settings.token, 0)
         elif result["state"] != "succeeded":
             item.state, item.message = result["state"], result.get("error", "")
+            _drop_unused_previs(scene, item)
     return results
+
+
+# -- Generate: a pre-vis shot in a gap of a channel ---------------------------------------------
+
+@dataclasses.dataclass
+class GapChoice:
+    """Where a Generate goes: Blender frames [first, last) of `channel`, and the shot's name ("" =
+    the pre-vis strip's shot there, else one named after the place). `strip` is the pre-vis
+    strip the take goes on once the job is sent (made then, or the one already there)."""
+
+    channel: int
+    first: int
+    last: int
+    shot: str = ""
+    strip: str = ""
+    new_shot: str = ""      # a name for a new shot only (the panel's): a pre-vis shot there keeps its own
+
+
+def _in_blender(message: str, channel: int) -> str:
+    """bridge.previs's words in the Sequencer's: channels, not tracks; the panel, not flags."""
+    return (message.replace(f"V{channel}", f"channel {channel}")
+            .replace("give --in and --out-point for the shot's length",
+                     "set a preview range and Generate over it (Range: Preview range in the TakeBridge panel)")
+            .replace("give --in and --out-point", "Generate over a preview range"))
+
+
+def gap_choice(scene, channel: int, *, first=None, last=None, shot: str = "", new_shot: str = "") -> GapChoice:
+    """The range [first, last) of `channel`, or (without one) the gap under the playhead there:
+    from the strip before it to the strip after it, or the pre-vis shot the playhead is in.
+    Refused when the playhead is inside another strip or past the channel's last strip.
+    `shot` names the shot in any case; `new_shot` only a new one."""
+    if channel < 1:
+        raise JobError(f"channel {channel}: channels count from 1")
+    if first is None or last is None:
+        timeline = vse.export_timeline(scene, channels_through=channel)
+        try:
+            first, last = tb.previs.gap_under(timeline, channel, int(scene.frame_current))
+        except tb.selection.SelectionError as err:
+            raise tb.selection.SelectionError(err.code, _in_blender(str(err), channel)) from None
+    return GapChoice(int(channel), int(first), int(last), shot, new_shot=new_shot)
+
+
+def board_of(scene, name: str) -> tuple[str, int]:
+    """A storyboard still for Generate from a strip: (file, frame in it): an image strip's image
+    at its first visible frame, a movie strip's file and that frame's number."""
+    if not name:
+        return "", 0
+    strip = next((s for s in compat.strips_all(scene) if s.name == name), None)
+    if strip is None:
+        raise JobError(f"board strip {name!r} not found")
+    offset = max(0, int(strip.frame_final_start - strip.frame_start))
+    if strip.type == "MOVIE":
+        return vse.abspath(strip.filepath), offset
+    if strip.type == "IMAGE":
+        element = strip.elements[min(offset, len(strip.elements) - 1)]
+        return os.path.join(vse.abspath(strip.directory), element.filename), 0
+    raise JobError(f"board strip {name!r} is a {strip.type} strip; use an image or movie strip")
+
+
+def _enum_choice(value: str) -> str:
+    return "" if value in ("", "AUTO") else value.lower()
+
+
+class GenerateEditor(BlenderEditor):
+    """Gaps of the Sequencer as the editor protocol's clips (bridge/otio_file.py's GapTarget
+    shape): each is checked (bridge.previs.find_gap on the scene's edit, then any Blender strip
+    the edit leaves out) and refused before anything is sent; when its job is sent, a pre-vis
+    placeholder strip fills the gap exactly (or the one there is kept: another take of its shot),
+    and the take goes on it as a take strip above, like any source's."""
+
+    def __init__(self, scene, choices, server: str, board: str = ""):
+        super().__init__(scene, choices, "generate", server)
+        self.board = board
+
+    def describe(self, choice) -> dict:
+        rate = compat.scene_rate(self.scene)
+        return {"item": choice.shot or choice.strip or "new shot", "track": choice.channel,
+                "frames": choice.last - choice.first, "record_start": tb.timecode.to_timecode(choice.first, rate)}
+
+    def request(self, choice, options):
+        scene, settings = self.scene, self.scene.takebridge
+        timeline = vse.export_timeline(scene, channels_through=choice.channel)   # V<n> is channel n
+        try:
+            target = tb.previs.find_gap(timeline, choice.channel, choice.first, choice.last, shot=choice.shot)
+        except tb.selection.SelectionError as err:
+            raise tb.selection.SelectionError(err.code, _in_blender(str(err), choice.channel)) from None
+        placeholder = target.placeholder.name if target.placeholder is not None else ""
+        if not placeholder and not choice.shot and choice.new_shot:
+            target.shot = choice.new_shot
+        self._check_channel(choice, placeholder)
+        image, image_frame = board_of(scene, self.board)
+        width, height = target.size or (int(scene.render.resolution_x), int(scene.render.resolution_y))
+        options = job_options(settings, "generate", mode=_enum_choice(settings.generate_mode), image=image,
+                              image_frame=image_frame, keyframes="auto",
+                              camera=_enum_choice(settings.generate_camera),
+                              camera_amount=settings.generate_camera_amount, width=width, height=height,
+                              burn_in=settings.generate_burn_in)
+        try:
+            request = tb.request.build_request(tb.previs.export_gap(timeline, target), options, client=CLIENT,
+                                               keyframes=target.keyframes)
+        except tb.request.RequestError as err:
+            raise JobError(str(err)) from None
+        choice.shot, choice.strip = target.shot, placeholder
+        self._current = choice
+        return request
+
+    def _check_channel(self, choice, placeholder: str) -> None:
+        """What the edit leaves out (effect, text, sound and take strips) may be in the gap too."""
+        rate = compat.scene_rate(self.scene)
+        for strip in compat.strips(self.scene):
+            if strip.channel == choice.channel and strip.name != placeholder and \
+                    strip.frame_final_start < choice.last and strip.frame_final_end > choice.first:
+                what = f"a take of {strip[vse.TAKE_KEY].get('source')!r}" if vse.is_take(strip) else \
+                    f"a {strip.type.lower()} strip"
+                raise JobError(f"frames {choice.first}-{choice.last} ({tb.timecode.to_timecode(choice.first, rate)}-"
+                               f"{tb.timecode.to_timecode(choice.last, rate)}) of channel {choice.channel} are not "
+                               f"empty: strip {strip.name!r} ({what}) plays frames {strip.frame_final_start}-"
+                               f"{strip.frame_final_end}; choose a gap or another channel, or move it first")
+
+    def submitted(self, job_id: str) -> None:
+        """The job is sent: its shot's strip fills the gap now (where the take will show)."""
+        choice = self._current
+        if not choice.strip:
+            strip = vse_takes.new_previs_strip(self.scene, choice.shot, choice.channel, choice.first, choice.last)
+            choice.strip = strip.name
+        item = self.scene.takebridge.jobs.add()
+        item.job_id, item.server, item.source, item.op = job_id, self.server, choice.strip, self.op
+        item.state = "queued"
+
+    def apply(self, choice, take, options) -> dict:
+        return _place(self.scene, vse_takes.find_source(self.scene, choice.strip), take)
+
+
+def submit_generate(scene, choices, *, server: str, wait: bool, board: str = "") -> list[dict]:
+    """One Generate job per gap (GapChoice) through bridge/editor.py's loop, as submit_all does for
+    strips: a refused gap sends nothing and changes nothing; a sent one gets its pre-vis strip, and
+    its take is placed on it (now, or by the timer)."""
+    return _run(scene, GenerateEditor(scene, choices, server, board), server, wait)
+
+
+def _drop_unused_previs(scene, item) -> None:
+    """A pre-vis strip made for a job that ended without a take goes again, unless it has takes
+    or another job still works on it."""
+    if item.op != "generate":
+        return
+    if any(other.source == item.source and other.job_id != item.job_id and other.state not in TERMINAL
+           for other in scene.takebridge.jobs):
+        return
+    vse_takes.drop_empty_previs(scene, item.source)
 
 
 def _finish(scene, item, job) -> dict:
@@ -172,6 +340,8 @@ def _finish(scene, item, job) -> dict:
         item.placed = True
         result.update(take_id=job.take.take_id, strip=strip.name, status=pb.TakeStatus.Name(job.take.status).lower(),
                       flags=list(job.take.flags))
+    elif job.state != pb.SUCCEEDED:
+        _drop_unused_previs(scene, item)
     return result
 
 

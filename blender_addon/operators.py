@@ -34,7 +34,8 @@ def _sources(self, context):
     scene = compat.sequencer_scene(context)
     if self.strip:
         return [vse_takes.find_source(scene, self.strip)]
-    chosen = [s for s in compat.selected_strips(context) if vse.media_strip_kind(s) and not vse.is_take(s)]
+    chosen = [s for s in compat.selected_strips(context)
+              if (vse.media_strip_kind(s) or vse.is_previs(s)) and not vse.is_take(s)]
     if not chosen:
         raise vse_takes.TakeError("select a movie or image strip (or pass strip=NAME)")
     return chosen
@@ -57,18 +58,23 @@ class _JobOperator:
                                       wait=self.wait, params_for=lambda source: self.params(context, scene, source))
         except (tb.errors.TakeBridgeError, tb.client.ClientError) as err:
             return _failed(self, err)
-        for result in results:      # one line per strip: a refused strip never drops the others
-            if result["state"] == "succeeded" and result.get("strip"):
-                flags = f" — needs review: {'; '.join(result['flags'])}" if result.get("flags") else ""
-                self.report({"INFO"}, f"{result['take_id']} placed as {result['strip']} ({result['status']}){flags}")
-            elif result["state"] == "queued":
-                self.report({"INFO"}, f"job {result['job_id']} queued; progress in the TakeBridge panel")
-            else:
-                self.report({"ERROR"}, f"{result['item']} ({result['record_start']}): {result['state']}: "
+        return _reported(self, results)
+
+
+def _reported(operator, results: list[dict]) -> set:
+    """One line per result (a refused strip never drops the others); CANCELLED when all were refused."""
+    for result in results:
+        if result["state"] == "succeeded" and result.get("strip"):
+            flags = f" — needs review: {'; '.join(result['flags'])}" if result.get("flags") else ""
+            operator.report({"INFO"}, f"{result['take_id']} placed as {result['strip']} ({result['status']}){flags}")
+        elif result["state"] == "queued":
+            operator.report({"INFO"}, f"job {result['job_id']} queued; progress in the TakeBridge panel")
+        else:
+            operator.report({"ERROR"}, f"{result['item']} ({result['record_start']}): {result['state']}: "
                                        f"{result.get('error', '')}")
-        if results and all(r["state"] == "refused" for r in results):
-            return {"CANCELLED"}
-        return {"FINISHED"}
+    if results and all(r["state"] == "refused" for r in results):
+        return {"CANCELLED"}
+    return {"FINISHED"}
 
 
 class TAKEBRIDGE_OT_refine(_JobOperator, bpy.types.Operator):
@@ -105,6 +111,58 @@ class TAKEBRIDGE_OT_inpaint(_JobOperator, bpy.types.Operator):
 
     def params(self, context, scene, source):
         return {"mask_path": jobs.mask_path_of(scene, self.mask or scene.takebridge.mask_strip, source)}
+
+
+def _active_channel(scene) -> int:
+    """The active strip's channel (a take's source's, for a take strip), else 1."""
+    strip = getattr(compat.editor(scene), "active_strip", None)
+    if strip is None:
+        return 1
+    if vse.is_take(strip):
+        source = next((s for s in compat.strips_all(scene) if s.name == strip[vse.TAKE_KEY].get("source")), None)
+        return int(source.channel) if source is not None else 1
+    return int(strip.channel)
+
+
+class TAKEBRIDGE_OT_generate(bpy.types.Operator):
+    bl_idname = "takebridge.generate"
+    bl_label = "Generate"
+    bl_description = ("A pre-vis shot in the gap under the playhead (or the preview range, or frame_in..frame_out): "
+                      "from the prompt, a board strip, or the neighbouring strips' frames; on a pre-vis shot, "
+                      "another take of it")
+    bl_options = {"REGISTER", "UNDO"}
+    server: StringProperty(name="Server", default="", description="host:port; empty = the panel's")
+    wait: BoolProperty(name="Wait", default=False, description="block until the take is made (scripts, tests)")
+    channel: bpy.props.IntProperty(name="Channel", default=0, min=0, max=128,
+                                   description="0 = the active strip's channel (1 without one)")
+    frame_in: bpy.props.IntProperty(name="In", default=0, description="first frame of the shot")
+    frame_out: bpy.props.IntProperty(name="Out", default=0, description="frame after its last; when not after "
+                                                                         "frame_in, the panel's range is used")
+    shot: StringProperty(name="Shot", default="", description="the shot's name; empty = the pre-vis shot's there, "
+                                                              "else the panel's, else one named after the place")
+    board: StringProperty(name="Board strip", default="", description="image or movie strip whose frame is the "
+                                                                      "board; empty = the panel's")
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        settings = scene.takebridge
+        channel = self.channel or _active_channel(scene)
+        first = last = None
+        if self.frame_out > self.frame_in:
+            first, last = self.frame_in, self.frame_out
+        elif settings.generate_range == "PREVIEW":
+            if not scene.use_preview_range:
+                return _failed(self, "Range is Preview range, but the scene has none: set one (Ctrl+Alt+P in the "
+                                     "Sequencer) or choose Gap at playhead")
+            first, last = scene.frame_preview_start, scene.frame_preview_end + 1
+        try:
+            choice = jobs.gap_choice(scene, channel, first=first, last=last, shot=self.shot,
+                                     new_shot=settings.generate_shot)
+            results = jobs.submit_generate(scene, [choice], server=_server(self, context), wait=self.wait,
+                                           board=self.board or settings.board_strip)
+        except (tb.errors.TakeBridgeError, tb.client.ClientError) as err:
+            return _failed(self, err)
+        return _reported(self, results)
 
 
 class TAKEBRIDGE_OT_cancel(bpy.types.Operator):
@@ -318,7 +376,8 @@ class TAKEBRIDGE_OT_reference_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (TAKEBRIDGE_OT_reference_add, TAKEBRIDGE_OT_reference_remove, TAKEBRIDGE_OT_refine, TAKEBRIDGE_OT_extend, TAKEBRIDGE_OT_inpaint, TAKEBRIDGE_OT_cancel,
+CLASSES = (TAKEBRIDGE_OT_reference_add, TAKEBRIDGE_OT_reference_remove, TAKEBRIDGE_OT_refine, TAKEBRIDGE_OT_extend, TAKEBRIDGE_OT_inpaint,
+           TAKEBRIDGE_OT_generate, TAKEBRIDGE_OT_cancel,
            TAKEBRIDGE_OT_take_activate, TAKEBRIDGE_OT_take_review, TAKEBRIDGE_OT_take_finalize,
            TAKEBRIDGE_OT_restore_original, TAKEBRIDGE_OT_take_delete, TAKEBRIDGE_OT_compare,
            TAKEBRIDGE_OT_export_otio, TAKEBRIDGE_OT_import_otio, TAKEBRIDGE_OT_connect)

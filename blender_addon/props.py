@@ -54,6 +54,28 @@ class TAKEBRIDGE_PG_settings(bpy.types.PropertyGroup):
     take_index: IntProperty()
     review_note: StringProperty(name="Note")
     compare_mode: EnumProperty(name="Compare", items=[("WIPE", "A/B wipe", ""), ("SIDE", "Side by side", "")])
+    # Generate: a pre-vis shot in a gap
+    generate_shot: StringProperty(name="Shot", description="a new shot's name (a pre-vis shot already there keeps "
+                                                           "its own); empty = named after its channel and timecode")
+    generate_range: EnumProperty(name="Range", items=[
+        ("GAP", "Gap at playhead", ("the gap under the playhead on the active strip's channel, strip to strip "
+                                    "(or the pre-vis shot there: another take of it)")),
+        ("PREVIEW", "Preview range", "the scene's preview range, on the active strip's channel")])
+    generate_mode: EnumProperty(name="Mode", items=[
+        ("AUTO", "Auto", "from what is given: a board, else the neighbouring strips' frames, else the prompt"),
+        ("TEXT", "Text", "from the prompt alone"), ("IMAGE", "Board", "from the board strip's frame"),
+        ("KEYFRAMES", "Keyframes", "from the outgoing strip's last frame to the incoming strip's first"),
+        ("REFERENCES", "References", "from the prompt and the reference images")])
+    generate_camera: EnumProperty(name="Camera", items=[
+        ("AUTO", "Default", "push in on a board; none otherwise"), ("STATIC", "Static", ""),
+        ("PUSH_IN", "Push in", ""), ("PULL_OUT", "Pull out", ""), ("PAN_LEFT", "Pan left", ""),
+        ("PAN_RIGHT", "Pan right", ""), ("TILT_UP", "Tilt up", ""), ("TILT_DOWN", "Tilt down", "")])
+    generate_camera_amount: FloatProperty(name="Amount", default=0.0, min=0.0, max=1.0, subtype="FACTOR",
+                                          description="how far the camera moves (of the picture); 0 = 15 %")
+    generate_burn_in: BoolProperty(name="Burn in PRE-VIS", default=False,
+                                   description="mark the frames PRE-VIS, so no one takes them for footage")
+    board_strip: StringProperty(name="Board", description="image or movie strip whose frame is the shot's board "
+                                                          "(storyboard still); empty = none")
 
 
 CLASSES = (TAKEBRIDGE_PG_reference, TAKEBRIDGE_PG_job, TAKEBRIDGE_PG_settings)

@@ -14,7 +14,7 @@ def _source(context):
     if vse.is_take(strip):
         name = strip[TAKE_KEY].get("source")
         return next((s for s in compat.strips_all(compat.sequencer_scene(context)) if s.name == name), None)
-    return strip if vse.media_strip_kind(strip) else None
+    return strip if vse.media_strip_kind(strip) or vse.is_previs(strip) else None
 
 
 class TAKEBRIDGE_UL_takes(bpy.types.UIList):
@@ -94,6 +94,22 @@ class TAKEBRIDGE_PT_panel(bpy.types.Panel):
                         else "sequences", text="Mask")
         row.prop(settings, "feather")
         row.operator("takebridge.inpaint")
+
+        gen = layout.box()
+        again = source is not None and vse.is_previs(source) and settings.generate_range == "GAP" and \
+            source.frame_final_start <= scene.frame_current < source.frame_final_end
+        gen.label(text=f"Generate another take of {source.name}" if again else "Generate a pre-vis shot")
+        gen.prop(settings, "generate_shot")
+        gen.prop(settings, "generate_range", text="")
+        row = gen.row(align=True)
+        row.prop(settings, "generate_mode", text="")
+        row.prop(settings, "generate_camera", text="")
+        row.prop(settings, "generate_camera_amount")
+        gen.prop_search(settings, "board_strip", compat.editor(scene), "strips" if hasattr(compat.editor(scene), "strips")
+                        else "sequences", text="Board")
+        row = gen.row(align=True)
+        row.prop(settings, "generate_burn_in")
+        row.operator("takebridge.generate", icon="SEQUENCE")
 
         for item in settings.jobs:
             if item.state in jobs.TERMINAL and item.placed:

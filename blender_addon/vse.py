@@ -8,6 +8,9 @@ Mapping (scene fps is the OTIO rate):
   (0, frame_duration)); an image strip -> ImageSequenceReference (or one image);
 * the take strips of a source (on the channels above it) -> more media references on the
   source's clip, keyed by take id, the unmuted one active: OTIO's own way of holding takes;
+* a pre-vis shot Generate made (a placeholder Color strip marked `takebridge.previs`) -> a clip
+  whose default media is a GeneratorReference of kind TakeBridgePrevis (bridge/previs.py's
+  placeholder) and whose other references are its takes, with `previs` in its metadata;
 * `global_start_time` = the scene's first frame.
 Blender plays a movie frame for frame at the scene rate; a strip whose media runs at another
 rate is exported at the scene rate and marked (`takebridge.fps_mismatch`), and generation on
@@ -25,7 +28,8 @@ from google.protobuf import json_format
 
 from . import compat
 from .bridge_import import tb
-from .vse_takes import TAKE_KEY, is_take, place_take_strip, take_data, takes_of  # noqa: F401  (the take strips' own module)
+from .vse_takes import (TAKE_KEY, is_previs, is_take, new_previs_strip, place_take_strip,  # noqa: F401
+                        previs_info, take_data, takes_of)   # (the take strips' own module)
 
 
 def otio():
@@ -84,15 +88,17 @@ def _sequence_pattern(filename: str):
     return prefix, padding, suffix, frame
 
 
-def export_timeline(scene):
-    """The scene's VSE edit as an OTIO Timeline, takes as references on their source clips."""
+def export_timeline(scene, *, channels_through: int = 0):
+    """The scene's VSE edit as an OTIO Timeline, takes as references on their source clips.
+    `channels_through`: every channel from 1 to it becomes a track, empty ones too, so track
+    V<n> is channel n up to there (Generate names a channel, maybe an empty one)."""
     schema = otio().schema
     metadata = tb.metadata
     takes_mod = tb.takes
     rate = compat.scene_rate(scene)
     timeline = schema.Timeline(name=scene.name, global_start_time=_rt(scene.frame_start, rate))
-    media = [s for s in compat.strips(scene) if media_strip_kind(s) and not is_take(s)]
-    for channel in sorted({s.channel for s in media}):
+    media = [s for s in compat.strips(scene) if (media_strip_kind(s) or is_previs(s)) and not is_take(s)]
+    for channel in sorted({s.channel for s in media} | set(range(1, channels_through + 1))):
         track = schema.Track(name=compat.editor(scene).channels[channel].name or f"V{channel}")
         metadata.write(track, {"channel": channel})
         cursor = scene.frame_start
@@ -101,7 +107,8 @@ def export_timeline(scene):
                 track.append(schema.Gap(source_range=_range(0, strip.frame_final_start - cursor, rate)))
             clip = schema.Clip(name=strip.name, source_range=_range(strip.frame_final_start - strip.frame_start,
                                                                      strip.frame_final_duration, rate))
-            references = {schema.Clip.DEFAULT_MEDIA_KEY: reference_of(strip, scene)}
+            references = {schema.Clip.DEFAULT_MEDIA_KEY: _previs_reference(strip, rate) if is_previs(strip)
+                          else reference_of(strip, scene)}
             active = schema.Clip.DEFAULT_MEDIA_KEY
             takes = takes_of(scene, strip.name)
             for take_strip in takes:
@@ -113,6 +120,10 @@ def export_timeline(scene):
             clip_meta = {"shot": strip.get(TAKE_KEY, {}).get("shot", strip.name) if TAKE_KEY in strip.keys()
                          else strip.name, "takes": [take_data(t)["take_id"] for t in takes],
                          "blender": {"channel": channel, "frame_start": strip.frame_start}}
+            if is_previs(strip):
+                info = previs_info(strip)
+                size = [int(v) for v in info.get("size", [])]
+                clip_meta["previs"] = {"track": channel, **({"size": size} if len(size) == 2 else {})}
             if strip.type == "MOVIE" and strip_fps(strip, scene) != rate:
                 clip_meta["fps_mismatch"] = {"media": str(strip_fps(strip, scene)), "scene": str(rate)}
             metadata.write(clip, clip_meta)
@@ -121,6 +132,17 @@ def export_timeline(scene):
             cursor = strip.frame_final_end
         timeline.tracks.append(track)
     return timeline
+
+
+def _previs_reference(strip, rate: Fraction):
+    """A pre-vis shot's placeholder media: what bridge.previs.export_gap sends for a gap."""
+    length = strip.frame_final_end - strip.frame_start
+    return otio().schema.GeneratorReference(name=_shot_name(strip), generator_kind=tb.selection.PREVIS_KIND,
+                                            available_range=_range(0, length, rate))
+
+
+def _shot_name(strip) -> str:
+    return str(strip[TAKE_KEY].get("shot") or strip.name) if TAKE_KEY in strip.keys() else strip.name
 
 
 def _take_message(data: dict):
@@ -150,12 +172,15 @@ def import_timeline(scene, timeline, *, base_channel: int = 1) -> list:
             record = track.range_of_child_at_index(index)
             start = origin + timecode.frames_of(record.start_time, rate)
             duration = timecode.frames_of(record.duration, rate)
-            ref = item.media_references()[schema.Clip.DEFAULT_MEDIA_KEY]
-            strip = _new_media_strip(scene, item.name, ref, channel, rate)
-            offset = timecode.frames_of(item.source_range.start_time, rate) if item.source_range else 0
-            if ref.available_range is not None:
-                offset -= timecode.frames_of(ref.available_range.start_time, rate)
-            _place(strip, start - offset, start, start + duration)
+            if tb.previs.is_previs(item):     # a generated shot: a placeholder, its takes above it
+                strip = new_previs_strip(scene, _shot_of(item), channel, start, start + duration, name=item.name)
+            else:
+                ref = item.media_references()[schema.Clip.DEFAULT_MEDIA_KEY]
+                strip = _new_media_strip(scene, item.name, ref, channel, rate)
+                offset = timecode.frames_of(item.source_range.start_time, rate) if item.source_range else 0
+                if ref.available_range is not None:
+                    offset -= timecode.frames_of(ref.available_range.start_time, rate)
+                _place(strip, start - offset, start, start + duration)
             made.append(strip)
             for key, other in item.media_references().items():
                 if key == schema.Clip.DEFAULT_MEDIA_KEY:
@@ -166,6 +191,13 @@ def import_timeline(scene, timeline, *, base_channel: int = 1) -> list:
     for strip, take, active in takes_to_place:
         place_take_strip(scene, strip, take, activate=active)
     return made
+
+
+def _shot_of(clip) -> str:
+    try:
+        return tb.metadata.read(clip).get("shot") or clip.name
+    except tb.metadata.MetadataError:
+        return clip.name
 
 
 def _new_media_strip(scene, name, ref, channel, rate):

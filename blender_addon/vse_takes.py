@@ -3,6 +3,10 @@ source range (and past it for an extension), named `<shot>_<op>_v003`, with take
 manifest, status and flags as custom properties. The active take is the one unmuted
 (muting them all shows the original); switching is a mute flip, instant.
 
+A pre-vis shot (Generate, in a gap) is a placeholder Color strip filling the gap exactly, named
+after the shot and marked `takebridge.previs`; its takes sit above it like any source's, and
+muting them all shows the placeholder (a generated shot has no original footage).
+
 Takes follow their source: a depsgraph handler moves a source's takes by however far the
 source moved (Blender's strip connections only exist from 5.2; this works on every version).
 """
@@ -17,12 +21,48 @@ from google.protobuf import json_format
 from . import compat
 from .bridge_import import tb
 
-OPS = {1: "refine", 2: "extend", 3: "inpaint"}
+OPS = {1: "refine", 2: "extend", 3: "inpaint", 4: "generate"}
 TAKE_KEY = "takebridge"        # the custom property a take strip keeps its take in
+PREVIS_COLOR = (0.18, 0.16, 0.22)   # a pre-vis shot's placeholder: what shows when none of its takes is active
 
 
 def is_take(strip) -> bool:
     return TAKE_KEY in strip.keys() and "take_id" in strip[TAKE_KEY]
+
+
+def is_previs(strip) -> bool:
+    """A pre-vis shot Generate made (its placeholder strip in the gap; its takes sit above it)."""
+    return TAKE_KEY in strip.keys() and "previs" in strip[TAKE_KEY] and "take_id" not in strip[TAKE_KEY]
+
+
+def new_previs_strip(scene, shot: str, channel: int, start: int, end: int, *, name: str = ""):
+    """The strip a Generate job fills: a placeholder (a Color strip) exactly over frames
+    [start, end) of `channel`, named after the shot and marked pre-vis (`takebridge.previs`);
+    its takes become take strips above it like any source's."""
+    strip = compat.new_effect(scene, (name or shot)[:63] or "previs", "COLOR", channel, start, end)
+    if (strip.frame_final_start, strip.frame_final_end) != (start, end):
+        strip.frame_final_start, strip.frame_final_end = start, end
+    if strip.channel != channel:
+        strip.channel = channel
+    strip.color = PREVIS_COLOR
+    strip[TAKE_KEY] = {"shot": shot, "previs": {"track": channel}}
+    return strip
+
+
+def previs_info(strip) -> dict:
+    """The pre-vis strip's {"track": channel, "size": [w, h]} (size once a take set it)."""
+    if not is_previs(strip):
+        return {}
+    return {k: _plain(v) for k, v in strip[TAKE_KEY]["previs"].items()}
+
+
+def drop_empty_previs(scene, name: str) -> bool:
+    """Remove a pre-vis placeholder that never got a take (its only job failed or was cancelled)."""
+    strip = next((s for s in compat.strips_all(scene) if s.name == name and is_previs(s)), None)
+    if strip is None or takes_of(scene, name):
+        return False
+    compat.strips(scene).remove(strip)
+    return True
 
 
 def take_data(strip) -> dict:
@@ -102,6 +142,9 @@ def place_take_strip(scene, source, take, *, activate: bool = True):
         "status": pb.TakeStatus.Name(take.status).lower(), "op": op, "version": take.version,
         "source": source.name, "shot": take.shot or source.name, "flags": list(take.flags),
         "anchor": float(source.frame_start), "take": json.dumps(_take_dict(take))}
+    if is_previs(source):      # a take of a generated shot: the shot keeps its size for the next takes
+        strip[TAKE_KEY]["previs"] = True
+        source[TAKE_KEY]["previs"]["size"] = [int(take.media.width), int(take.media.height)]
     ed = compat.editor(scene)
     if not ed.channels[channel].name or ed.channels[channel].name.startswith("Channel"):
         ed.channels[channel].name = f"takes: {source.name}"[:63]

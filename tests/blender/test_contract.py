@@ -50,6 +50,19 @@ class BlenderDriver:
                 bpy.ops.takebridge.extend(strip=clip, frames=frames, side="TAIL", wait=True, server=self.server)
         return result
 
+    def generate(self, start, count, shot):
+        """Generate on channel 1 over record frames [start, start + count) (the operator's own path:
+        jobs.gap_choice, jobs.submit_generate); a refusal is what the operator reports too."""
+        from blender_addon import jobs
+
+        choice = jobs.gap_choice(self.scene, 1, first=FIRST + start, last=FIRST + start + count, shot=shot)
+        (result,) = jobs.submit_generate(self.scene, [choice], server=self.server, wait=True)
+        if result["state"] == "refused":
+            with pytest.raises(RuntimeError, match=f"{shot} \\(.*\\): refused: .*not empty: clip 'B'"):
+                bpy.ops.takebridge.generate(channel=1, frame_in=FIRST + start, frame_out=FIRST + start + count,
+                                            shot=shot, wait=True, server=self.server)
+        return result
+
     def shown(self, clip):
         from blender_addon import vse
 
@@ -101,3 +114,44 @@ def test_a_refused_strip_in_a_selection_never_drops_the_others(scene, server, tm
     assert "would overwrite 'C'" in results[1]["error"] and results[1]["record_start"] == "00:00:01:13"
     assert driver.take_frames("A", results[0]["take_id"]) == (0, 24 + contract.EXTENSION)
     assert [j.source for j in scene.takebridge.jobs] == ["A"], "nothing was sent for B"
+
+
+def test_blender_generates_a_shot_into_a_gap_the_same_way(scene, server, tmp_path):
+    from blender_addon import vse, vse_takes
+
+    scene.frame_end = 80
+    takes = contract.tell_generate(BlenderDriver(scene, tmp_path, server))
+    shot = vse_takes.find_source(scene, "bridge")
+    gap_start = FIRST + contract.LAYOUT["A"][0] + contract.LAYOUT["A"][2]
+    assert vse.is_previs(shot) and shot.channel == 1, "the shot fills the gap on the clips' own channel"
+    assert (shot.frame_final_start, shot.frame_final_end) == (gap_start, FIRST + contract.LAYOUT["B"][0])
+    first, second = vse.takes_of(scene, "bridge")
+    assert [vse.take_data(t)["take_id"] for t in (first, second)] == [takes["first"], takes["second"]]
+    assert first.mute and not second.mute and first.channel == second.channel - 1 == 2
+    assert vse.take_data(second)["op"] == "generate" and vse.take_data(second)["shot"] == "bridge"
+    assert [j.op for j in scene.takebridge.jobs] == ["generate", "generate"], "the refused range sent nothing"
+
+
+def test_a_generated_shot_starts_on_the_outgoing_strips_last_frame(scene, server, tmp_path):
+    """Between two strips the keyframes are their frames: the take's first frame is A's last shown
+    frame (FFV1 is lossless), its last frame B's first; the shot's size is the scene's."""
+    import av
+    import numpy as np
+
+    from blender_addon import vse_takes
+
+    driver = BlenderDriver(scene, tmp_path, server)
+    (a_record, a_first, a_frames), (b_record, b_first, _) = contract.LAYOUT["A"], contract.LAYOUT["B"]
+    made = driver.generate(a_record + a_frames, b_record - a_record - a_frames, "bridge")
+    assert made["state"] == "succeeded", made
+    take = vse_takes.take_data_full(vse_takes.find_take(scene, made["take_id"]))["take"]
+
+    def frames(path):
+        with av.open(path) as container:
+            return [f.to_ndarray(format="rgb24").astype(int) for f in container.decode(video=0)]
+    shot = frames(take["media"]["url"])
+    outgoing, incoming = frames(driver.paths["A"])[a_first + a_frames - 1], frames(driver.paths["B"])[b_first]
+    assert shot[0].shape == outgoing.shape == (scene.render.resolution_y, scene.render.resolution_x, 3)
+    assert np.array_equal(shot[0], outgoing), "the first frame is A's last, exactly"
+    assert np.array_equal(shot[-1], incoming), "the last frame is B's first, exactly"
+    assert np.abs(shot[0] - incoming).mean() > 10, "A's last and B's first differ (the test means something)"
