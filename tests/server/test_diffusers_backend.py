@@ -369,7 +369,8 @@ def test_a_log_source_goes_through_the_models_working_space_and_back(gen_server,
 
 @pytest.mark.parametrize("model,modes", [("tiny-wan-vace", ("text", "image", "keyframes", "references")),
                                          ("tiny-ltx-condition", ("text", "image", "keyframes")),
-                                         ("tiny-wan-t2v", ("text",))])
+                                         ("tiny-wan-t2v", ("text",)), ("tiny-wan-i2v", ("image",)),
+                                         ("tiny-wan-flf2v", ("keyframes",))])
 def test_generate_in_every_mode_fills_the_gap_exactly(gen_server, write_media, tmp_path, model, modes):
     """Generate through the real server with each tiny pipeline that can: the shot has exactly
     the gap's frames at the timeline's rate (23.976, which no model has) and size; a shot longer
@@ -386,11 +387,12 @@ def test_generate_in_every_mode_fills_the_gap_exactly(gen_server, write_media, t
     video, _, _ = moving_object_clip(24, 48, 64, seed=2)
     media = write_media("obj", video, rate=rate, timecode="01:00:00:00")
     start = from_timecode("01:00:00:00", rate)
+    # text-to-video cannot continue a call, nor first-last-frame place its last frame past one: one call's worth
+    length = 16 if model in ("tiny-wan-t2v", "tiny-wan-flf2v") else 40
     timeline = make_timeline(media, rate=rate, media_start=start, media_frames=24, clip_in=0, clip_frames=8,
-                             gap_after=40, next_clip=8)
+                             gap_after=length, next_clip=8)
     board = tmp_path / "board.png"
     cv2.imwrite(str(board), video[5][..., ::-1])
-    length = 16 if model == "tiny-wan-t2v" else 40     # text-to-video cannot continue a call: one call's worth
     for mode in modes:
         target = previs.find_gap(timeline, 1, start + 8, start + 8 + length, shot=f"gen_{mode}")
         options = JobOptions(op="generate", mode=mode, backend="diffusers", model=model, seed=3, codec="lossless",
@@ -410,7 +412,7 @@ def test_generate_in_every_mode_fills_the_gap_exactly(gen_server, write_media, t
         assert gates["conformance"] == "pass" and gates["previs"] == "pass"
     if model == "tiny-wan-t2v":      # a text-to-video model takes no board, nor a shot past one call
         for image, first, end, why in ((str(board), 8, 24, "takes no picture"),
-                                       ("", 8, 48, "makes at most 17 frames in one call")):
+                                       ("", 32, 72, "makes at most 17 frames in one call")):
             target = previs.find_gap(timeline, 1, start + first, start + end, shot="t2v_refused")
             options = JobOptions(op="generate", backend="diffusers", model=model, image=image, codec="lossless",
                                  keyframes="", width=64, height=48)

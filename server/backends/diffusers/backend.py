@@ -5,7 +5,7 @@
 | inpaint | Wan 2.1 VACE | source with the masked area grey + mask video (white = generate) |
 | extend | Wan 2.1 VACE, or LTX-Video condition | last K frames kept (black mask) + N new (white); LTX: the tail as a conditioning video |
 | refine | Wan video-to-video (strength), or LTX-Video condition (latents + denoise strength) | |
-| generate | Wan 2.1 VACE, LTX-Video condition, or Wan text-to-video | text: nothing kept; image: the board as frame 0 (VACE: kept under a black mask; LTX: an image condition); keyframes: the first and last frames; references: the contract's images (VACE); a shot longer than one call continues from the last frames made, as an extension does |
+| generate | Wan 2.1 VACE, LTX-Video condition, Wan text-to-video, image-to-video or first-last-frame | text: nothing kept; image: the board as frame 0 (VACE: kept under a black mask; LTX: an image condition); keyframes: the first and last frames; references: the contract's images (VACE); a shot longer than one call continues from the last frames made, as an extension does |
 
 Around the model (server/backends/diffusers/conform.py): the frames are resampled to the
 model's native fps, resized to its size rule, cut into valid-length chunks that overlap and
@@ -450,7 +450,17 @@ class _Run:
                                                f"board, keyframes or a shot this long")
         if mode == "references" and pipeline != "wan_vace":
             raise BackendError("model_cannot", f"model {self.profile.id} takes no reference images; use Wan VACE")
+        if pipeline == "wan_i2v" and (first is None or last is not None):
+            why = "needs a board (image mode)" if first is None else "takes one picture, not two keyframes"
+            raise BackendError("model_cannot", f"model {self.profile.id} {why}; use Wan VACE, LTX-Video or a "
+                                               f"first-last-frame model (wan_flf2v) for keyframes")
+        if pipeline == "wan_flf2v" and (last is None or needed > limit):
+            why = "needs a first and a last frame (keyframes mode)" if last is None else \
+                f"makes at most {limit} frames between its two keyframes"
+            raise BackendError("model_cannot", f"model {self.profile.id} {why}; use Wan VACE or LTX-Video")
         keep = max(1, (limit - 1) // 2)
+        if pipeline == "wan_i2v":            # it continues from one picture: the last frame made
+            keep = 1
         if pipeline == "ltx_condition":      # its conditioning clips are step*k + 1 frames long
             keep = ((keep - 1) // step) * step + 1
         calls = 1 if needed <= limit else 1 + -(-(needed - limit) // (limit - keep))
@@ -462,6 +472,9 @@ class _Run:
             total = min(conform.valid_length(len(context) + want, step), limit)
             last_at = len(context) + want - 1 if last is not None and len(context) + want <= total else None
             out = self._generate_call(context, first if not len(made) else None, last, last_at, total)
+            if pipeline == "wan_flf2v" and last_at is not None and last_at < total - 1:
+                # the model puts the last keyframe at its own last frame: its frames, spread over ours
+                out = out[np.round(np.linspace(0, total - 1, last_at + 1)).astype(int)]
             made = np.concatenate([made, out[len(context):len(context) + want]])
         return made[conform.from_model_times(count, self.rate, self.fps, needed)]
 
@@ -491,6 +504,11 @@ class _Run:
                 conditions.append(LTXVideoCondition(image=_pil(last), frame_index=last_at))
             out = self.pipe(conditions=conditions or None, num_frames=total, frame_rate=self.fps,
                             generator=self._generator(), **self._common()).frames[0]
+        elif pipeline in ("wan_i2v", "wan_flf2v"):
+            picture = context[-1] if len(context) else first
+            extra = {"last_image": _pil(last)} if pipeline == "wan_flf2v" else {}
+            out = self.pipe(image=_pil(picture), num_frames=total, generator=self._generator(), **extra,
+                            **self._common()).frames[0]
         else:   # wan_t2v
             out = self.pipe(num_frames=total, generator=self._generator(), **self._common()).frames[0]
         return _uint8(out)

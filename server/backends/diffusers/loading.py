@@ -35,6 +35,8 @@ PIPELINES = {  # profile name -> diffusers class
     "wan_vace": "WanVACEPipeline",
     "wan_v2v": "WanVideoToVideoPipeline",
     "wan_t2v": "WanPipeline",                  # text-to-video (Generate from a prompt)
+    "wan_i2v": "WanImageToVideoPipeline",      # image-to-video (Generate from a board)
+    "wan_flf2v": "WanImageToVideoPipeline",    # first-last-frame-to-video (Generate between two shots)
     "ltx_condition": "LTXConditionPipeline",
 }
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")

@@ -104,6 +104,37 @@ def tiny_wan_t2v():
                        scheduler=scheduler, transformer=transformer)
 
 
+def _tiny_wan_i2v(first_last: bool):
+    import torch
+    from diffusers import UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel
+
+    tokenizer = _tokenizer(512)
+    torch.manual_seed(0)
+    vae = _wan_vae()
+    torch.manual_seed(0)
+    # 16 latent + 4 mask + 16 condition channels in; image tokens: a 32x32 CLIP of 1x1 patches (1025
+    # a picture); first-last-frame: two pictures' tokens side by side
+    transformer = WanTransformer3DModel(**{**TINY_WAN, "in_channels": 36}, num_layers=2, image_dim=4,
+                                        pos_embed_seq_len=2 * 1025 if first_last else None)
+    torch.manual_seed(0)
+    encoder = CLIPVisionModel(CLIPVisionConfig(hidden_size=4, projection_dim=4, num_hidden_layers=2,
+                                               num_attention_heads=2, image_size=32, intermediate_size=16,
+                                               patch_size=1))
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    return WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=_t5(len(tokenizer), umt5=True), vae=vae,
+                                   scheduler=scheduler, image_processor=CLIPImageProcessorPil(crop_size=32, size=32),
+                                   image_encoder=encoder, transformer=transformer)
+
+
+def tiny_wan_i2v():
+    return _tiny_wan_i2v(first_last=False)
+
+
+def tiny_wan_flf2v():
+    return _tiny_wan_i2v(first_last=True)
+
+
 def tiny_ltx_condition():
     import torch
     from diffusers import (
@@ -145,6 +176,14 @@ TINY = {
         "dtype": "float32", "vae_dtype": "float32", "memory_gb": 0.1}),
     "tiny-wan-t2v": (tiny_wan_t2v, {
         "pipeline": "wan_t2v", "operations": ["generate"], "native_size": [32, 32], "size_multiple": 16,
+        "native_fps": 16, "frame_rule": "4k+1", "max_frames": 17, "steps": 2, "guidance_scale": 1.0,
+        "dtype": "float32", "vae_dtype": "float32", "memory_gb": 0.1}),
+    "tiny-wan-i2v": (tiny_wan_i2v, {
+        "pipeline": "wan_i2v", "operations": ["generate"], "native_size": [32, 32], "size_multiple": 16,
+        "native_fps": 16, "frame_rule": "4k+1", "max_frames": 17, "steps": 2, "guidance_scale": 1.0,
+        "dtype": "float32", "vae_dtype": "float32", "memory_gb": 0.1}),
+    "tiny-wan-flf2v": (tiny_wan_flf2v, {
+        "pipeline": "wan_flf2v", "operations": ["generate"], "native_size": [32, 32], "size_multiple": 16,
         "native_fps": 16, "frame_rule": "4k+1", "max_frames": 17, "steps": 2, "guidance_scale": 1.0,
         "dtype": "float32", "vae_dtype": "float32", "memory_gb": 0.1}),
     "tiny-ltx-condition": (tiny_ltx_condition, {
