@@ -22,6 +22,7 @@ from bridge.api import names, pb, pb_grpc
 from server.allocator import fix_mmap_threshold
 from server.backends.classic import ClassicBackend
 from server.backends.diffusers.backend import DiffusersBackend
+from server.backends.diffusers import catalog
 from server.backends.diffusers.loading import ModelError, read_profiles
 from server.jobstore import DB_NAME, JobStore
 from server.otio_guard import SelectionReader
@@ -57,14 +58,17 @@ class ServerConfig:
     max_upload_bytes: int = 8 << 30
     compute_budget: float = 0.0           # seconds of compute for all jobs together (0: no limit)
     models: Path | None = None            # model profile (JSON) for the diffusers backend
+    model: tuple[str, ...] = ()           # catalog models by name (server.backends.diffusers.catalog)
+    model_dir: Path | None = None         # the weights' folder for a single --model (else the HF cache)
     device: str = "auto"                  # diffusers device: auto (cuda if there is one), cuda, cpu
 
 
 def _diffusers_backend(config: ServerConfig):
     """(the diffusers backend, None) when a model profile is given and torch + diffusers are
     installed, else (None, why not)."""
-    if config.models is None:
-        return None, "no model profile: start the server with --models PROFILE.json (see docs/models.md)"
+    if config.models is None and not config.model:
+        return None, ("no model: start the server with --model ID (takebridge models list) or --models "
+                      "PROFILE.json (see docs/models.md)")
 
     missing = [name for name in ("torch", "diffusers", "transformers") if importlib.util.find_spec(name) is None]
     if missing:
@@ -72,7 +76,12 @@ def _diffusers_backend(config: ServerConfig):
     import torch
 
     try:
-        profiles = read_profiles(config.models)
+        profiles = read_profiles(config.models) if config.models is not None else []
+        if config.model_dir is not None and len(config.model) != 1:
+            raise ConfigError("--model-dir holds one model's weights: give exactly one --model with it")
+        named = {p.id for p in profiles}     # a profile's entry of the same id wins over the catalog
+        profiles += [catalog.resolve(model_id, model_dir=config.model_dir) for model_id in config.model
+                     if model_id not in named]
     except ModelError as err:
         raise ConfigError(str(err)) from None
     device = config.device

@@ -61,9 +61,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="folder media may be read from and takes written to (repeatable; default: your "
                             "home, the temp folder, the working folder and the store)")
     serve.add_argument("--max-frames", type=int, default=1000, help="longest take accepted, in frames")
+    serve.add_argument("--model", action="append", default=[], metavar="ID",
+                       help="a model the diffusers backend serves, by its catalog name (takebridge models list; "
+                            "repeat for several): its weights from the Hugging Face cache (takebridge models pull "
+                            "ID) or --model-dir")
+    serve.add_argument("--model-dir", type=Path, help="the folder holding the one --model's weights")
     serve.add_argument("--models", type=Path, default=os.environ.get("TAKEBRIDGE_MODELS") or None,
-                       help="model profile (JSON) for the diffusers backend (or $TAKEBRIDGE_MODELS); without it "
-                            "only the classic CPU backend runs")
+                       help="model profile (JSON) for the diffusers backend (or $TAKEBRIDGE_MODELS): your own "
+                            "description of each model, overriding the catalog; without --model or --models only "
+                            "the classic CPU backend runs")
     serve.add_argument("--device", default="auto", help="device for the diffusers backend: auto (a CUDA GPU if "
                                                         "there is one), cuda, cuda:1, cpu (slow)")
     serve.add_argument("--compute-budget", type=float, default=0.0, metavar="SECONDS",
@@ -121,7 +127,8 @@ def cmd_serve(args) -> int:
     config = ServerConfig(host=args.host, port=args.port, store=args.store, backend=args.backend,
                           allow=tuple(args.allow), tls_cert=args.tls_cert, tls_key=args.tls_key, token=args.token,
                           max_frames=args.max_frames, compute_budget=args.compute_budget,
-                          models=Path(args.models) if args.models else None, device=args.device)
+                          models=Path(args.models) if args.models else None, device=args.device,
+                          model=tuple(args.model), model_dir=args.model_dir)
     try:
         server, runtime, port = build_server(config)
     except (ConfigError, OSError) as err:

@@ -210,3 +210,40 @@ def make_tiny(folder: Path, *, only: list[str] | None = None) -> Path:
     profile = folder / "models.json"
     profile.write_text(json.dumps({"schema": 1, "models": models}, indent=2) + "\n")
     return profile
+
+
+def make_hf_cache(folder: Path, cache: Path, *, org: str = "takebridge-tiny") -> Path:
+    """The tiny pipelines of `folder` (make_tiny) laid out as the Hugging Face cache lays out
+    downloads (models--ORG--ID/blobs/<sha256>, snapshots/<commit>/..., refs/main), and a catalog
+    file naming them (for TAKEBRIDGE_CATALOG). Returns the catalog's path."""
+    import hashlib
+    import os
+
+    profile = json.loads((Path(folder) / "models.json").read_text())
+    entries = []
+    for model in profile["models"]:
+        repo = f"{org}/{model['id']}"
+        root = Path(cache) / f"models--{repo.replace('/', '--')}"
+        commit = hashlib.sha1(model["weights_sha256"].encode()).hexdigest()
+        snapshot = root / "snapshots" / commit
+        for source in sorted((Path(folder) / model["folder"]).rglob("*")):
+            if not source.is_file():
+                continue
+            data = source.read_bytes()
+            blob = root / "blobs" / hashlib.sha256(data).hexdigest()
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            blob.write_bytes(data)
+            link = snapshot / source.relative_to(Path(folder) / model["folder"])
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.exists() or link.is_symlink():
+                link.unlink()
+            os.symlink(os.path.relpath(blob, link.parent), link)
+        (root / "refs").mkdir(parents=True, exist_ok=True)
+        (root / "refs" / "main").write_text(commit)
+        entries.append({"id": model["id"], "repo": repo, "revision": "main", "licence": "test weights",
+                        **{k: model[k] for k in ("pipeline", "operations", "native_size", "native_fps", "frame_rule",
+                                                  "max_frames", "steps", "guidance_scale", "memory_gb",
+                                                  "size_multiple", "dtype", "vae_dtype")}})
+    catalog = Path(cache) / "takebridge-catalog.json"
+    catalog.write_text(json.dumps({"models": entries}, indent=2) + "\n")
+    return catalog
