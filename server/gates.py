@@ -36,10 +36,11 @@ DEFAULTS = {"seam": 3.0, "mask_outside": 0.002, "mask_boundary": 1.8, "flicker":
             "real_resolution": 0.35, "fallback": 0.0, "color_clip": 0.02,
             "motion": 0.25, "frame_order": 0.0, "level_shift": 1.5, "inpaint_effect": 1.0,
             # GENERATE (server.generate)
-            "generated_flicker": 0.75, "board_fidelity": 3.0, "keyframe_fidelity": 3.0, "previs": 0.0}
+            "generated_flicker": 0.75, "board_fidelity": 3.0, "keyframe_fidelity": 3.0, "previs": 0.0,
+            "color_drift": 2.5}
 HIGHER_IS_WORSE = {"seam", "mask_outside", "mask_boundary", "flicker", "conformance", "fallback", "color_clip",
                    "motion", "frame_order", "level_shift", "generated_flicker", "board_fidelity",
-                   "keyframe_fidelity", "previs"}
+                   "keyframe_fidelity", "previs", "color_drift"}
 THUMB_WIDTH = 64          # motion, order and level gates compare 64-pixel-wide luma thumbnails
 STILL_SHARE = 0.15        # a frame-to-frame change under this share of the source's own is a freeze
 MOVING_FLOOR = 0.4        # thumbnail levels: a source changing less than this a frame is standing still
@@ -160,6 +161,14 @@ def _seam_gate(window: np.ndarray, edge: np.ndarray, new: np.ndarray, threshold:
 SEAM_THUMB_WIDTH = 160    # seam: motion measured on 160-pixel-wide luma
 SEAM_RESIDUAL_FLOOR = 0.5  # levels: a shot's own motion-compensated step is at least this
 SEAM_SHIFT_FLOOR = 0.5    # thumbnail pixels: a shot's steady motion is at least this
+
+
+def delta_e_of(a: np.ndarray, b: np.ndarray) -> float:
+    """ΔE*76 between the mean L*a*b* colours of two sets of RGB uint8 frames."""
+    def mean_lab(frames):
+        flat = np.ascontiguousarray(frames.reshape(-1, frames.shape[-2], 3)).astype(np.float32) / 255.0
+        return cv2.cvtColor(flat, cv2.COLOR_RGB2Lab).reshape(-1, 3).mean(axis=0)
+    return float(np.linalg.norm(mean_lab(a) - mean_lab(b)))
 
 
 def _seam_thumb(frame: np.ndarray) -> np.ndarray:
@@ -480,7 +489,7 @@ class GateMeter:
         if ratio is not None:
             self.boundary.append(ratio)
 
-    def finish(self, *, expected: Expected | None = None, actual: Actual | None = None,
+    def finish(self, *, expected: Expected | None = None, actual: Actual | None = None, seams: list | None = None,
                generated_size=None, fallbacks=None, thresholds=None, delivered_size=None) -> list[Gate]:
         limits = thresholds_from(thresholds)
         source_blocks = np.stack([self.source_blocks[i] for i in sorted(self.source_blocks)])
@@ -502,6 +511,8 @@ class GateMeter:
             gates.append(self._level_shift(limits["level_shift"]))
         if self.op == "inpaint" and self.with_mask:
             gates.append(self._inpaint_effect(limits["inpaint_effect"]))
+        if self.op == "extend" or seams:
+            gates.append(self._color_drift(seams or [], limits["color_drift"]))
         if fallbacks is not None:
             gates.append(Gate("fallback", float(len(fallbacks)), 0.0, "flag" if fallbacks else "pass",
                               "; ".join(fallbacks)))
@@ -514,6 +525,25 @@ class GateMeter:
         new = self.kept_take[self.edge_new]
         edge = window[-1] if self.side == "tail" else window[0]
         return _seam_gate(window, edge, new, threshold, self.side)
+
+    def _color_drift(self, seams: list, threshold: float) -> Gate:
+        """Colour drift (ΔE*76 of mean L*a*b*) at the extension's join (last kept frame against
+        the first new one) and at each join between a generative backend's chunks, after they
+        were matched to the first chunk (server/backends/diffusers/conform.colour_matched)."""
+        parts = []
+        window = [self.kept_source[i] for i in sorted(self.seam_source)] if self.seam_source else []
+        if self.op == "extend" and self.edge_new is not None and window:
+            edge = window[-1] if self.side == "tail" else window[0]
+            parts.append(("the join", delta_e_of(edge[None], self.kept_take[self.edge_new][None])))
+        for seam in seams:
+            parts.append((f"chunk at model frame {seam['at']} (was {seam['delta_e_before']:.2f})",
+                          float(seam["delta_e_after"])))
+        if not parts:
+            return Gate("color_drift", None, threshold, "n/a", "no join to measure")
+        where, value = max(parts, key=lambda p: p[1])
+        verdict = "flag" if value > threshold else "pass"
+        return Gate("color_drift", value, threshold, verdict, f"worst colour drift ΔE {value:.2f} at {where}"
+                    + (f"; {len(seams)} chunk join(s) matched to the first chunk" if seams else ""))
 
     def _mask_outside(self, threshold: float) -> Gate:
         return _mask_outside_gate(self.outside, self.outside_frames, threshold)

@@ -124,7 +124,7 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
         actual = gates.Actual(frames=media.frame_count, rate=media.rate, size=(media.width, media.height),
                               timecode=media.start_timecode)
         result.gates = meter.finish(expected=expected, actual=actual, generated_size=generated_size,
-                                    delivered_size=size, fallbacks=result.fallbacks,
+                                    delivered_size=size, fallbacks=result.fallbacks, seams=spec.info.get("seams"),
                                     thresholds=plan.request.contract.review.thresholds)
         if "color" in spec.info:
             result.gates.append(gates.color_clip(spec.info["color"], plan.request.contract.review.thresholds))

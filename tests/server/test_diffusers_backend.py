@@ -184,9 +184,13 @@ def test_conform_rules():
     assert len(back) == 24 and back[-1] == 15
     windows = conform.chunks(40, 17, 4, 4)
     assert windows[0] == (0, 17) and windows[-1] == (23, 40) and all(b - a <= 17 for a, b in windows)
-    ramp = conform.join_chunks([(0, np.zeros((17, 2, 2, 3), np.uint8)), (13, np.full((17, 2, 2, 3), 200, np.uint8))],
-                               30)
+    pieces = [(0, np.zeros((17, 2, 2, 3), np.uint8)), (13, np.full((17, 2, 2, 3), 200, np.uint8))]
+    ramp = conform.join_chunks(pieces, 30, match=False)
     assert ramp[12, 0, 0, 0] == 0 and ramp[17, 0, 0, 0] == 200 and 0 < ramp[14, 0, 0, 0] < 200
+    # matched to the first chunk over their overlap, the second chunk takes its colour: no step, no drift
+    seams = []
+    held = conform.join_chunks(pieces, 30, seams)
+    assert int(held.max()) == 0 and seams[0]["delta_e_before"] > 50 and seams[0]["delta_e_after"] < 0.5
 
 
 @pytest.mark.parametrize("op", ["refine", "inpaint"])
@@ -420,3 +424,49 @@ def test_generate_in_every_mode_fills_the_gap_exactly(gen_server, write_media, t
                                                           client="t")).job_id)
             assert job.state == pb.FAILED and why in job.error and "VACE" in job.error, job.error
     assert isinstance(timeline, otio.schema.Timeline)
+
+
+class _Tinted:
+    """A pipeline whose every call comes out redder than the one before (the colour drift users
+    of open video models see where chunks join), around a real tiny pipeline."""
+
+    def __init__(self, pipe, step: float):
+        self.pipe, self.step, self.calls = pipe, step, 0
+
+    def __getattr__(self, name):
+        return getattr(self.pipe, name)
+
+    def __call__(self, *args, **kwargs):
+        out = self.pipe(*args, **kwargs)
+        frames = np.asarray(out.frames[0], np.float32).copy()
+        frames[..., 0] = np.clip(frames[..., 0] + self.step * self.calls, 0, 1)
+        self.calls += 1
+        out.frames = [frames]
+        return out
+
+
+@pytest.mark.parametrize("op", ["extend", "refine"])
+def test_chunks_are_held_to_the_first_chunks_colour(tiny_profile, op):
+    """A pipeline tinted +40 levels of red per call: every join is colour-matched over its
+    overlap to what was already delivered (so to the first chunk), the drift before and after
+    is recorded, and the delivered chunks do not step redder."""
+    import threading
+
+    from server.backends.base import Spec
+    from server.backends.diffusers.backend import DiffusersBackend
+
+    backend = DiffusersBackend(read_profiles(tiny_profile), "cpu")
+    model = "tiny-wan-vace" if op == "extend" else "tiny-wan-v2v"
+    real = backend.cache.get(next(p for p in backend.profiles.values() if p.id == model))
+    tinted = _Tinted(real, 40 / 255)
+    backend.cache.get = lambda profile: tinted
+    frames, _, _ = moving_object_clip(48, 48, 64, seed=3)
+    spec = Spec(op=op, rate=Fraction(16), seed=2, strength=0.7, extend_frames=40, model=model)
+    out = backend.run(op, frames if op == "refine" else frames[:12], spec, lambda *a: None, threading.Event())
+    seams = spec.info["seams"]
+    assert tinted.calls >= 3 and len(seams) == tinted.calls - (0 if op == "extend" else 1), seams
+    assert all(s["delta_e_before"] > 3 and s["delta_e_after"] < 0.5 for s in seams[1:]), seams
+    # the delivered frames: each chunk's red against the first chunk's, not 40, 80, 120 levels more
+    chunk = len(out) // tinted.calls
+    reds = [float(out[i * chunk:(i + 1) * chunk, ..., 0].mean()) for i in range(tinted.calls)]
+    assert max(reds) - min(reds) < 20, reds

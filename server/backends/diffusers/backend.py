@@ -247,6 +247,8 @@ class _Run:
         self.rate = Fraction(spec.rate)
         self.fps = float(profile.native_fps)
         self.references = [_pil(r) for r in (spec.reference_images or [])]
+        # colour drift at each join of chunks, before and after matching to the first chunk
+        self.seams = spec.info.setdefault("seams", [])
         # the DEGRADE fallback may ask for fewer steps
         self.steps = max(1, int(round(profile.steps * getattr(spec, "steps_scale", 1.0))))
 
@@ -312,7 +314,7 @@ class _Run:
         back = conform.from_model_times(total, self.rate, self.fps, len(picks))
         windows = self._windows(len(picks))
         self.steps_total = len(windows) * (self._steps_per_call(strength) if op == "refine" else self.steps)
-        joiner = conform.Joiner(windows, len(picks))
+        joiner = conform.Joiner(windows, len(picks), self.seams)
         model: dict[int, np.ndarray] = {}
         masks: dict[int, np.ndarray] = {}
         final: dict[int, np.ndarray] = {}
@@ -385,7 +387,7 @@ class _Run:
         windows = self._windows(len(model))
         self.steps_total = len(windows) * self._steps_per_call(strength)
         pieces = [(start, self._refine_chunk(model[start:end], strength, end - start)) for start, end in windows]
-        return self._back(conform.join_chunks(pieces, len(model)), len(frames))
+        return self._back(conform.join_chunks(pieces, len(model), self.seams), len(frames))
 
     def _ltx_refine(self, chunk: np.ndarray, strength: float):
         import torch
@@ -408,7 +410,7 @@ class _Run:
         self.steps_total = len(windows) * self.steps
         pieces = [(start, self._inpaint_chunk(model[start:end], masks[start:end], end - start))
                   for start, end in windows]
-        return self._back(conform.join_chunks(pieces, len(model)), len(frames))
+        return self._back(conform.join_chunks(pieces, len(model), self.seams), len(frames))
 
     def extend(self, frames: np.ndarray, count: int, side: str) -> np.ndarray:
         """`count` new frames after the source (before it for a head extension: the clip is
@@ -423,7 +425,7 @@ class _Run:
         self.steps_total = max(1, -(-needed // per_call)) * self.steps
         made = []
         while sum(len(n) for n in made) < needed:
-            fresh = self._extend_call(context, needed - sum(len(n) for n in made))
+            fresh = self._continued(*self._extend_call(context, needed - sum(len(n) for n in made)))
             made.append(fresh)
             context = np.concatenate([context, fresh])[-keep:]
         generated = np.concatenate(made)[:needed]
@@ -472,6 +474,8 @@ class _Run:
             total = min(conform.valid_length(len(context) + want, step), limit)
             last_at = len(context) + want - 1 if last is not None and len(context) + want <= total else None
             out = self._generate_call(context, first if not len(made) else None, last, last_at, total)
+            if len(context):
+                out = np.concatenate([context, self._continued(out, context)])
             if pipeline == "wan_flf2v" and last_at is not None and last_at < total - 1:
                 # the model puts the last keyframe at its own last frame: its frames, spread over ours
                 out = out[np.round(np.linspace(0, total - 1, last_at + 1)).astype(int)]
@@ -538,7 +542,20 @@ class _Run:
 
             out = self.pipe(conditions=[LTXVideoCondition(video=_pils(cond), frame_index=0)], num_frames=total,
                             frame_rate=self.fps, generator=self._generator(), **self._common()).frames[0]
-        return _uint8(out)[len(cond):total]
+        return _uint8(out)[:total], cond
+
+    def _continued(self, out: np.ndarray, context: np.ndarray) -> np.ndarray:
+        """A call's new frames, colour-matched so that its version of the `context` frames it
+        was given takes their colour (the context is the source, or frames already matched to
+        the first call: so every call is held to the first, not drifting at each join)."""
+        if not len(context):
+            return out
+        ours = out[:len(context)]
+        drift = conform.delta_e(ours, context)
+        matched = conform.colour_matched(out, ours, context)
+        self.seams.append({"at": int(len(context)), "delta_e_before": round(drift, 3),
+                           "delta_e_after": round(conform.delta_e(matched[:len(context)], context), 3)})
+        return matched[len(context):]
 
 
 # -- helpers --------------------------------------------------------------------------------

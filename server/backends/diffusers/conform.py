@@ -12,6 +12,8 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
+from server.gates import delta_e_of
+
 
 def model_size(width: int, height: int, native: tuple[int, int], multiple: int) -> tuple[int, int]:
     """The size the model works at: the source's aspect at no more than the model's native
@@ -90,9 +92,37 @@ def ramps(windows: list[tuple[int, int]]) -> list[np.ndarray]:
     return out
 
 
-def join_chunks(pieces: list[tuple[int, np.ndarray]], total: int) -> np.ndarray:
-    """Blend chunk outputs: where two chunks overlap, a linear cross-fade from the earlier to
-    the later one, so the join has no visible step."""
+def lab_of(frames: np.ndarray) -> np.ndarray:
+    """RGB uint8 frames as CIE L*a*b* (float32; L 0..100)."""
+    flat = np.ascontiguousarray(frames.reshape(-1, frames.shape[-2], 3)).astype(np.float32) / 255.0
+    return cv2.cvtColor(flat, cv2.COLOR_RGB2Lab).reshape(frames.shape)
+
+
+delta_e = delta_e_of   # colour drift between two sets of frames: ΔE*76 of their mean L*a*b* colours
+
+
+def colour_matched(frames: np.ndarray, ours: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """`frames` (one chunk's output) moved in L*a*b* so that `ours` (its frames over the overlap)
+    take the mean and spread of `anchor` (the same frames as already delivered, themselves
+    matched back to the first chunk): each chunk is held to the first chunk's colour rather
+    than drifting a little more at every join."""
+    source, target = lab_of(ours).reshape(-1, 3), lab_of(anchor).reshape(-1, 3)
+    mean_s, mean_t = source.mean(axis=0), target.mean(axis=0)
+    scale = np.clip(target.std(axis=0) / np.maximum(source.std(axis=0), 1e-3), 0.5, 2.0)
+    lab = (lab_of(frames) - mean_s) * scale + mean_t
+    flat = np.ascontiguousarray(lab.reshape(-1, lab.shape[-2], 3)).astype(np.float32)
+    rgb = cv2.cvtColor(flat, cv2.COLOR_Lab2RGB).reshape(frames.shape)
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def join_chunks(pieces: list[tuple[int, np.ndarray]], total: int, seams: list | None = None, *,
+                match: bool = True) -> np.ndarray:
+    """Blend chunk outputs: each chunk colour-matched over its overlap to the one before it (so
+    to the first: colour_matched), then where two chunks overlap a linear cross-fade from the
+    earlier to the later one, so the join has no visible step. `seams` collects the colour
+    drift at each join, before and after matching (match=False: the cross-fade alone)."""
+    if match:
+        pieces = _matched(pieces, seams)
     shape = pieces[0][1].shape[1:]
     out = np.zeros((total, *shape), np.float32)
     weight = np.zeros((total, 1, 1, 1), np.float32)
@@ -104,13 +134,32 @@ def join_chunks(pieces: list[tuple[int, np.ndarray]], total: int) -> np.ndarray:
     return np.clip(np.rint(out / np.maximum(weight, 1e-6)), 0, 255).astype(np.uint8)
 
 
+def _matched(pieces: list[tuple[int, np.ndarray]], seams: list | None) -> list[tuple[int, np.ndarray]]:
+    out = []
+    for start, frames in pieces:
+        if out:
+            before_start, before = out[-1]
+            first, last = start, min(before_start + len(before), start + len(frames))
+            if last > first:
+                ours, anchor = frames[:last - first], before[first - before_start:last - before_start]
+                drift = delta_e(ours, anchor)
+                frames = colour_matched(frames, ours, anchor)
+                if seams is not None:
+                    seams.append({"at": int(start), "delta_e_before": round(drift, 3),
+                                  "delta_e_after": round(delta_e(frames[:last - first], anchor), 3)})
+        out.append((start, frames))
+    return out
+
+
 class Joiner:
     """join_chunks, a window at a time: add() each window's output in order; a model frame is
     final (and handed back) once every window covering it has been added. Holds only the frames
     of open windows; gives the same values as join_chunks, summed in the same order."""
 
-    def __init__(self, windows: list[tuple[int, int]], total: int):
+    def __init__(self, windows: list[tuple[int, int]], total: int, seams: list | None = None):
         self.windows, self.total, self.ramps = windows, total, ramps(windows)
+        self.seams = seams
+        self.previous: tuple[int, np.ndarray] | None = None   # the last window, colour-matched
         self.cover = np.zeros(total, np.int32)
         for start, end in windows:
             self.cover[start:end] += 1
@@ -123,6 +172,9 @@ class Joiner:
         start, end = self.windows[self.added]
         ramp = self.ramps[self.added]
         self.added += 1
+        if self.previous is not None:
+            frames = _matched([self.previous, (start, frames)], self.seams)[1][1]
+        self.previous = (start, frames)
         done = []
         for offset, m in enumerate(range(start, end)):
             weighted = frames[offset].astype(np.float32) * ramp[offset]
