@@ -107,6 +107,7 @@ def read_contract(path) -> dict:
     for key in ("characters", "references"):
         if key in data and (not isinstance(data[key], list) or not all(isinstance(v, str) for v in data[key])):
             raise ContractError(f"contract {path.name}: {key} must be a list of text, not {data[key]!r}")
+    _check_types(data, path.name)
     if data.get("schema", CONTRACT_SCHEMA) > CONTRACT_SCHEMA:
         raise ContractError(f"contract {path.name} has schema {data['schema']}, newer than this TakeBridge reads; "
                             f"update TakeBridge")
@@ -118,6 +119,44 @@ def read_contract(path) -> dict:
     if data.get("take_dir"):
         data["take_dir"] = str((path.parent / data["take_dir"]).resolve())
     return data
+
+
+TEXT_FIELDS = ("role", "purpose", "prompt", "negative_prompt", "fallback", "codec", "take_dir", "backend", "model",
+               "mode", "image")
+WHOLE = {"seed": (0, 2**53 - 1), "schema": (1, 10**6)}
+WHOLE_CONSTRAINTS = {"duration": (0, 10**7), "keep_head_frames": (0, 10**7), "keep_tail_frames": (0, 10**7),
+                     "max_frames": (0, 10**7), "mask_feather_px": (0, 64), "width": (0, 8192), "height": (0, 8192)}
+
+
+def _check_types(data: dict, name: str) -> None:
+    """Each known field of the type and range it must have (the message names the value)."""
+    def whole(value, low, high, where):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ContractError(f"contract {name}: {where} is {value!r}; it must be a whole number in {low}..{high}")
+    for key in TEXT_FIELDS:
+        if key in data and not isinstance(data[key], str):
+            raise ContractError(f"contract {name}: {key} must be text, not {data[key]!r}")
+    for key, (low, high) in WHOLE.items():
+        if key in data:
+            whole(data[key], low, high, key)
+    if "burn_in" in data and not isinstance(data["burn_in"], bool):
+        raise ContractError(f"contract {name}: burn_in must be true or false, not {data['burn_in']!r}")
+    constraints = data.get("constraints", {})
+    for key, (low, high) in WHOLE_CONSTRAINTS.items():
+        if key in constraints:
+            whole(constraints[key], low, high, f"[constraints] {key}")
+    if "camera" in constraints and not isinstance(constraints["camera"], str):
+        raise ContractError(f"contract {name}: [constraints] camera must be text, not {constraints['camera']!r}")
+    amount = constraints.get("camera_amount", 0.0)
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0.0 <= amount <= 1.0:
+        raise ContractError(f"contract {name}: [constraints] camera_amount is {amount!r}; it must be 0..1 "
+                            f"(0.15 = 15 % of the picture)")
+    notes = constraints.get("must_not_change", [])
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise ContractError(f"contract {name}: [constraints] must_not_change must be a list of text")
+    for key, value in data.get("budget", {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ContractError(f"contract {name}: [budget] {key} is {value!r}; it must be a number from 0")
 
 
 def apply_contract(options, contract: dict):
@@ -158,15 +197,20 @@ def apply_contract(options, contract: dict):
 def contract_of(options) -> dict:
     """The contract a set of job options makes (what an editor saves)."""
     data = {"schema": CONTRACT_SCHEMA}
-    for key in ("role", "purpose", "prompt", "negative_prompt", "fallback", "codec", "mode"):
+    for key in ("role", "purpose", "prompt", "negative_prompt", "fallback", "codec", "mode", "backend", "model",
+                "image"):
         if getattr(options, key, ""):
             data[key] = getattr(options, key)
+    if options.burn_in:
+        data["burn_in"] = True
     if options.seed is not None:
         data["seed"] = options.seed
     if options.characters:
         data["characters"] = list(options.characters)
     constraints = {k: getattr(options, k) for k in ("camera", "camera_amount", "width", "height", "duration",
                                                     "keep_head_frames", "keep_tail_frames") if getattr(options, k)}
+    if options.feather:
+        constraints["mask_feather_px"] = options.feather
     if options.must_not_change:
         constraints["must_not_change"] = list(options.must_not_change)
     if options.max_frames:

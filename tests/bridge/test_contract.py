@@ -99,7 +99,7 @@ def test_a_saved_contract_reads_back_to_the_same_options(project):
     options = contract.apply_contract(JobOptions(op="generate"), contract.read_contract(project / "shot.toml"))
     saved = contract.save_contract(project / "saved.json", options)
     again = contract.apply_contract(JobOptions(op="generate"), contract.read_contract(saved))
-    for field in ("role", "purpose", "prompt", "negative_prompt", "characters", "seed", "fallback", "codec",
+    for field in ("role", "purpose", "prompt", "negative_prompt", "characters", "seed", "fallback", "codec", "burn_in",
                   "camera", "camera_amount", "duration", "must_not_change", "keep_head_frames", "thresholds",
                   "max_compute_seconds", "max_frames", "references"):
         assert getattr(again, field) == getattr(options, field), field
@@ -113,6 +113,11 @@ def test_a_saved_contract_reads_back_to_the_same_options(project):
     ('characters = "hero"\n', r"characters must be a list of text"),
     ('schema = 9\n', r"schema 9, newer than this TakeBridge reads"),
     ('prompt = \n', r"cannot be read"),
+    ('seed = "x"\n', r"seed is 'x'; it must be a whole number in 0\.\.9007199254740991"),
+    ('[constraints]\nduration = -4\n', r"\[constraints\] duration is -4"),
+    ('[constraints]\ncamera_amount = 3\n', r"camera_amount is 3; it must be 0\.\.1"),
+    ('burn_in = "yes"\n', r"burn_in must be true or false"),
+    ('[budget]\nmax_compute_seconds = -1\n', r"\[budget\] max_compute_seconds is -1"),
 ])
 def test_a_bad_contract_is_refused_naming_the_value(tmp_path, text, match):
     (tmp_path / "bad.toml").write_text(text)
