@@ -12,5 +12,5 @@ try:
 except ImportError:  # running from the repository (tests, development)
     NAME = "bridge"
 
-MODULES = ('api', 'client', 'editor', 'errors', 'files', 'interchange', 'metadata', 'previs', 'progress', 'request', 'selection', 'takes', 'timecode', 'timeline', 'window')
+MODULES = ('api', 'client', 'contract', 'editor', 'errors', 'files', 'interchange', 'metadata', 'previs', 'progress', 'request', 'selection', 'takes', 'timecode', 'timeline', 'window')
 tb = types.SimpleNamespace(name=NAME, **{module: importlib.import_module(f"{NAME}.{module}") for module in MODULES})

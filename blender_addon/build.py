@@ -38,8 +38,8 @@ BINARY = [pin for pin in EDITOR_WHEELS if not pin.startswith("typing-extensions"
 PURE = ["otio-cmx3600-adapter==1.0.0", "otio-fcp-adapter==1.0.0", "otio-fcpx-xml-adapter==1.0.0",
         "otio-aaf-adapter==2.0.0", "pyaaf2==1.7.1",
         *[pin for pin in EDITOR_WHEELS if pin.startswith("typing-extensions")]]   # grpcio imports typing_extensions
-ADDON_FILES = ["__init__.py", "bridge_import.py", "compat.py", "compare.py", "jobs.py", "operators.py", "props.py",
-               "ui.py", "vse.py", "vse_takes.py", "blender_manifest.toml"]
+ADDON_FILES = ["__init__.py", "bridge_import.py", "compat.py", "compare.py", "contracts.py", "jobs.py", "operators.py",
+               "props.py", "ui.py", "vse.py", "vse_takes.py", "blender_manifest.toml"]
 
 
 def version() -> str:

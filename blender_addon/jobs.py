@@ -17,7 +17,7 @@ import threading
 
 import bpy
 
-from . import compat, vse, vse_takes
+from . import compat, contracts, vse, vse_takes
 from .bridge_import import tb
 
 TIMER_INTERVAL = 0.2
@@ -67,7 +67,7 @@ def build_request(scene, source, op: str, settings, *, frames: int = 0, side: st
     options = job_options(settings, op, strength=settings.strength, frames=frames, side=side.lower(), mask=mask_path,
                           feather=settings.feather, handles=settings.handles)
     try:
-        return tb.request.build_request(selection, options, client=CLIENT)
+        return tb.request.build_request(selection, options, client=CLIENT, library=contracts.library_for(options))
     except tb.request.RequestError as err:
         raise JobError(str(err)) from None
 
@@ -75,17 +75,29 @@ def build_request(scene, source, op: str, settings, *, frames: int = 0, side: st
 CLIENT = "takebridge-blender"
 
 
+def panel_options(settings, op: str = "refine"):
+    """The panel's options as bridge JobOptions (prompt, seed, codec, fallback, backend, references,
+    Generate's mode and camera...) with the loaded contract's fields the panel has no widget for
+    (role, purpose, characters, constraints, review, budget: contracts.py). An unlocked seed is
+    None here: what Save Contract writes."""
+    request_module = tb.request
+    options = request_module.JobOptions(
+        op=op, prompt=settings.prompt, negative_prompt=settings.negative_prompt,
+        seed=settings.seed if settings.seed_lock else None, codec=settings.codec, fallback=settings.fallback,
+        backend=settings.backend, model=settings.model, take_dir=take_dir(settings),
+        references=[request_module.Reference(bpy.path.abspath(ref.filepath), ref.role)
+                    for ref in settings.references if ref.filepath],
+        mode=_enum_choice(settings.generate_mode), camera=_enum_choice(settings.generate_camera),
+        camera_amount=settings.generate_camera_amount, burn_in=settings.generate_burn_in)
+    return tb.contract.apply_contract(options, contracts.kept(settings))
+
+
 def job_options(settings, op: str, **choices):
-    """The panel's choices shared by every operation (prompt, seed, codec, backend, references...)
-    as bridge JobOptions, with the operation's own `choices`. An unlocked seed is drawn anew."""
+    """The panel's options for a job (panel_options) with the operation's own `choices`. An
+    unlocked seed is drawn anew."""
     if not settings.seed_lock:
         settings.seed = random.randint(0, 2 ** 31 - 1)
-    request_module = tb.request
-    return request_module.JobOptions(
-        op=op, prompt=settings.prompt, negative_prompt=settings.negative_prompt, seed=settings.seed,
-        codec=settings.codec, backend=settings.backend, model=settings.model, take_dir=take_dir(settings),
-        references=[request_module.Reference(bpy.path.abspath(ref.filepath), ref.role)
-                    for ref in settings.references if ref.filepath], **choices)
+    return dataclasses.replace(panel_options(settings, op), seed=settings.seed, **choices)
 
 
 class BlenderEditor:
@@ -204,8 +216,9 @@ def _in_blender(message: str, channel: int) -> str:
 
 def gap_choice(scene, channel: int, *, first=None, last=None, shot: str = "", new_shot: str = "") -> GapChoice:
     """The range [first, last) of `channel`, or (without one) the gap under the playhead there:
-    from the strip before it to the strip after it, or the pre-vis shot the playhead is in.
-    Refused when the playhead is inside another strip or past the channel's last strip.
+    from the strip before it to the strip after it, or the pre-vis shot the playhead is in; past
+    the channel's last strip, the loaded contract's duration from the playhead. Refused when the
+    playhead is inside another strip, or past the last strip without a contract duration.
     `shot` names the shot in any case; `new_shot` only a new one."""
     if channel < 1:
         raise JobError(f"channel {channel}: channels count from 1")
@@ -214,7 +227,11 @@ def gap_choice(scene, channel: int, *, first=None, last=None, shot: str = "", ne
         try:
             first, last = tb.previs.gap_under(timeline, channel, int(scene.frame_current))
         except tb.selection.SelectionError as err:
-            raise tb.selection.SelectionError(err.code, _in_blender(str(err), channel)) from None
+            duration = int(contracts.kept(scene.takebridge).get("constraints", {}).get("duration") or 0)
+            if err.code != "no_gap" or duration <= 0:
+                raise tb.selection.SelectionError(err.code, _in_blender(str(err), channel)) from None
+            # past the channel's last strip: the loaded contract's duration from the playhead
+            first, last = int(scene.frame_current), int(scene.frame_current) + duration
     return GapChoice(int(channel), int(first), int(last), shot, new_shot=new_shot)
 
 
@@ -266,16 +283,17 @@ class GenerateEditor(BlenderEditor):
         if not placeholder and not choice.shot and choice.new_shot:
             target.shot = choice.new_shot
         self._check_channel(choice, placeholder)
+        choices = {"keyframes": "auto"}
         image, image_frame = board_of(scene, self.board)
-        width, height = target.size or (int(scene.render.resolution_x), int(scene.render.resolution_y))
-        options = job_options(settings, "generate", mode=_enum_choice(settings.generate_mode), image=image,
-                              image_frame=image_frame, keyframes="auto",
-                              camera=_enum_choice(settings.generate_camera),
-                              camera_amount=settings.generate_camera_amount, width=width, height=height,
-                              burn_in=settings.generate_burn_in)
+        if image:          # (else the contract's board image, if it gives one)
+            choices.update(image=image, image_frame=image_frame)
+        # another take of a shot is made at its size; a new one at the contract's, else the scene's
+        width, height = target.size or contracts.size(settings) or (int(scene.render.resolution_x),
+                                                                    int(scene.render.resolution_y))
+        options = job_options(settings, "generate", width=width, height=height, **choices)
         try:
             request = tb.request.build_request(tb.previs.export_gap(timeline, target), options, client=CLIENT,
-                                               keyframes=target.keyframes)
+                                               keyframes=target.keyframes, library=contracts.library_for(options))
         except tb.request.RequestError as err:
             raise JobError(str(err)) from None
         choice.shot, choice.strip = target.shot, placeholder

@@ -9,7 +9,7 @@ import os
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
-from . import compare, compat, jobs, vse, vse_takes
+from . import compare, compat, contracts, jobs, props, vse, vse_takes
 from .bridge_import import tb
 
 
@@ -323,6 +323,66 @@ class TAKEBRIDGE_OT_import_otio(_FileSelect, bpy.types.Operator):
         return {"FINISHED"}
 
 
+class TAKEBRIDGE_OT_contract_load(_FileSelect, bpy.types.Operator):
+    bl_idname = "takebridge.contract_load"
+    bl_label = "Load Contract"
+    bl_description = ("Set the panel from a shot contract (.toml or .json): prompt, seed, codec, camera...; its role, "
+                      "purpose, characters, constraints, review and budget go with the next jobs")
+    bl_options = {"REGISTER", "UNDO"}
+    filepath: StringProperty(subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.toml;*.json", options={"HIDDEN"})
+
+    def execute(self, context):
+        settings = compat.sequencer_scene(context).takebridge
+        if not self.filepath:
+            return _failed(self, "choose a contract file (.toml or .json) to load")
+        try:
+            said = contracts.load(settings, bpy.path.abspath(self.filepath))
+        except tb.errors.TakeBridgeError as err:       # the file's fault, named; nothing was changed
+            return _failed(self, err)
+        self.report({"INFO"}, said)
+        return {"FINISHED"}
+
+
+class TAKEBRIDGE_OT_contract_save(_FileSelect, bpy.types.Operator):
+    bl_idname = "takebridge.contract_save"
+    bl_label = "Save Contract"
+    bl_description = "Write the panel's options as a shot contract (.json), with the loaded contract's other fields"
+    filepath: StringProperty(subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.json", options={"HIDDEN"})
+    check_existing: BoolProperty(default=True, options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        if not self.filepath:
+            loaded = compat.sequencer_scene(context).takebridge.contract_path
+            self.filepath = os.path.splitext(loaded)[0] + ".json" if loaded else "//shot.json"
+        return super().invoke(context, event)
+
+    def execute(self, context):
+        settings = compat.sequencer_scene(context).takebridge
+        if not self.filepath:
+            return _failed(self, "choose a file to save the contract to (.json)")
+        try:
+            saved = contracts.save(bpy.path.abspath(self.filepath), jobs.panel_options(settings), settings)
+        except (tb.errors.TakeBridgeError, OSError) as err:
+            return _failed(self, err)
+        self.report({"INFO"}, f"saved the contract {saved}")
+        return {"FINISHED"}
+
+
+class TAKEBRIDGE_OT_contract_clear(bpy.types.Operator):
+    bl_idname = "takebridge.contract_clear"
+    bl_label = "Forget Contract Fields"
+    bl_description = ("Stop sending the loaded contract's role, purpose, characters, constraints, review and budget "
+                      "(the panel's own fields stay as they are)")
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        settings = compat.sequencer_scene(context).takebridge
+        settings.contract_extra, settings.contract_path = "", ""
+        return {"FINISHED"}
+
+
 class TAKEBRIDGE_OT_connect(bpy.types.Operator):
     bl_idname = "takebridge.connect"
     bl_label = "Connect"
@@ -352,7 +412,7 @@ class TAKEBRIDGE_OT_reference_add(_FileSelect, bpy.types.Operator):
     bl_description = "A character, prop or style image the generative backend keeps consistent across shots"
     bl_options = {"REGISTER", "UNDO"}
     filepath: StringProperty(subtype="FILE_PATH")
-    role: EnumProperty(items=[("character", "Character", ""), ("prop", "Prop", ""), ("style", "Style", "")])
+    role: EnumProperty(items=props.REFERENCE_ROLES)
 
     def execute(self, context):
         if not os.path.isfile(bpy.path.abspath(self.filepath)):
@@ -380,4 +440,5 @@ CLASSES = (TAKEBRIDGE_OT_reference_add, TAKEBRIDGE_OT_reference_remove, TAKEBRID
            TAKEBRIDGE_OT_generate, TAKEBRIDGE_OT_cancel,
            TAKEBRIDGE_OT_take_activate, TAKEBRIDGE_OT_take_review, TAKEBRIDGE_OT_take_finalize,
            TAKEBRIDGE_OT_restore_original, TAKEBRIDGE_OT_take_delete, TAKEBRIDGE_OT_compare,
-           TAKEBRIDGE_OT_export_otio, TAKEBRIDGE_OT_import_otio, TAKEBRIDGE_OT_connect)
+           TAKEBRIDGE_OT_export_otio, TAKEBRIDGE_OT_import_otio, TAKEBRIDGE_OT_contract_load,
+           TAKEBRIDGE_OT_contract_save, TAKEBRIDGE_OT_contract_clear, TAKEBRIDGE_OT_connect)

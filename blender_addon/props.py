@@ -6,12 +6,16 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        PointerProperty, StringProperty)
 
 DEFAULT_SERVER = "127.0.0.1:50151"
+# the output codecs the panel offers (the API's names) and the roles of its reference images
+CODECS = [("FFV1", "Lossless (FFV1)", ""), ("PRORES_422_HQ", "ProRes 422 HQ", ""), ("DNXHR", "DNxHR", ""),
+          ("H264_PROXY", "H.264 proxy", "")]
+REFERENCE_ROLES = [("character", "Character", ""), ("prop", "Prop", ""), ("style", "Style", ""),
+                   ("reference", "Reference", "")]
 
 
 class TAKEBRIDGE_PG_reference(bpy.types.PropertyGroup):
     filepath: StringProperty(name="Image", subtype="FILE_PATH")
-    role: EnumProperty(name="Role", items=[("character", "Character", ""), ("prop", "Prop", ""),
-                                           ("style", "Style", "")], default="character")
+    role: EnumProperty(name="Role", items=REFERENCE_ROLES, default="character")
 
 
 class TAKEBRIDGE_PG_job(bpy.types.PropertyGroup):
@@ -40,8 +44,13 @@ class TAKEBRIDGE_PG_settings(bpy.types.PropertyGroup):
     references: CollectionProperty(type=TAKEBRIDGE_PG_reference)
     seed: IntProperty(name="Seed", default=1, min=0)
     seed_lock: BoolProperty(name="Lock seed", default=True, description="off: a new random seed per job")
-    codec: EnumProperty(name="Codec", items=[("FFV1", "Lossless (FFV1)", ""), ("PRORES_422_HQ", "ProRes 422 HQ", ""),
-                                            ("DNXHR", "DNxHR", ""), ("H264_PROXY", "H.264 proxy", "")], default="PRORES_422_HQ")
+    codec: EnumProperty(name="Codec", items=CODECS, default="PRORES_422_HQ")
+    fallback: EnumProperty(name="Fallback", items=[
+        ("fail", "Fail", "a job over its compute budget fails"),
+        ("degrade", "Degrade", "over budget: fewer denoising steps, or half resolution and upscaled"),
+        ("classic", "Classic", "a backend the server lacks: run on the one it has")],
+        default="fail", description="what the server may do when the job cannot run as asked (recorded in the "
+                                    "take's manifest)")
     strength: FloatProperty(name="Strength", default=0.5, min=0.0, max=1.0)
     extend_side: EnumProperty(name="Side", items=[("TAIL", "Tail", "after the strip"), ("HEAD", "Head", "before it")])
     extend_unit: EnumProperty(name="Unit", items=[("FRAMES", "Frames", ""), ("SECONDS", "Seconds", "")])
@@ -76,6 +85,14 @@ class TAKEBRIDGE_PG_settings(bpy.types.PropertyGroup):
                                    description="mark the frames PRE-VIS, so no one takes them for footage")
     board_strip: StringProperty(name="Board", description="image or movie strip whose frame is the shot's board "
                                                           "(storyboard still); empty = none")
+
+    # the shot contract (contracts.py): the file last loaded or saved, and its fields the panel has
+    # no widget for (role, purpose, characters, constraints, review, budget) as contract JSON
+    contract_path: StringProperty(name="Contract", subtype="FILE_PATH",
+                                  description="the shot contract last loaded or saved")
+    contract_extra: StringProperty(name="Contract fields", default="",
+                                   description="the contract's fields the panel shows no widget for (JSON); "
+                                               "sent with every job and saved again")
 
 
 CLASSES = (TAKEBRIDGE_PG_reference, TAKEBRIDGE_PG_job, TAKEBRIDGE_PG_settings)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import compat, jobs, vse
+from . import compat, contracts, jobs, vse
 from .vse import TAKE_KEY
 
 
@@ -59,6 +59,16 @@ class TAKEBRIDGE_PT_panel(bpy.types.Panel):
         box.label(text=settings.status)
 
         source = _source(context)
+        shot = layout.box()
+        row = shot.row(align=True)
+        row.operator("takebridge.contract_load", text="Load Contract", icon="FILEBROWSER")
+        row.operator("takebridge.contract_save", text="Save Contract", icon="FILE_TICK")
+        if settings.contract_path or settings.contract_extra:
+            row = shot.row(align=True)
+            row.label(text=f"Contract: {bpy.path.basename(settings.contract_path) or '(loaded)'}")
+            row.operator("takebridge.contract_clear", text="", icon="X")
+            for line in contracts.describe(settings):
+                shot.label(text=line)
         col = layout.column(align=True)
         col.prop(settings, "prompt")
         col.prop(settings, "negative_prompt")
@@ -77,6 +87,7 @@ class TAKEBRIDGE_PT_panel(bpy.types.Panel):
         col.prop(settings, "backend")
         col.prop(settings, "model")
         col.prop(settings, "codec")
+        col.prop(settings, "fallback")
         col.prop(settings, "handles")
 
         ops = layout.box()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -154,7 +155,64 @@ def target_for(ctx: Context, timeline_otio, item, *, handles: int = 0) -> Target
                   timeline_otio=timeline_otio)
 
 
-Options = tb.request.JobOptions   # the editor-neutral job options (bridge/request.py)
+@dataclass
+class Options(tb.request.JobOptions):
+    """The editor-neutral job options (bridge/request.py), and the shot contract file they came
+    from ("" = none): a characters.toml (or .json) beside it is the character library."""
+
+    contract_file: str = ""
+
+
+def read_contract(path: str) -> dict:
+    """A shot contract file (bridge/contract.py) with each value's type checked too, so a bad
+    file is refused here, naming the value, and not halfway through a job."""
+    contract = tb.contract.read_contract(path)
+    name = os.path.basename(path)
+
+    def refuse(what, value, want):
+        raise tb.contract.ContractError(f"contract {name}: {what} must be {want}, not {value!r}")
+
+    for key in ("prompt", "negative_prompt", "fallback", "codec", "mode", "backend", "model", "take_dir", "role",
+                "purpose", "image"):
+        if key in contract and not isinstance(contract[key], str):
+            refuse(key, contract[key], "text")
+    if "seed" in contract and (not isinstance(contract["seed"], int) or isinstance(contract["seed"], bool)):
+        refuse("seed", contract["seed"], "a whole number")
+    if "burn_in" in contract and not isinstance(contract["burn_in"], bool):
+        refuse("burn_in", contract["burn_in"], "true or false")
+    constraints = contract.get("constraints", {})
+    for section, keys in (("constraints", ("duration", "keep_head_frames", "keep_tail_frames", "max_frames",
+                                           "mask_feather_px", "width", "height")), ("budget", ("max_frames",))):
+        for key in keys:
+            value = contract.get(section, {}).get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                refuse(f"[{section}] {key}", value, "a whole number, 0 or more")
+    for section, key in (("constraints", "camera_amount"), ("budget", "max_compute_seconds")):
+        value = contract.get(section, {}).get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                  or not math.isfinite(value) or value < 0):
+            refuse(f"[{section}] {key}", value, "a number, 0 or more")
+    if "camera" in constraints and not isinstance(constraints["camera"], str):
+        refuse("[constraints] camera", constraints["camera"], "text")
+    wanted = constraints.get("must_not_change", [])
+    if not isinstance(wanted, list) or not all(isinstance(v, str) for v in wanted):
+        refuse("[constraints] must_not_change", wanted, "a list of text")
+    return contract
+
+
+def library_for(options: Options):
+    """The character library for options that cite characters (None when none are cited): the
+    characters.toml (or .json) beside their contract file, read now (its images' hashes are the
+    ones sent). Refused, saying where it was looked for, when there is none."""
+    if not options.characters:
+        return None
+    folder = os.path.dirname(os.path.abspath(options.contract_file)) if getattr(options, "contract_file", "") else ""
+    found = tb.contract.find_library(folder) if folder else None
+    if found is None:
+        raise ResolveError(f"the shot cites character(s) {', '.join(options.characters)} but there is no character "
+                           f"library: put characters.toml beside the shot contract"
+                           + (f" (in {folder})" if folder else " and load the contract"))
+    return tb.contract.read_library(found)
 
 
 def build_request(target: Target, options: Options):
@@ -164,7 +222,7 @@ def build_request(target: Target, options: Options):
     meta.setdefault("shot", os.path.splitext(target.clip_name)[0])   # Resolve names clips after their files
     tb.metadata.write(clip, meta)
     try:
-        return tb.request.build_request(selection, options, client="takebridge-resolve")
+        return tb.request.build_request(selection, options, client="takebridge-resolve", library=library_for(options))
     except tb.request.RequestError as err:
         raise ResolveError(str(err)) from None
 
@@ -600,7 +658,7 @@ class GapEditor:
         selection = tb.previs.export_gap(self.view, target)
         try:
             return tb.request.build_request(selection, options, client="takebridge-resolve",
-                                            keyframes=target.keyframes)
+                                            keyframes=target.keyframes, library=library_for(options))
         except tb.request.RequestError as err:
             raise ResolveError(str(err)) from None
 

@@ -2,12 +2,16 @@
 operation, prompt, frames, seed, progress and cancel, and the selected item's take list with
 switch, approve / reject with a note, and finalize. Generate (a pre-vis shot) acts on the gap at
 the playhead on the chosen video track (the In/Out range when it holds the playhead), with its
-mode, camera move and PRE-VIS burn-in. Long work runs in a thread so the
-dialog's event loop keeps answering; where UIManager is missing it says to use the marker
-mode instead."""
+mode, camera move and PRE-VIS burn-in. A shot contract file (bridge/contract.py) loads into the
+dialog's fields (prompt, seed, codec, mode, camera, burn-in) and its other fields (role, purpose,
+characters, constraints, review, budget) go with the jobs, the characters from the
+characters.toml beside the contract; Save writes the contract of the dialog's values. Long work
+runs in a thread so the dialog's event loop keeps answering; where UIManager is missing it says
+to use the marker mode instead."""
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 
 from . import core
@@ -18,6 +22,9 @@ names = importlib.import_module(f"{tb.name}.api.names")   # the operation's choi
 OPS = ["refine", "extend", "inpaint", "generate"]
 MODES = ["auto", *names.GENERATE_MODES]          # generate: "auto" = from what is given
 CAMERAS = ["auto", *names.CAMERA_MOVES]          # generate: "auto" = the server's (push in on a board)
+CODECS = list(names.CODEC_CHOICES)               # the names people type: prores, lossless, ...
+SEED_MAX = 2 ** 31 - 1                           # the Seed box's
+COMBOS = {"Op": OPS, "Codec": CODECS, "Mode": MODES, "Camera": CAMERAS}   # each box's choices, in order
 
 
 def ui_manager(resolve):
@@ -34,14 +41,19 @@ def show(resolve, bmd, *, server: str = "127.0.0.1:50151") -> str:
                 "'tb extend 24' on clips and run 'TakeBridge Markers'")
     dispatcher = bmd.UIDispatcher(ui)
     window = dispatcher.AddWindow(
-        {"ID": "TakeBridge", "WindowTitle": "TakeBridge", "Geometry": [200, 200, 460, 420]},
+        {"ID": "TakeBridge", "WindowTitle": "TakeBridge", "Geometry": [200, 200, 460, 460]},
         [ui.VGroup({"Spacing": 6}, [
+            ui.HGroup([ui.Label({"Text": "Contract"}),
+                       ui.LineEdit({"ID": "Contract", "PlaceholderText": "shot contract file (.toml or .json)"}),
+                       ui.Button({"ID": "LoadContract", "Text": "Load"}),
+                       ui.Button({"ID": "SaveContract", "Text": "Save"})]),
             ui.HGroup([ui.Label({"Text": "Operation"}), ui.ComboBox({"ID": "Op"})]),
             ui.LineEdit({"ID": "Prompt", "PlaceholderText": "prompt (generative backends)"}),
             ui.HGroup([ui.Label({"Text": "Frames"}), ui.SpinBox({"ID": "Frames", "Value": 24, "Minimum": 1,
                                                                    "Maximum": 500}),
                        ui.Label({"Text": "Seed"}), ui.SpinBox({"ID": "Seed", "Value": 1, "Minimum": 0,
-                                                                "Maximum": 2 ** 31 - 1})]),
+                                                                "Maximum": SEED_MAX}),
+                       ui.Label({"Text": "Codec"}), ui.ComboBox({"ID": "Codec"})]),
             ui.LineEdit({"ID": "Mask", "PlaceholderText": "inpaint: mask file (white = regenerate)"}),
             ui.HGroup([ui.Label({"Text": "Generate: track V"}), ui.SpinBox({"ID": "Track", "Value": 1, "Minimum": 1,
                                                                            "Maximum": 99}),
@@ -56,10 +68,12 @@ def show(resolve, bmd, *, server: str = "127.0.0.1:50151") -> str:
                        ui.Button({"ID": "Reject", "Text": "Reject"}), ui.Button({"ID": "Finalize", "Text": "Finalize"})]),
         ])])
     items = window.GetItems()
-    for box, choices in (("Op", OPS), ("Mode", MODES), ("Camera", CAMERAS)):
+    for box, choices in COMBOS.items():
         for choice in choices:
             items[box].AddItem(choice)
     controller = Controller(resolve, server, items)
+    window.On.LoadContract.Clicked = lambda ev: controller.load_contract()
+    window.On.SaveContract.Clicked = lambda ev: controller.save_contract()
     window.On.Go.Clicked = lambda ev: controller.generate()
     window.On.Cancel.Clicked = lambda ev: controller.cancel()
     window.On.Switch.Clicked = lambda ev: controller.switch()
@@ -82,6 +96,8 @@ class Controller:
         self.resolve, self.server, self.items = resolve, server, items
         self.thread = None
         self.job_ids: list[str] = []   # the jobs this dialog sent: the only ones its Cancel touches
+        self.contract: dict = {}       # the loaded shot contract: what the dialog has no field for goes with the jobs
+        self.contract_file = ""        # where it was loaded from (its folder's characters.toml: the characters)
 
     def _item(self):
         return core.selected_items(core.context(self.resolve).timeline)[0]
@@ -96,14 +112,96 @@ class Controller:
         except (KeyError, AttributeError):
             return default
 
+    def _set(self, widget: str, attribute: str, value) -> None:
+        """Set a widget's value, where this dialog has the widget."""
+        try:
+            setattr(self.items[widget], attribute, value)
+        except KeyError:
+            pass
+
+    def options(self, op: str = "") -> core.Options:
+        """The job options: the loaded contract's, with the dialog's fields over them (Load put the
+        contract's values in those fields; what the dialog has no field for stays the contract's)."""
+        options = core.Options(op=op or self.items["Op"].CurrentText or "refine", contract_file=self.contract_file)
+        if self.contract:
+            options = tb.contract.apply_contract(options, self.contract)
+        options.prompt, options.seed = self.items["Prompt"].Text, int(self.items["Seed"].Value)
+        options.codec = self._value("Codec", "CurrentText", "") or options.codec
+        mode = self._value("Mode", "CurrentText", "") or options.mode or "auto"
+        camera = self._value("Camera", "CurrentText", "") or options.camera or "auto"
+        options.mode = "" if mode == "auto" else mode
+        options.camera = "" if camera == "auto" else camera
+        options.burn_in = bool(self._value("BurnIn", "Checked", options.burn_in))
+        return options
+
+    def _path(self, path, doing: str) -> str:
+        path = (path if path is not None else self._value("Contract", "Text", "") or "").strip()
+        if not path:
+            raise tb.contract.ContractError(f"give the shot contract's file to {doing} (Contract)")
+        return os.path.abspath(os.path.expanduser(path))
+
+    def load_contract(self, path: str | None = None) -> bool:
+        """Load a shot contract (the Contract field's file, or `path`) into the dialog. A file that
+        cannot be used is named in the status line and changes nothing."""
+        try:
+            path = self._path(path, "load")
+            contract = core.read_contract(path)
+            full = tb.contract.apply_contract(core.Options(), contract)
+            name = os.path.basename(path)
+            try:
+                users = {api: user for user, api in names.CODEC_CHOICES.items()}
+                codec = users.get(names.CODEC_CHOICES.get(full.codec.lower(), full.codec.upper()))
+                if codec is None:
+                    raise ValueError(f"codec {full.codec!r} is not one of {', '.join(CODECS)}")
+                names.fallback_value(full.fallback)
+                mode = full.mode.lower() or "auto"
+                camera = full.camera.lower().replace("-", "_") or "auto"
+                names.generate_mode_value(mode)
+                names.camera_value(camera)
+            except ValueError as err:
+                raise tb.contract.ContractError(f"contract {name}: {err}") from None
+            if full.seed is not None and not 0 <= full.seed <= SEED_MAX:
+                raise tb.contract.ContractError(f"contract {name}: seed {full.seed} is outside the dialog's "
+                                                f"0..{SEED_MAX}")
+            if not 0.0 <= float(full.camera_amount) <= 1.0:
+                raise tb.contract.ContractError(f"contract {name}: camera_amount {full.camera_amount} is outside 0..1 "
+                                                f"(0.15 = 15 % of the picture)")
+        except tb.errors.TakeBridgeError as err:
+            self.status(f"error: {err}")
+            return False
+        self.items["Prompt"].Text = full.prompt
+        if full.seed is not None:
+            self.items["Seed"].Value = int(full.seed)
+        for widget, value in (("Codec", codec), ("Mode", mode), ("Camera", camera)):
+            self._set(widget, "CurrentIndex", COMBOS[widget].index(value))
+        if "burn_in" in contract:        # (a saved contract leaves it out: the box stays as it is)
+            self._set("BurnIn", "Checked", bool(contract["burn_in"]))
+        self._set("Contract", "Text", path)
+        self.contract, self.contract_file = contract, path
+        said = [f"role {full.role}" if full.role else "", f"characters {', '.join(full.characters)}"
+                if full.characters else "", f"{full.duration} frames" if full.duration else ""]
+        self.status(f"loaded {name}" + "".join(f"; {part}" for part in said if part))
+        return True
+
+    def save_contract(self, path: str | None = None) -> bool:
+        """Write the shot contract of the dialog's values (with the loaded contract's other fields)
+        to the Contract field's file, or `path` (JSON; no suffix: .json)."""
+        try:
+            path = self._path(path, "save to")
+            if not os.path.splitext(path)[1]:
+                path += ".json"
+            saved = tb.contract.save_contract(path, self.options())
+        except (tb.errors.TakeBridgeError, OSError) as err:
+            self.status(f"error: {err}")
+            return False
+        self._set("Contract", "Text", str(saved))
+        self.contract_file = self.contract_file or str(saved)
+        self.status(f"saved the shot contract {saved}")
+        return True
+
     def generate(self, wait: bool = False) -> None:
-        op = self.items["Op"].CurrentText or "refine"
-        options = core.Options(op=op, prompt=self.items["Prompt"].Text, seed=int(self.items["Seed"].Value))
-        if op == "generate":     # a pre-vis shot in the gap at the playhead
-            mode, camera = self._value("Mode", "CurrentText", "auto"), self._value("Camera", "CurrentText", "auto")
-            options.mode = "" if mode in ("", "auto") else mode
-            options.camera = "" if camera in ("", "auto") else camera
-            options.burn_in = bool(self._value("BurnIn", "Checked", False))
+        options = self.options()
+        if options.op == "generate":     # a pre-vis shot in the gap at the playhead
             track = int(self._value("Track", "Value", 1) or 1)
 
             def start(progress):

@@ -11,7 +11,10 @@ or, for Generate, a timeline marker in a gap:
 (72 frames from the marker's frame; without a number the marker's own duration when it has one,
 else the whole gap it is in; V2 for another track than V1, shot=NAME, mode=, camera=, amount=,
 image=; a marker on a clip is refused naming it, frames that run into the next clip go on the
-TakeBridge track; a `tb generate` marker on a pre-vis shot makes another take of it),
+TakeBridge track; a `tb generate` marker on a pre-vis shot makes another take of it).
+Any marker may name a shot contract, `contract=/full/path/shot.toml`: its fields go with the job
+except where the marker's own words say otherwise (its duration is a generated shot's length;
+a characters.toml beside it is the character library). Then
 run "TakeBridge Markers" once, and every marked clip is processed; each marker's colour then
 says what happened — Green: take made and selected, Yellow: made but a quality gate flagged
 it, Red: failed (the note says why) — and its note gets the take id. Running it again skips
@@ -19,11 +22,14 @@ the markers that already made a take (their note and custom data say so), unless
 failed ones are tried again."""
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import shlex
 
-from .core import (Options, ResolveError, Shot, context, generate, has, previs_meta, run, timecode_of,
-                   video_items)
+from .bridge_import import tb
+from .core import (Options, ResolveError, Shot, context, generate, has, previs_meta, read_contract, run,
+                   timecode_of, video_items)
 
 PREFIX = "tb"
 COLOURS = {"ok": "Green", "needs_review": "Yellow", "failed": "Red"}
@@ -40,7 +46,39 @@ def parse(note: str) -> Options | None:
         return None
     if len(words) < 2 or words[0].lower() != PREFIX:
         return None
-    op, args = words[1].lower(), words[2:]
+    op, (args, contract_file) = words[1].lower(), _contract_word(words[2:])
+    options = _parse_words(note, op, args)
+    return _with_contract(options, contract_file) if contract_file else options
+
+
+def _contract_word(args: list[str]) -> tuple[list[str], str]:
+    """The words without `contract=PATH`, and PATH ("" = none)."""
+    rest, path = [], ""
+    for word in args:
+        key, eq, value = word.partition("=")
+        if eq and key.lower() == "contract":
+            path = value
+        else:
+            rest.append(word)
+    return rest, path
+
+
+def _with_contract(options: Options, path: str) -> Options:
+    """The contract's fields, except where the marker's words gave their own (those win)."""
+    path = os.path.expanduser(path)
+    if not os.path.isabs(path):
+        raise ResolveError(f"contract={path}: give the contract file's full path (Resolve has no project folder)")
+    merged = tb.contract.apply_contract(options, read_contract(path))
+    defaults = Options(op=options.op)
+    for field in dataclasses.fields(Options):
+        mine = getattr(options, field.name)
+        if mine != getattr(defaults, field.name):
+            setattr(merged, field.name, mine)
+    merged.contract_file = path
+    return merged
+
+
+def _parse_words(note: str, op: str, args: list[str]) -> Options:
     if op == "extend":
         options = Options(op="extend", frames=int(args[0]) if args else 24)
         for word in args[1:]:
@@ -95,14 +133,15 @@ def _generate_words(note: str, args: list[str]) -> tuple[Options, int, str]:
 def generate_place(note: str) -> tuple[int, str]:
     """The video track and shot name a `tb generate` marker note asks for."""
     words = shlex.split((note or "").split(OUTCOME)[0])
-    _, track, shot = _generate_words(note, words[2:])
+    _, track, shot = _generate_words(note, _contract_word(words[2:])[0])
     return track, shot
 
 
 def marked_items(timeline) -> list[tuple[object, int, dict, Options]]:
     """(item, marker frame, marker, options) for every TakeBridge marker on a video clip;
     markers on the timeline over a clip count for that clip; `tb generate` markers on the
-    timeline count for the place they are at (item None: a gap, or a clip they are refused on)."""
+    timeline count for the place they are at (item None: a gap, or a clip they are refused on),
+    and so do unreadable ones in a gap."""
     found = []
     items = video_items(timeline)
     for item in items:
@@ -122,6 +161,8 @@ def marked_items(timeline) -> list[tuple[object, int, dict, Options]]:
         under = [i for i in items if int(i.GetStart()) <= at < int(i.GetEnd())]
         if under:
             found.append((under[-1], None, {**marker, "timeline_frame": frame}, options))
+        elif options.op == "invalid":     # unreadable, in a gap: it turns red there, saying why
+            found.append((None, None, {**marker, "timeline_frame": frame}, options))
     return found
 
 
@@ -129,8 +170,8 @@ def _parse_marker(marker: dict) -> Options | None:
     for text in (marker.get("note", ""), marker.get("name", "")):
         try:
             options = parse(text)
-        except (ResolveError, ValueError):
-            return Options(op="invalid", prompt=text)
+        except (tb.errors.TakeBridgeError, ValueError) as err:   # (purpose: why, for the marker's note)
+            return Options(op="invalid", prompt=text, purpose=str(err))
         if options is not None:
             return options
     return None
@@ -141,7 +182,7 @@ def _command(marker: dict) -> str:
     note = marker.get("note", "")
     try:
         return note if parse(note) is not None else marker.get("name", "")
-    except (ResolveError, ValueError):
+    except (tb.errors.TakeBridgeError, ValueError):
         return note
 
 
@@ -162,9 +203,10 @@ def process(resolve, *, server: str = "127.0.0.1:50151", token: str = "", take_d
                             "error": f"already made take {made}; run with redo to make another"})
             continue
         if options.op == "invalid":
-            outcome = {"item": name, "state": "failed", "error": f"cannot read marker {options.prompt!r}"}
+            outcome = {"item": name, "state": "failed", "error": f"cannot read marker {options.prompt!r}"
+                                                                  + (f": {options.purpose}" if options.purpose else "")}
         else:
-            options.take_dir = take_dir
+            options.take_dir = take_dir or options.take_dir
             try:
                 if options.op == "generate":
                     (outcome,) = generate(resolve, options, server=server, token=token,

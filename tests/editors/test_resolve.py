@@ -428,3 +428,187 @@ def test_the_dialog_generates_in_the_gap_at_the_playhead(cut, server, tmp_path):
     controller.review(True, index=1)
     assert items["Status"].Text == f"{row['take_id']}: approved"
     assert [i.GetStart() - start for i in timeline.GetItemListInTrack("video", 1)] == [0, 24, 36]
+
+
+# ------------------------------------------------------------------------ shot contracts
+
+SHOT = """
+role = "pre-vis"
+purpose = "establish the harbour before the chase"
+prompt = "a wide of the harbour at dawn"
+negative_prompt = "text, watermark"
+characters = ["hero"]
+seed = 77
+codec = "FFV1"
+mode = "text"
+burn_in = true
+[constraints]
+duration = 12
+camera = "push-in"
+must_not_change = ["the boats' positions"]
+[review]
+flicker = 1.5
+[budget]
+max_compute_seconds = 600
+"""
+
+
+@pytest.fixture
+def shot_folder(tmp_path):
+    """A shot contract and the character library beside it."""
+    import cv2
+
+    folder = tmp_path / "shots"
+    (folder / "refs").mkdir(parents=True)
+    cv2.imwrite(str(folder / "refs" / "hero.png"), np.full((16, 16, 3), (30, 30, 200), np.uint8))
+    (folder / "characters.toml").write_text('[hero]\ndescription = "a woman in a red raincoat"\n'
+                                            'images = ["refs/hero.png"]\n')
+    (folder / "shot.toml").write_text(SHOT)
+    return folder
+
+
+def _fields(items) -> dict:
+    """What the dialog's fields hold."""
+    return {"prompt": items["Prompt"].Text, "seed": items["Seed"].Value, "codec": items["Codec"].CurrentText,
+            "mode": items["Mode"].CurrentText, "camera": items["Camera"].CurrentText,
+            "burn_in": items["BurnIn"].Checked, "op": items["Op"].CurrentText}
+
+
+def _worked(window, button: str) -> None:
+    """Click a button whose work runs in the dialog's thread, and wait for that work."""
+    import threading
+
+    before = set(threading.enumerate())
+    window.click(button)
+    for thread in set(threading.enumerate()) - before:
+        if "(work)" in thread.name:
+            thread.join(120)
+
+
+def test_the_dialog_loads_a_shot_contract_its_job_carries_it_and_save_writes_it(cut, server, shot_folder):
+    """Through the dialog (the stand-in's UIManager): Load fills the fields from the contract and
+    keeps the rest for the job (role, purpose, characters from characters.toml beside it);
+    Save writes the contract of what the dialog holds, and another dialog loads it the same."""
+    from bridge import contract
+    from support.resolve_standin import Bmd
+    from takebridge_resolve import dialog
+
+    resolve, _a, _b, _f, _m, _mask = cut
+    saved, seen = shot_folder / "saved.json", {}
+    assert resolve.timeline.SetCurrentTimecode("01:00:01:06")          # in the gap A..B
+
+    def user(window):
+        items = window.GetItems()
+        assert {"Contract", "LoadContract", "SaveContract", "Codec"} <= set(items)
+        items["Contract"].Text = str(shot_folder / "shot.toml")
+        window.click("LoadContract")
+        seen["loaded"], seen["status"] = _fields(items), items["Status"].Text
+        items["Op"].CurrentText = "generate"
+        _worked(window, "Go")
+        seen["made"] = items["Status"].Text
+        items["Prompt"].Text = "the harbour at night"
+        items["Contract"].Text = str(shot_folder / "saved")              # no suffix: .json
+        window.click("SaveContract")
+        seen["saved"] = items["Status"].Text
+
+    assert dialog.show(resolve, Bmd(user), server=server) == ""
+    assert seen["loaded"] == {"prompt": "a wide of the harbour at dawn", "seed": 77, "codec": "lossless",
+                              "mode": "text", "camera": "push_in", "burn_in": True, "op": "refine"}
+    assert seen["status"] == "loaded shot.toml; role pre-vis; characters hero; 12 frames"
+    (shot,) = _shot_items(resolve)
+    (row,) = core.takes_of(shot)
+    assert row["take_id"] in seen["made"]
+    request = json.loads(open(row["manifest"]).read())["request"]
+    sent = request["contract"]
+    assert (sent["role"], sent["purpose"], sent["negative_prompt"]) == (
+        "pre-vis", "establish the harbour before the chase", "text, watermark")
+    assert [c["name"] for c in sent["characters"]] == ["hero"] and len(sent["characters"][0]["sha256"]) == 64
+    assert sent["prompt"] == "a wide of the harbour at dawn hero: a woman in a red raincoat."
+    assert [r["role"] for r in sent["reference_images"]] == ["character"]
+    assert (sent["seed"], sent["output"]["codec"], sent["must_not_change"]) == ("77", "FFV1",
+                                                                               ["the boats' positions"])
+    assert sent["review"]["thresholds"] == {"flicker": 1.5} and sent["budget"]["max_compute_seconds"] == 600
+    assert (request["generate"]["mode"], request["generate"]["camera"], request["generate"]["burn_in"]) == (
+        "TEXT", "PUSH_IN", True)
+
+    assert seen["saved"] == f"saved the shot contract {saved}"
+    data = contract.read_contract(saved)
+    assert (data["prompt"], data["seed"], data["codec"], data["role"], data["characters"]) == (
+        "the harbour at night", 77, "lossless", "pre-vis", ["hero"])
+    assert data["constraints"]["camera"] == "push_in" and data["constraints"]["duration"] == 12
+    assert data["review"] == {"flicker": 1.5} and data["budget"] == {"max_compute_seconds": 600}
+
+    def again(window):                                                  # a new dialog loads what was saved
+        items = window.GetItems()
+        items["Contract"].Text = str(saved)
+        window.click("LoadContract")
+        seen["again"] = _fields(items)
+
+    assert dialog.show(resolve, Bmd(again), server=server) == ""
+    assert seen["again"] == {**seen["loaded"], "prompt": "the harbour at night", "burn_in": False}
+
+
+@pytest.mark.parametrize("text,match", [
+    ('prompt = "x"\ncolour = "red"\n', r"unknown field 'colour'"),
+    ('seed = "many"\n', r"seed must be a whole number, not 'many'"),
+    ('seed = 9999999999\n', r"seed 9999999999 is outside the dialog's 0\.\.2147483647"),
+    ('codec = "mp3"\n', r"codec 'mp3' is not one of prores, lossless"),
+    ('[constraints]\ncamera = "zoom"\n', r"camera move 'zoom' is not one of"),
+    ('[constraints]\ncamera_amount = 2\n', r"camera_amount 2 is outside 0\.\.1"),
+    ('prompt = \n', r"cannot be read"),
+    (None, r"contract .*missing\.toml not found"),
+])
+def test_a_bad_contract_shows_its_message_in_the_dialog_and_changes_nothing(cut, shot_folder, text, match):
+    import re
+
+    from support.resolve_standin import Bmd
+    from takebridge_resolve import dialog
+
+    bad, seen = shot_folder / ("bad.toml" if text is not None else "missing.toml"), {}
+    if text is not None:
+        bad.write_text(text)
+
+    def user(window):
+        items = window.GetItems()
+        items["Contract"].Text = str(shot_folder / "shot.toml")
+        window.click("LoadContract")
+        seen["before"] = _fields(items)
+        items["Contract"].Text = str(bad)
+        window.click("LoadContract")
+        seen["after"], seen["status"] = _fields(items), items["Status"].Text
+        items["Contract"].Text = str(shot_folder / "out.toml")
+        window.click("SaveContract")
+        seen["save"] = items["Status"].Text
+
+    assert dialog.show(cut[0], Bmd(user), server="127.0.0.1:1") == ""
+    assert seen["status"].startswith("error: ") and re.search(match, seen["status"]), seen["status"]
+    assert seen["after"] == seen["before"]
+    assert "contracts are saved as JSON; name the file out.json" in seen["save"]
+    assert not (shot_folder / "out.toml").exists()
+
+
+def test_the_free_edition_has_no_dialog_but_a_marker_can_name_a_contract(cut, server, shot_folder, tmp_path):
+    """`tb generate contract=/path/shot.toml` at a timeline marker past the end: the contract's 12
+    frames from the marker, its role and characters (characters.toml beside it) in the request;
+    a relative path is refused on the marker, naming it."""
+    from support.resolve_standin import Bmd
+    from takebridge_resolve import dialog
+
+    resolve = cut[0]
+    resolve.product = "DaVinci Resolve"
+    assert "marker" in dialog.show(resolve, Bmd(), server=server)
+    timeline, start = resolve.timeline, resolve.timeline.start
+    note = f'tb generate "gulls over the harbour" contract={shot_folder / "shot.toml"}'
+    timeline.AddMarker(60, "Blue", "gen", note, 1)
+    timeline.AddMarker(80, "Blue", "gen", "tb generate contract=shots/shot.toml", 1)
+    results = markers.process(resolve, server=server, take_dir=str(tmp_path / "takes"))
+    made, refused = sorted(results, key=lambda r: r["state"] != "succeeded")
+    assert made["state"] == "succeeded", made
+    (shot,) = [i for i in _shot_items(resolve) if i.GetStart() - start == 60]
+    assert shot.GetDuration() == 12
+    sent = json.loads(open(made["manifest"]).read())["request"]["contract"]
+    assert sent["role"] == "pre-vis" and [c["name"] for c in sent["characters"]] == ["hero"]
+    assert sent["prompt"] == "gulls over the harbour hero: a woman in a red raincoat.", "the marker's words win"
+    assert refused["state"] == "failed" and "contract=shots/shot.toml: give the contract file's full path" in \
+        refused["error"]
+    assert timeline.GetMarkers()[80]["color"] == "Red"

@@ -11,6 +11,10 @@ silently drops a clip that overlaps another, imports go to the current media-poo
 GetSelectedClips only exists from 21.0.4, MediaPoolItem.SetName from 20.2, the playhead
 (Get/SetCurrentTimecode) is answered on the Cut, Edit, Color, Fairlight and Deliver pages only,
 timeline markers' frameId counts from the timeline's start. Media facts come from the real files (PyAV).
+Resolve Studio's Fusion().UIManager and the `bmd` module's UIDispatcher are here too (the free
+edition has no UIManager for scripts): widgets with their properties, a ComboBox's
+CurrentIndex and CurrentText kept together as Qt keeps them, `window.On.<ID>.<Event>` handlers,
+and a RunLoop in which a test's `user(window)` acts on the dialog before it is closed.
 It is not Resolve: behaviours listed as unverified in editor_apis.md section D follow the
 documented reading and need checking on a real Resolve.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import types
 from fractions import Fraction
 
 import opentimelineio as otio
@@ -465,6 +470,9 @@ class Resolve(_API):
     def GetCurrentPage(self):
         return self.page
 
+    def Fusion(self):
+        return Fusion(self)
+
     def OpenPage(self, name):
         self.page = name
         return True
@@ -481,4 +489,146 @@ def to_tc(frame, rate) -> str:
     return to_timecode(frame, rate)
 
 
-__all__ = ["Resolve", "json"]
+# --------------------------------------------------------------- UIManager (Resolve Studio)
+
+class Fusion(_API):
+    """resolve.Fusion(): its UIManager only in the Studio edition (the free one lost it for
+    scripts in 19.1)."""
+
+    def __init__(self, resolve):
+        self.UIManager = UIManager() if "Studio" in resolve.product else None
+
+
+class UIWidget:
+    """A UIManager element (Label, LineEdit, SpinBox, ComboBox, CheckBox, Button, Tree, groups)
+    with its properties as attributes. A ComboBox keeps CurrentIndex and CurrentText together as
+    Qt does: the first item added is current, and a CurrentText it does not hold changes nothing.
+    A Tree keeps its rows (NewItem, AddTopLevelItem, Clear, CurrentItem)."""
+
+    def __init__(self, kind: str, props: dict | None = None, children=()):
+        self.__dict__.update(kind=kind, children=list(children), choices=[], rows=[], current=None)
+        if kind == "ComboBox":
+            self.__dict__.update(CurrentIndex=-1, CurrentText="")
+        for key, value in (props or {}).items():
+            setattr(self, key, value)
+
+    def __setattr__(self, name, value):
+        if self.kind == "ComboBox" and name == "CurrentIndex":
+            index = int(value)
+            self.__dict__.update(CurrentIndex=index,
+                                 CurrentText=self.choices[index] if 0 <= index < len(self.choices) else "")
+            return
+        if self.kind == "ComboBox" and name == "CurrentText":
+            if value in self.choices:
+                self.__dict__.update(CurrentIndex=self.choices.index(value), CurrentText=value)
+            return
+        self.__dict__[name] = value
+
+    def AddItem(self, text):
+        self.choices.append(text)
+        if len(self.choices) == 1:
+            self.CurrentIndex = 0
+
+    def Clear(self):
+        self.rows.clear()
+
+    def NewItem(self):
+        return types.SimpleNamespace(Text={})
+
+    def AddTopLevelItem(self, row):
+        self.rows.append(row)
+
+    def CurrentItem(self):
+        return self.current
+
+
+class UIManager:
+    """fusion.UIManager: ui.Label({...}), ui.HGroup([...]), ui.VGroup({...}, [...])."""
+
+    def __getattr__(self, kind):
+        if kind.startswith("_"):
+            raise AttributeError(kind)
+
+        def make(*args):
+            props = next((a for a in args if isinstance(a, dict)), {})
+            children = next((a for a in args if isinstance(a, (list, tuple))), [])
+            return UIWidget(kind, props, children)
+        return make
+
+
+class UIWindow:
+    """dispatcher.AddWindow(props, children): GetItems() maps every ID to its widget; handlers
+    are set as window.On.<ID>.<Event> = fn. Test helpers: click(ID), fire(ID, event)."""
+
+    def __init__(self, dispatcher, props: dict, children):
+        self.dispatcher = dispatcher
+        self.root = UIWidget("Window", props, children if isinstance(children, (list, tuple)) else [children])
+        self.On = _Handlers()
+        self.shown = False
+
+    def GetItems(self) -> dict:
+        found, todo = {}, [self.root]
+        while todo:
+            widget = todo.pop()
+            if getattr(widget, "ID", None):
+                found[widget.ID] = widget
+            todo.extend(widget.children)
+        return found
+
+    def Show(self):
+        self.shown = True
+
+    def Hide(self):
+        self.shown = False
+
+    def fire(self, widget_id: str, event: str) -> None:
+        handler = getattr(getattr(self.On, widget_id), event, None)
+        if handler is not None:
+            handler({"who": widget_id, "what": event})
+
+    def click(self, widget_id: str) -> None:
+        self.fire(widget_id, "Clicked")
+
+
+class _Handlers:
+    def __init__(self):
+        self.__dict__["_by_id"] = {}
+
+    def __getattr__(self, widget_id):
+        return self._by_id.setdefault(widget_id, types.SimpleNamespace())
+
+
+class UIDispatcher:
+    def __init__(self, ui, user):
+        self.ui, self.user, self.windows, self.running = ui, user, [], False
+
+    def AddWindow(self, props, children):
+        window = UIWindow(self, props, children)
+        self.windows.append(window)
+        return window
+
+    def RunLoop(self):
+        """The person at the dialog: `user(window)` for each shown window, then its close button."""
+        self.running = True
+        for window in self.windows:
+            if window.shown and self.user is not None:
+                self.user(window)
+            window.fire(window.root.ID, "Close")
+        self.running = False
+
+    def ExitLoop(self):
+        self.running = False
+
+
+class Bmd:
+    """The `bmd` module Resolve hands scripts (UIDispatcher); `user(window)` acts on each dialog
+    while its loop runs."""
+
+    def __init__(self, user=None):
+        self.user = user
+
+    def UIDispatcher(self, ui):
+        return UIDispatcher(ui, self.user)
+
+
+__all__ = ["Bmd", "Resolve", "json"]
