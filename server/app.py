@@ -60,6 +60,7 @@ class ServerConfig:
     models: Path | None = None            # model profile (JSON) for the diffusers backend
     model: tuple[str, ...] = ()           # catalog models by name (server.backends.diffusers.catalog)
     model_dir: Path | None = None         # the weights' folder for a single --model (else the HF cache)
+    deterministic: bool = False           # torch's deterministic settings for the diffusers backend (slower)
     device: str = "auto"                  # diffusers device: auto (cuda if there is one), cuda, cpu
 
 
@@ -84,6 +85,9 @@ def _diffusers_backend(config: ServerConfig):
                      if model_id not in named]
     except ModelError as err:
         raise ConfigError(str(err)) from None
+    if config.deterministic:
+        from server.backends.diffusers.loading import set_deterministic
+        set_deterministic()
     device = config.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

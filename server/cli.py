@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
                             "repeat for several): its weights from the Hugging Face cache (takebridge models pull "
                             "ID) or --model-dir")
     serve.add_argument("--model-dir", type=Path, help="the folder holding the one --model's weights")
+    serve.add_argument("--deterministic", action="store_true",
+                       help="diffusers: deterministic algorithms, cuDNN deterministic, no TF32, a fixed cuBLAS "
+                            "workspace, so a re-render on the same GPU class is bit-exact (slower; every manifest "
+                            "records the settings)")
     serve.add_argument("--models", type=Path, default=os.environ.get("TAKEBRIDGE_MODELS") or None,
                        help="model profile (JSON) for the diffusers backend (or $TAKEBRIDGE_MODELS): your own "
                             "description of each model, overriding the catalog; without --model or --models only "
@@ -128,7 +132,7 @@ def cmd_serve(args) -> int:
                           allow=tuple(args.allow), tls_cert=args.tls_cert, tls_key=args.tls_key, token=args.token,
                           max_frames=args.max_frames, compute_budget=args.compute_budget,
                           models=Path(args.models) if args.models else None, device=args.device,
-                          model=tuple(args.model), model_dir=args.model_dir)
+                          model=tuple(args.model), model_dir=args.model_dir, deterministic=args.deterministic)
     try:
         server, runtime, port = build_server(config)
     except (ConfigError, OSError) as err:

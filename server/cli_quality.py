@@ -51,6 +51,9 @@ def add_parsers(sub) -> None:
     rerender.add_argument("manifest", type=Path, help="<take>.manifest.json beside the take")
     rerender.add_argument("--out", type=Path, help="folder for the re-rendered take (default: a temp folder)")
     rerender.add_argument("--verify", action="store_true", help="compare with the stored take")
+    rerender.add_argument("--models", type=Path, help="diffusers takes: the model profile that describes the take's "
+                                                      "model (default: the catalog and the Hugging Face cache)")
+    rerender.add_argument("--device", default="auto", help="diffusers takes: auto, cuda or cpu")
     rerender.add_argument("--json", action="store_true")
 
     report = sub.add_parser(
@@ -109,7 +112,7 @@ def _thresholds(pairs: list[str]) -> dict:
 def cmd_rerender(args) -> int:
     bar = ProgressBar(f"rerender {args.manifest.name}", enabled=None if not args.json else False)
     try:
-        report = rerender(args.manifest, out_dir=args.out, verify=args.verify,
+        report = rerender(args.manifest, out_dir=args.out, verify=args.verify, models=args.models, device=args.device,
                           progress=lambda stage, step, total, _preview: bar.update(
                               step / total if total else 1.0, f"{stage} {step}/{total}", -1))
     except (RerenderError, JobError, MediaError, ValueError) as err:
@@ -125,6 +128,8 @@ def cmd_rerender(args) -> int:
             print(f"  input changed: {line}")
         for line in report["versions_changed"]:
             print(f"  version changed: {line}")
+        for line in report.get("determinism_changed", []):
+            print(f"  setting changed (bit-exactness not expected): {line}")
         if args.verify:
             v = report["verify"]
             if v["identical"]:

@@ -57,7 +57,7 @@ def load_manifest(path: Path) -> dict:
 
 
 def rerender(manifest_path: Path, *, out_dir: Path | None = None, verify: bool = False,
-             progress=None) -> dict:
+             progress=None, models: Path | None = None, device: str = "auto") -> dict:
     manifest = load_manifest(manifest_path)
     inputs = manifest.get("inputs") or {"media": {"path": manifest["source"]["media"],
                                                   "sha256": manifest["source"].get("media_sha256")}}
@@ -71,11 +71,13 @@ def rerender(manifest_path: Path, *, out_dir: Path | None = None, verify: bool =
                 changed.append(f"{entry.get('which', name)} {entry['path']} is not the same file any more (sha256 "
                                f"{now and now[:12]} vs {entry['sha256'][:12]} when the take was made)")
     backend_name = manifest["backend"]["name"]
-    backends = {"classic": ClassicBackend()}
-    if backend_name not in backends:
+    if backend_name == "classic":
+        backend = ClassicBackend()
+    elif backend_name == "diffusers":
+        backend = _diffusers_for(manifest, models, device)
+    else:
         raise RerenderError(f"the take was made by the {backend_name!r} backend, which is not available here "
-                            f"(available: {', '.join(backends)})")
-    backend = backends[backend_name]
+                            f"(available: classic, diffusers)")
     request = json_format.ParseDict(manifest["request"], pb.SubmitJobRequest(), ignore_unknown_fields=True)
     request.contract.seed = int(manifest["seed"])
     take_info = manifest["take"]
@@ -100,6 +102,11 @@ def rerender(manifest_path: Path, *, out_dir: Path | None = None, verify: bool =
         "seed": int(manifest["seed"]), "inputs_changed": changed,
         "versions_changed": _version_changes(manifest.get("versions", {})),
         "gates": [g.as_dict() for g in result.gates],
+        # what changes the bits (generative backends): which of those settings differ now
+        "determinism_changed": _determinism_changes(manifest.get("determinism"), result.info.get("determinism")),
+        "weights_changed": bool(manifest["backend"].get("weights_sha256")) and
+        manifest["backend"].get("weights_sha256") != result.info.get("weights_sha256", manifest["backend"].get(
+            "weights_sha256")),
     }
     if verify:
         original = take_info["media"]["url"]
@@ -109,6 +116,37 @@ def rerender(manifest_path: Path, *, out_dir: Path | None = None, verify: bool =
         if dest.is_file() and Path(original).is_file():
             report["file_identical"] = sha256_of(dest) == sha256_of(Path(original))
     return report
+
+
+def _diffusers_for(manifest: dict, models: Path | None, device: str):
+    """The diffusers backend with the model the take was made by: from a profile (--models),
+    else the catalog and the Hugging Face cache."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(n) is None for n in ("torch", "diffusers")):
+        raise RerenderError("the take was made by the diffusers backend; install takebridge[diffusers] to re-render it")
+    from server.backends.diffusers import catalog
+    from server.backends.diffusers.backend import DiffusersBackend
+    from server.backends.diffusers.loading import ModelError, read_profiles
+
+    model = manifest["backend"].get("model") or ""
+    try:
+        profiles = read_profiles(models) if models else [catalog.resolve(model)]
+    except ModelError as err:
+        raise RerenderError(f"the take was made by model {model!r}: {err}") from None
+    if model not in {p.id for p in profiles}:
+        raise RerenderError(f"the take was made by model {model!r}, which {models or 'the catalog'} does not have")
+    if device == "auto":
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return DiffusersBackend(profiles, device)
+
+
+def _determinism_changes(then: dict | None, now: dict | None) -> list[str]:
+    if not then or not now:
+        return []
+    return [f"{key}: {then.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(then) | set(now))
+            if then.get(key) != now.get(key)]
 
 
 def compare_media(a: str, b: str) -> Comparison:

@@ -297,6 +297,8 @@ class TakeStore:
             "generator": result.info.get("generator") or "none (deterministic)",
             "backend": {"name": take.backend, "model": take.model, "device": result.device or self.device,
                         "weights_sha256": result.info.get("weights_sha256") or None},
+            # what changes the bits on a GPU: versions, attention, compile, caches, quantisation, flags
+            "determinism": result.info.get("determinism"),
             "inputs": self._generate_inputs(plan) if plan.op == "generate" else {
                 "media": {"path": str(plan.media.path), "sha256": self.source_hash(Path(plan.media.path))},
                 "mask": ({"path": str(plan.mask_path), "sha256": self.source_hash(Path(plan.mask_path))}

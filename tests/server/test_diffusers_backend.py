@@ -470,3 +470,47 @@ def test_chunks_are_held_to_the_first_chunks_colour(tiny_profile, op):
     chunk = len(out) // tinted.calls
     reds = [float(out[i * chunk:(i + 1) * chunk, ..., 0].mean()) for i in range(tinted.calls)]
     assert max(reds) - min(reds) < 20, reds
+
+
+def test_a_generative_take_records_what_changes_its_bits_and_rerenders_identical_on_the_same_device(
+        gen_server, write_media, tiny_profile):
+    """The manifest's determinism section (torch, CUDA/cuDNN, device, dtypes, attention, compile,
+    caches, quantisation, deterministic flags, cuBLAS workspace); a re-render on this CPU, from
+    the manifest and the profile, is identical pixel for pixel, and names nothing changed."""
+    from server.rerender import rerender
+
+    client, _runtime = gen_server
+    _media, _masks, timeline = _clip(write_media, Fraction(24))
+    job = client.wait(client.submit(_diffusers(submit_request(timeline, "A", "extend", frames=6, seed=9))).job_id)
+    assert job.state == pb.SUCCEEDED, job.error
+    manifest = json.loads(Path(job.take.manifest_url).read_text())
+    det = manifest["determinism"]
+    assert det["device"] == "cpu" and det["dtype"] == "float32" and det["torch"]
+    for key in ("attention_backend", "compile", "cache", "quantization", "deterministic_algorithms",
+                "cudnn_deterministic", "cudnn_benchmark", "tf32", "CUBLAS_WORKSPACE_CONFIG"):
+        assert key in det, key
+    again = rerender(Path(job.take.manifest_url), verify=True, models=tiny_profile, device="cpu")
+    assert again["verdict"] == "identical" and again["determinism_changed"] == [] and not again["weights_changed"]
+
+
+def test_serve_deterministic_sets_and_records_the_flags(tmp_path, write_media, tiny_profile):
+    """`takebridge serve --deterministic` (its own process: the settings are process-wide)."""
+    import subprocess
+
+    from support.servers import ENV, TAKEBRIDGE, free_port, stop
+
+    proc = subprocess.Popen([*TAKEBRIDGE, "--log-level", "warning", "serve", "--port", str(free_port()), "--store",
+                             str(tmp_path / "store"), "--models", str(tiny_profile), "--device", "cpu",
+                             "--deterministic", "--json"], stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        address = json.loads(proc.stdout.readline())["address"]
+        _media, _masks, timeline = _clip(write_media, Fraction(24))
+        with GenerationClient(address) as client:
+            job = client.wait(client.submit(_diffusers(submit_request(timeline, "A", "refine", strength=0.5))).job_id)
+        assert job.state == pb.SUCCEEDED, job.error
+        det = json.loads(Path(job.take.manifest_url).read_text())["determinism"]
+        assert det["deterministic_algorithms"] is True and det["cudnn_deterministic"] is True
+        assert det["cudnn_benchmark"] is False and det["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        assert det["tf32"] == {"matmul": False, "cudnn": False}
+    finally:
+        stop(proc)

@@ -28,7 +28,7 @@ from server.color import codes_of, frames_of
 
 from ..base import BackendError, Cancelled, ProgressFn, Spec
 from . import conform
-from .loading import ModelProfile, PipelineCache, free_device_memory
+from .loading import ModelProfile, PipelineCache, determinism_of, free_device_memory
 
 log = logging.getLogger("takebridge.diffusers")
 PREVIEW_EVERY_STEPS = 2
@@ -152,6 +152,7 @@ class DiffusersBackend:
         if cancel.is_set():
             raise Cancelled()
         pipe = self.cache.get(profile)   # a ModelError is a BackendError: the job fails with its code
+        spec.info["determinism"] = determinism_of(pipe, profile, self.device)
         # an extension's new frames have no masks; refine and inpaint frames pair with theirs
         boundary = _Boundary(spec.color, first.dtype, (width, height), op == "inpaint")
         return _Run(self, pipe, profile, spec, size, progress, cancel), boundary
@@ -170,6 +171,7 @@ class DiffusersBackend:
         if cancel.is_set():
             raise Cancelled()
         pipe = self.cache.get(profile)
+        spec.info["determinism"] = determinism_of(pipe, profile, self.device)
         run = _Run(self, pipe, profile, spec, size, progress, cancel)
         with self._running(cancel, _Boundary(None, np.uint8, (width, height), False), spec):
             made = run.generate(conform.resize(keyframes, size) if len(keyframes) else keyframes, gen["mode"], count)

@@ -185,7 +185,7 @@ def load_pipeline(profile: ModelProfile, device: str):
         pipe.vae.to(_dtype(profile.vae_dtype))
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    apply_speed_options(pipe, profile, device)
+    pipe.takebridge_speed = apply_speed_options(pipe, profile, device)   # what was switched on, for manifests
     return pipe
 
 
@@ -265,6 +265,51 @@ class PipelineCache:
         with self._lock:
             self._loaded.clear()
             free_device_memory(self.device)
+
+
+DETERMINISTIC_WORKSPACE = ":4096:8"   # cuBLAS workspace that makes its GEMMs repeatable (CUDA docs)
+
+
+def set_deterministic() -> list[str]:
+    """What `takebridge serve --deterministic` switches on, before any CUDA work: deterministic
+    algorithms (an op without one fails rather than varies), cuDNN deterministic and not
+    benchmarking, no TF32, cuBLAS' fixed workspace. Slower (typically 10-30 %); returned as
+    stated in every manifest."""
+    import torch
+
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = DETERMINISTIC_WORKSPACE
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return ["deterministic algorithms", "cudnn deterministic, no benchmark", "no TF32",
+            f"CUBLAS_WORKSPACE_CONFIG={DETERMINISTIC_WORKSPACE}"]
+
+
+def determinism_of(pipe, profile: ModelProfile, device: str) -> dict:
+    """Everything that changes the bits a pipeline makes on this machine (the manifest records
+    it; `rerender --verify` says which of these differ when a re-render is not bit-exact)."""
+    import torch
+
+    cuda = device.startswith("cuda") and torch.cuda.is_available()
+    speed = profile.speed or {}
+    return {
+        "torch": torch.__version__, "cuda": torch.version.cuda if cuda else None,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "device": torch.cuda.get_device_name(torch.device(device)) if cuda else "cpu",
+        "dtype": profile.dtype, "vae_dtype": profile.vae_dtype,
+        "attention_backend": speed.get("attention_backend") or "default (scaled_dot_product_attention)",
+        "compile": bool(speed.get("compile")) and cuda, "cache": speed.get("cache") or None,
+        "quantization": speed.get("quantization") or None, "vae_tiling": bool(speed.get("vae_tiling")),
+        "group_offload": speed.get("group_offload") or None,
+        "speed_applied": list(getattr(pipe, "takebridge_speed", []) or []),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "tf32": {"matmul": bool(torch.backends.cuda.matmul.allow_tf32), "cudnn": bool(torch.backends.cudnn.allow_tf32)},
+        "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    }
 
 
 def free_device_memory(device: str) -> None:
