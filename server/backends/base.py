@@ -54,6 +54,7 @@ class Spec:
     # generate: mode ("text" | "image" | "keyframes" | "references"), camera, camera_amount, frames,
     # width, height, shot, take, duration; `frames` given to run() are the keyframes (0, 1 or 2)
     generate: dict = dataclasses.field(default_factory=dict)
+    scratch: object = None                   # a folder the backend may write work files in (the job's staging)
     # filled by the backend: what it really did (model, generated size/fps, generator) for the manifest
     info: dict = dataclasses.field(default_factory=dict)
 

@@ -428,20 +428,31 @@ def test_generate_in_every_mode_fills_the_gap_exactly(gen_server, write_media, t
 
 class _Tinted:
     """A pipeline whose every call comes out redder than the one before (the colour drift users
-    of open video models see where chunks join), around a real tiny pipeline."""
+    of open video models see where chunks join), around a real tiny pipeline: the tint goes on
+    the decoded frames, whether the pipeline decodes them or TakeBridge does from the latents."""
 
     def __init__(self, pipe, step: float):
         self.pipe, self.step, self.calls = pipe, step, 0
+        tinted = self
+
+        class Processor:
+            def postprocess_video(self, video, output_type="np"):
+                return tinted._tint(pipe.video_processor.postprocess_video(video, output_type=output_type))
+        self.video_processor = Processor()
 
     def __getattr__(self, name):
         return getattr(self.pipe, name)
 
+    def _tint(self, frames):
+        frames = np.asarray(frames, np.float32).copy()
+        frames[..., 0] = np.clip(frames[..., 0] + self.step * (self.calls - 1), 0, 1)
+        return frames
+
     def __call__(self, *args, **kwargs):
-        out = self.pipe(*args, **kwargs)
-        frames = np.asarray(out.frames[0], np.float32).copy()
-        frames[..., 0] = np.clip(frames[..., 0] + self.step * self.calls, 0, 1)
         self.calls += 1
-        out.frames = [frames]
+        out = self.pipe(*args, **kwargs)
+        if kwargs.get("output_type") != "latent":
+            out.frames = [self._tint(out.frames[0])]
         return out
 
 
@@ -514,3 +525,56 @@ def test_serve_deterministic_sets_and_records_the_flags(tmp_path, write_media, t
         assert det["tf32"] == {"matmul": False, "cudnn": False}
     finally:
         stop(proc)
+
+
+def test_the_vae_decode_is_planned_and_a_decode_out_of_memory_is_retried_tiled_from_saved_latents(
+        tiny_profile, tmp_path):
+    """The memory plan counts the decode (the last step, after minutes of denoising): full when
+    it fits, tiled when only that fits, refused when neither. A decode that still runs out of
+    memory is retried tiled from the latents saved before it, without denoising again: the same
+    pixels, one pipeline call."""
+    import threading
+
+    import torch
+
+    from server.backends.base import Spec
+    from server.backends.diffusers.backend import DiffusersBackend, decode_gb, decode_plan
+
+    assert decode_plan(free_gb=20, denoise_gb=10, full_gb=12, tiled_gb=1.5) == "full"
+    assert decode_plan(free_gb=11, denoise_gb=10, full_gb=12, tiled_gb=1.5) == "tiled"
+    assert decode_plan(free_gb=9, denoise_gb=10, full_gb=12, tiled_gb=1.5) == "refuse"
+    assert round(decode_gb((832, 480), 81), 1) == 9.0 and decode_gb((832, 480), 81, tiled=True) == 1.5
+
+    def run(fail_once: bool):
+        backend = DiffusersBackend(read_profiles(tiny_profile), "cpu")
+        profile = next(p for p in backend.profiles.values() if p.id == "tiny-wan-t2v")
+        pipe = backend.cache.get(profile)
+        calls, decode = [], pipe.vae.decode
+
+        def flaky(*args, **kwargs):
+            if fail_once and not calls:
+                calls.append("oom")
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            calls.append("ok")
+            return decode(*args, **kwargs)
+        pipe.vae.decode = flaky
+        counted = []
+        real_call = type(pipe).__call__
+        type(pipe).__call__ = lambda self, *a, **k: (counted.append(1), real_call(self, *a, **k))[1]
+        try:
+            spec = Spec(op="generate", rate=Fraction(16), seed=4, model="tiny-wan-t2v", scratch=tmp_path / "job",
+                        generate={"mode": "text", "frames": 9, "width": 32, "height": 32})
+            out = backend.run("generate", np.zeros((0, 32, 32, 3), np.uint8), spec, lambda *a: None,
+                              threading.Event())
+        finally:
+            type(pipe).__call__ = real_call
+            pipe.vae.decode = decode
+        return out, spec.info["decode"], calls, len(counted)
+
+    plain, plain_info, _, plain_calls = run(False)
+    retried, info, decodes, pipe_calls = run(True)
+    assert plain_info == {"plan": "full", "latents_saved": True}
+    assert info["retried_tiled_after_out_of_memory"] is True and info["plan"] == "tiled"
+    assert decodes == ["oom", "ok"] and pipe_calls == plain_calls == 1, "denoised once, decoded twice"
+    assert np.array_equal(retried, plain)
+    assert not list((tmp_path / "job").glob("latents-*")), "the saved latents are removed once decoded"

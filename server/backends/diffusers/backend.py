@@ -21,6 +21,7 @@ import itertools
 import logging
 import threading
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -80,23 +81,31 @@ class DiffusersBackend:
 
     # -- memory -------------------------------------------------------------------------------
     def memory_estimate_gb(self, profile: ModelProfile, size: tuple[int, int], frames: int) -> float:
-        """Resident weights (profile) + activations, roughly linear in latent tokens."""
+        """Resident weights (profile) + denoising activations, roughly linear in latent tokens."""
         tokens = (frames / 4 + 1) * (size[0] / 16) * (size[1] / 16)
         return profile.memory_gb + tokens * 0.5e-4  # ~0.5 GB per 10k tokens (bf16, one CFG branch pair)
 
-    def check_memory(self, profile: ModelProfile, size: tuple[int, int], frames: int) -> None:
+    def check_memory(self, profile: ModelProfile, size: tuple[int, int], frames: int, spec: Spec | None = None) -> None:
+        """Refuse a job that cannot fit, counting the VAE decode at the job's size (the step that
+        runs out of memory last, after minutes of denoising); plan a tiled decode when only that fits."""
         if not self.device.startswith("cuda"):
             return
         import torch
 
         free, _total = torch.cuda.mem_get_info()
         loaded = profile.id in self.cache.loaded()
+        room = (free + (self.cache.used_gb() * 1024 ** 3 if not loaded else 0)) / 1024 ** 3
         need = self.memory_estimate_gb(profile, size, frames) - (profile.memory_gb if loaded else 0.0)
-        if need * 1024 ** 3 > free + (self.cache.used_gb() * 1024 ** 3 if not loaded else 0):
+        plan = decode_plan(room, need, decode_gb(size, frames), decode_gb(size, frames, tiled=True))
+        if plan == "refuse":
             raise BackendError("insufficient_memory",
-                               f"model {profile.id} needs about {need:.1f} GB more at {size[0]}x{size[1]} x {frames} "
-                               f"frames but {free / 1024 ** 3:.1f} GB is free on {self.device}; select fewer frames, "
-                               f"enable vae_tiling/group_offload in the profile, or free the GPU")
+                               f"model {profile.id} needs about {need + decode_gb(size, frames, tiled=True):.1f} GB "
+                               f"(with a tiled VAE decode) at {size[0]}x{size[1]} x {frames} frames but {room:.1f} GB "
+                               f"is free on {self.device}; select fewer frames, enable group_offload in the "
+                               f"profile, or free the GPU")
+        if spec is not None:
+            spec.info["decode"] = {"plan": plan, "full_decode_gb": round(decode_gb(size, frames), 2),
+                                   "free_gb": round(room, 2)}
 
     # -- stream (refine, inpaint) --------------------------------------------------------------
     def stream(self, op: str, frames, masks, spec: Spec, progress: ProgressFn, cancel: threading.Event,
@@ -148,7 +157,7 @@ class DiffusersBackend:
         spec.info.update({"model": profile.id, "weights_sha256": profile.weights_sha256,
                           "generated_size": size, "generated_fps": profile.native_fps,
                           "generator": f"torch.Generator({self.device}).manual_seed(seed + chunk)"})
-        self.check_memory(profile, size, min(profile.max_frames, frames))
+        self.check_memory(profile, size, min(profile.max_frames, frames), spec)
         if cancel.is_set():
             raise Cancelled()
         pipe = self.cache.get(profile)   # a ModelError is a BackendError: the job fails with its code
@@ -167,7 +176,7 @@ class DiffusersBackend:
                           "generated_fps": profile.native_fps, "kind": "model",
                           "made": f"{profile.id} ({profile.pipeline}), {gen['mode']} mode",
                           "generator": f"torch.Generator({self.device}).manual_seed(seed + chunk)"})
-        self.check_memory(profile, size, min(profile.max_frames, count))
+        self.check_memory(profile, size, min(profile.max_frames, count), spec)
         if cancel.is_set():
             raise Cancelled()
         pipe = self.cache.get(profile)
@@ -251,6 +260,7 @@ class _Run:
         self.references = [_pil(r) for r in (spec.reference_images or [])]
         # colour drift at each join of chunks, before and after matching to the first chunk
         self.seams = spec.info.setdefault("seams", [])
+        spec.info["preview"] = "the middle latent frame's first three channels, scaled to 0..255 (no VAE decode)"
         # the DEGRADE fallback may ask for fewer steps
         self.steps = max(1, int(round(profile.steps * getattr(spec, "steps_scale", 1.0))))
 
@@ -272,6 +282,60 @@ class _Run:
             preview = _latent_preview(kwargs["latents"])
         self.progress(self.steps_done, max(self.steps_total, self.steps_done), preview)
         return {}
+
+    def _call(self, **kwargs) -> np.ndarray:
+        """One pipeline call, its VAE decode guarded (Wan pipelines): denoised to latents, which
+        are saved before the decode; the decode runs tiled when the memory check planned it, and
+        one that runs out of memory is retried tiled from the saved latents, not generated again.
+        Other pipelines decode themselves."""
+        if self.profile.pipeline not in WAN_PIPELINES:
+            return self.pipe(**kwargs).frames[0]
+        import torch
+
+        latents = self.pipe(**{**kwargs, "output_type": "latent"}).frames
+        if self.profile.pipeline == "wan_vace" and kwargs.get("reference_images"):
+            latents = latents[:, :, len(kwargs["reference_images"]):]   # the references' own latent frames
+        saved = self._save_latents(latents)
+        decode = self.spec.info.setdefault("decode", {"plan": "full"})
+        decode.update(latents_saved=saved is not None)
+        if decode.get("plan") == "tiled":
+            self.pipe.vae.enable_tiling()
+        try:
+            return self._decoded(latents)
+        except torch.cuda.OutOfMemoryError:
+            del latents
+            free_device_memory(self.backend.device)
+            self.pipe.vae.enable_tiling()
+            decode.update(retried_tiled_after_out_of_memory=True, plan="tiled")
+            log.warning("VAE decode ran out of memory; decoding again, tiled, from the saved latents")
+            return self._decoded(torch.load(saved, weights_only=True) if saved else None)
+        finally:
+            if saved is not None:
+                saved.unlink(missing_ok=True)
+
+    def _save_latents(self, latents):
+        import tempfile
+
+        import torch
+
+        folder = Path(self.spec.scratch) if getattr(self.spec, "scratch", None) else Path(tempfile.gettempdir())
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"latents-{self.chunk_index:03d}.pt"
+        torch.save(latents.detach().cpu(), path)
+        return path
+
+    def _decoded(self, latents) -> np.ndarray:
+        """Wan latents to frames (0..1): un-normalised with the VAE's statistics, decoded, post-processed."""
+        import torch
+
+        vae = self.pipe.vae
+        latents = latents.to(device=vae.device, dtype=vae.dtype)
+        shape = (1, vae.config.z_dim, 1, 1, 1)
+        mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents.device, latents.dtype)
+        inverse_std = 1.0 / torch.tensor(vae.config.latents_std).view(shape).to(latents.device, latents.dtype)
+        with torch.no_grad():
+            video = vae.decode(latents / inverse_std + mean, return_dict=False)[0]
+        return self.pipe.video_processor.postprocess_video(video, output_type="np")[0]
 
     def _steps_per_call(self, strength: float = 1.0) -> int:
         return max(1, int(self.steps * strength)) if strength < 1 else self.steps
@@ -362,8 +426,7 @@ class _Run:
     def _refine_chunk(self, chunk: np.ndarray, strength: float, count: int) -> np.ndarray:
         chunk = self._padded(chunk)
         if self.profile.pipeline == "wan_v2v":
-            out = self.pipe(video=_pils(chunk), strength=strength, generator=self._generator(),
-                            **self._common()).frames[0]
+            out = self._call(video=_pils(chunk), strength=strength, generator=self._generator(), **self._common())
         elif self.profile.pipeline == "ltx_condition":
             out = self._ltx_refine(chunk, strength)
         else:
@@ -374,9 +437,9 @@ class _Run:
         video = self._padded(chunk).copy()
         chunk_mask = self._padded(chunk_mask)
         video[chunk_mask] = GREY
-        out = self.pipe(video=_pils(video), mask=_pils(chunk_mask.astype(np.uint8) * 255, mode="L"),
-                        reference_images=self.references or None, num_frames=len(video),
-                        generator=self._generator(), **self._common()).frames[0]
+        out = self._call(video=_pils(video), mask=_pils(chunk_mask.astype(np.uint8) * 255, mode="L"),
+                         reference_images=self.references or None, num_frames=len(video),
+                         generator=self._generator(), **self._common())
         return _uint8(out)[:count]
 
     # -- operations ---------------------------------------------------------------------------
@@ -496,8 +559,8 @@ class _Run:
                 known[last_at] = last
             for index, frame in known.items():
                 video[index], mask[index] = frame, 0
-            out = self.pipe(video=_pils(video), mask=_pils(mask, mode="L"), reference_images=self.references or None,
-                            num_frames=total, generator=self._generator(), **self._common()).frames[0]
+            out = self._call(video=_pils(video), mask=_pils(mask, mode="L"), reference_images=self.references or None,
+                             num_frames=total, generator=self._generator(), **self._common())
         elif pipeline == "ltx_condition":
             from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
@@ -513,10 +576,10 @@ class _Run:
         elif pipeline in ("wan_i2v", "wan_flf2v"):
             picture = context[-1] if len(context) else first
             extra = {"last_image": _pil(last)} if pipeline == "wan_flf2v" else {}
-            out = self.pipe(image=_pil(picture), num_frames=total, generator=self._generator(), **extra,
-                            **self._common()).frames[0]
+            out = self._call(image=_pil(picture), num_frames=total, generator=self._generator(), **extra,
+                             **self._common())
         else:   # wan_t2v
-            out = self.pipe(num_frames=total, generator=self._generator(), **self._common()).frames[0]
+            out = self._call(num_frames=total, generator=self._generator(), **self._common())
         return _uint8(out)
 
     def _extend_call(self, context: np.ndarray, want: int) -> np.ndarray:
@@ -537,8 +600,8 @@ class _Run:
             video = np.concatenate([cond, np.full((total - len(cond), *cond.shape[1:]), GREY, np.uint8)])
             mask = np.zeros(video.shape[:3], np.uint8)
             mask[len(cond):] = 255
-            out = self.pipe(video=_pils(video), mask=_pils(mask, mode="L"), reference_images=self.references or None,
-                            num_frames=total, generator=self._generator(), **self._common()).frames[0]
+            out = self._call(video=_pils(video), mask=_pils(mask, mode="L"), reference_images=self.references or None,
+                             num_frames=total, generator=self._generator(), **self._common())
         else:
             from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
@@ -561,6 +624,26 @@ class _Run:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+WAN_PIPELINES = ("wan_vace", "wan_v2v", "wan_t2v", "wan_i2v", "wan_flf2v")
+DECODE_BYTES_PER_PIXEL = 300          # full VAE decode peak per output pixel (estimate; bench/gpu_bench.py measures)
+TILED_DECODE_GB = 1.5                 # a tiled decode's peak: bounded by the tile, not the shot (estimate)
+
+
+def decode_gb(size: tuple[int, int], frames: int, *, tiled: bool = False) -> float:
+    """Peak memory of the VAE decode of `frames` frames at `size`, full or tiled."""
+    return TILED_DECODE_GB if tiled else size[0] * size[1] * frames * DECODE_BYTES_PER_PIXEL / 1024 ** 3
+
+
+def decode_plan(free_gb: float, denoise_gb: float, full_gb: float, tiled_gb: float) -> str:
+    """"full" when the denoising and a full decode fit, "tiled" when only a tiled decode does,
+    "refuse" when neither (the decode runs after the denoising: the larger of the two counts)."""
+    if max(denoise_gb, full_gb) <= free_gb:
+        return "full"
+    if max(denoise_gb, tiled_gb) <= free_gb:
+        return "tiled"
+    return "refuse"
+
 
 def _device_memory_gb(device: str) -> float:
     if device.startswith("cuda"):
