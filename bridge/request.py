@@ -71,6 +71,8 @@ class JobOptions:
     duration: int = 0                    # generate: the shot's length in frames when no range is given
     max_frames: int = 0                  # refuse a longer job; 0 = the server's limit
     thresholds: dict = dataclasses.field(default_factory=dict)        # gate name -> threshold
+    tier: str = ""                       # generative backends: "draft" (few steps) or "final" ("" = final)
+    promoted_from: str = ""              # "final from this draft": the draft take's id
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -133,6 +135,10 @@ def build_request(selection: otio.schema.Timeline, options: JobOptions, *, clien
                                                              "image sequence or still; white = regenerate)")
     elif options.op == "generate":
         _generate_params(request.generate, options, keyframes)
+    if options.tier not in ("", "draft", "final"):
+        raise RequestError(f"tier {options.tier!r} is not draft or final")
+    request.tier = {"draft": pb.TIER_DRAFT, "final": pb.TIER_FINAL}.get(options.tier, pb.TIER_UNSPECIFIED)
+    request.promoted_from = options.promoted_from
     contract = request.contract
     contract.prompt, contract.negative_prompt = options.prompt, options.negative_prompt
     if options.seed is not None:

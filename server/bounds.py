@@ -73,6 +73,9 @@ def check_submit(request: "pb.SubmitJobRequest", max_frames: int, max_handles: i
         if not math.isfinite(params.camera_amount) or not 0.0 <= params.camera_amount <= 1.0:
             raise JobError("bad_camera", f"generate.camera_amount {params.camera_amount:g} is outside 0..1 (0.15 = "
                                          f"15 % of the picture)")
+    if request.tier not in pb.Tier.values():
+        raise JobError("bad_tier", f"tier {request.tier} is not one of {', '.join(pb.Tier.keys())}")
+    _text(request.promoted_from, "promoted_from", MAX_ID_CHARS)
     contract = request.contract
     _text(contract.prompt, "contract.prompt", MAX_PROMPT_CHARS)
     _text(contract.negative_prompt, "contract.negative_prompt", MAX_PROMPT_CHARS)

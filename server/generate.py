@@ -132,7 +132,7 @@ def run_generate(plan: JobPlan, backend, staging: Path, report, cancel):
                 negative_prompt=plan.request.contract.negative_prompt, model=plan.request.model,
                 steps_scale=plan.steps_scale)
     spec.reference_images = [_read_image(path) for path in plan.reference_paths]
-    spec.scratch = staging
+    spec.scratch, spec.tier = staging, plan.tier
     spec.generate = {"mode": gen["mode"], "camera": gen["camera"], "camera_amount": gen["camera_amount"],
                      "frames": plan.take_count, "width": width, "height": height, "shot": plan.shot,
                      "take": gen.get("take_label", ""), "duration": f"{plan.take_count} frames at "

@@ -99,6 +99,7 @@ class JobPlan:
     reference_paths: list = dataclasses.field(default_factory=list)  # contract reference images
     fallbacks: list = dataclasses.field(default_factory=list)   # what happened instead of what was asked
     generate: dict = dataclasses.field(default_factory=dict)    # GENERATE: mode, camera, keyframes (server.generate)
+    tier: str = "final"             # asked: "draft" (a model's few-step tier) or "final"
 
     @property
     def read_count(self) -> int:

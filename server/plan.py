@@ -144,6 +144,7 @@ def finish_plan(plan: JobPlan, limits: Limits, default_take_dir: Path, seed, ori
     """What every operation checks the same way: the contract's reference images, thresholds,
     frame limits and output, the seed and the take's timecode."""
     request, media = plan.request, plan.media
+    plan.tier = "draft" if request.tier == pb.TIER_DRAFT else "final"
     plan.feather = request.contract.constraints.mask_feather_px
     for ref in request.contract.reference_images:
         path = str(limits.check_path(resolve_media_url(ref.url, limits.cas_dir), "reference image"))

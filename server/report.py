@@ -97,7 +97,8 @@ def build_report(store: Path, since: str | None = None, timelines: list[Path] = 
             "generated": tuple(m.get("generated", (take.media.width, take.media.height))),
             "delivered": tuple(m.get("delivered", (take.media.width, take.media.height))),
             "queue_wait_s": m.get("queue_wait_s"), "compute_s": m.get("compute_s"), "total_s": m.get("total_s"),
-            "reviews": history, "generate": m.get("generate"),
+            "reviews": history, "generate": m.get("generate"), "tier": m.get("tier") or "final",
+            "promoted_from": m.get("promoted_from") or "",
         })
     report = {"store": str(store), "since": since, "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(
         timespec="seconds"), "overall": _summary(rows), "operations": {}}
@@ -124,6 +125,9 @@ def build_report(store: Path, since: str | None = None, timelines: list[Path] = 
                        for r in rows for rev in r["reviews"] if rev["note"]]
     made = Counter(f"{r['generate'].get('mode')} ({r['generate'].get('kind')})" for r in rows if r.get("generate"))
     report["generate_by_mode"] = dict(sorted(made.items()))
+    report["tiers"] = {"draft": sum(r["tier"] == "draft" for r in rows), "final": sum(r["tier"] != "draft" for r in rows),
+                       "finals_from_drafts": sum(bool(r["promoted_from"]) for r in rows),
+                       "drafts_promoted": len({r["promoted_from"] for r in rows if r["promoted_from"]})}
     report["previs"] = _previs(timelines) if timelines else None
     return report
 
@@ -241,6 +245,10 @@ def to_text(report: dict) -> str:
                  f"{jobs['cancelled']} cancelled); compute over all attempts {jobs['compute_seconds_all_attempts']} s")
     for f in jobs["failures"]:
         lines.append(f"  {f['operation']} {f['state']}: {f['reason']} x{f['count']}")
+    tiers = report.get("tiers") or {}
+    if tiers.get("draft"):
+        lines.append(f"tiers: {tiers['draft']} draft take(s), {tiers['final']} final; {tiers['finals_from_drafts']} "
+                     f"final(s) made from {tiers['drafts_promoted']} draft(s)")
     if report.get("generate_by_mode"):
         lines.append("generated shots by mode (what made them): " + ", ".join(
             f"{k} x{v}" for k, v in report["generate_by_mode"].items()))

@@ -74,7 +74,7 @@ def run_plan(plan: JobPlan, backend: Backend, staging: Path, report: Report,
                 prompt=plan.request.contract.prompt, negative_prompt=plan.request.contract.negative_prompt,
                 model=plan.request.model, steps_scale=plan.steps_scale, color=plan.color)
     spec.reference_images = [_read_image(path) for path in plan.reference_paths]
-    spec.scratch = staging
+    spec.scratch, spec.tier = staging, plan.tier
     meter = gates.GateMeter(plan.op, plan.read_count, plan.take_count, extend_side=plan.extend_side or "tail",
                             extend_frames=plan.extend_frames, with_mask=plan.op == "inpaint")
     job = _Job(plan, backend, spec, meter, clock, report, cancel, depth, delivery, keep_pictures, copy, transcode)

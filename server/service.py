@@ -133,6 +133,8 @@ class GenerationService(pb_grpc.GenerationServicer):
             if not self.rt.store.same_request(existing.job_id, request):
                 raise RequestConflict(request.request_id, existing.job_id)
             return existing
+        if request.promoted_from:
+            self._check_promotion(request)
         backend = policies.backend_for(self.rt, request)   # decided once, stored with the job
         plan = make_plan(request, self.rt.limits, self.rt.take_dir, seed=0)
         job, created = self.rt.store.create_job(request, plan.shot, backend)   # one transaction decides
@@ -140,6 +142,20 @@ class GenerationService(pb_grpc.GenerationServicer):
             log.info("queued job %s: %s of shot %r (%d frames)", job.job_id, plan.op, plan.shot, plan.take_count)
             self.rt.wake_workers()
         return job
+
+    def _check_promotion(self, request: "pb.SubmitJobRequest") -> None:
+        """"final from this draft": the draft must be a draft take of this server, the job final."""
+        draft = self.rt.store.get_take(request.promoted_from)
+        if draft is None:
+            raise JobError("unknown_take", f"no take {request.promoted_from!r} on this server to make a final from",
+                           grpc.StatusCode.NOT_FOUND)
+        if draft.tier != pb.TIER_DRAFT:
+            raise JobError("not_a_draft", f"take {draft.take_id} is not a draft (it is "
+                                          f"{pb.Tier.Name(draft.tier).lower().replace('tier_', '') or 'final'}); a "
+                                          f"final is made from a draft")
+        if request.tier == pb.TIER_DRAFT:
+            raise JobError("bad_tier", f"a take made from draft {draft.take_id} is the final tier; do not ask for "
+                                       f"TIER_DRAFT")
 
     @_unary
     async def CancelJob(self, request, context):

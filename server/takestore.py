@@ -232,6 +232,8 @@ class TakeStore:
                 generated_frames=plan.extend_frames, created_unix_ms=now_ms(), seed=plan.seed,
                 backend=backend, model=model, flags=reasons,
                 extend_side={"head": pb.HEAD, "tail": pb.TAIL}.get(plan.extend_side, pb.EXTEND_SIDE_UNSPECIFIED),
+                tier=pb.TIER_DRAFT if (result.info.get("tier") or {}).get("tier") == "draft" else pb.TIER_FINAL,
+                promoted_from=plan.request.promoted_from,
                 media=pb.MediaInfo(url=url, codec=plan.codec, width=info.width, height=info.height,
                                    rate=to_pb_rate(info.rate), frame_count=info.frame_count,
                                    start_timecode=info.start_timecode or "", drop_frame=info.drop_frame,
@@ -275,7 +277,8 @@ class TakeStore:
                 "flagged_gates": [g.name for g in result.gates if g.flagged], "fallbacks": list(result.fallbacks),
                 "status_at_creation": pb.TakeStatus.Name(take.status).lower(),
                 **({"generate": {"mode": plan.generate.get("mode"), "kind": result.info.get("kind")}}
-                   if plan.op == "generate" else {})}
+                   if plan.op == "generate" else {}),
+                "tier": pb.Tier.Name(take.tier).lower().replace("tier_", ""), "promoted_from": take.promoted_from}
 
     def manifest(self, job: "pb.Job", plan: JobPlan, result: RunResult, take: "pb.Take") -> dict:
         request = json_format.MessageToDict(plan.request, preserving_proto_field_name=True)
@@ -299,6 +302,9 @@ class TakeStore:
                         "weights_sha256": result.info.get("weights_sha256") or None},
             # what changes the bits on a GPU: versions, attention, compile, caches, quantisation, flags
             "determinism": result.info.get("determinism"),
+            # draft or final: asked and made (the classic backend has one tier), steps, guidance
+            "tier": {"asked": plan.tier, **(result.info.get("tier") or {"tier": "final"}),
+                     "promoted_from": plan.request.promoted_from or None},
             "inputs": self._generate_inputs(plan) if plan.op == "generate" else {
                 "media": {"path": str(plan.media.path), "sha256": self.source_hash(Path(plan.media.path))},
                 "mask": ({"path": str(plan.mask_path), "sha256": self.source_hash(Path(plan.mask_path))}

@@ -49,6 +49,12 @@ class ExtendSide(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TAIL: _ClassVar[ExtendSide]
     HEAD: _ClassVar[ExtendSide]
 
+class Tier(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TIER_UNSPECIFIED: _ClassVar[Tier]
+    TIER_DRAFT: _ClassVar[Tier]
+    TIER_FINAL: _ClassVar[Tier]
+
 class FallbackPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FALLBACK_POLICY_UNSPECIFIED: _ClassVar[FallbackPolicy]
@@ -101,6 +107,9 @@ DNXHR: Codec
 EXTEND_SIDE_UNSPECIFIED: ExtendSide
 TAIL: ExtendSide
 HEAD: ExtendSide
+TIER_UNSPECIFIED: Tier
+TIER_DRAFT: Tier
+TIER_FINAL: Tier
 FALLBACK_POLICY_UNSPECIFIED: FallbackPolicy
 FAIL: FallbackPolicy
 DEGRADE: FallbackPolicy
@@ -362,7 +371,7 @@ class ColorSpec(_message.Message):
     def __init__(self, input_space: _Optional[str] = ..., config: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("request_id", "operation", "selection_otio", "refine", "extend", "inpaint", "generate", "contract", "backend", "model", "client")
+    __slots__ = ("request_id", "operation", "selection_otio", "refine", "extend", "inpaint", "generate", "contract", "backend", "model", "client", "tier", "promoted_from")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     SELECTION_OTIO_FIELD_NUMBER: _ClassVar[int]
@@ -374,6 +383,8 @@ class SubmitJobRequest(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_FROM_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     operation: Operation
     selection_otio: str
@@ -385,7 +396,9 @@ class SubmitJobRequest(_message.Message):
     backend: str
     model: str
     client: str
-    def __init__(self, request_id: _Optional[str] = ..., operation: _Optional[_Union[Operation, str]] = ..., selection_otio: _Optional[str] = ..., refine: _Optional[_Union[RefineParams, _Mapping]] = ..., extend: _Optional[_Union[ExtendParams, _Mapping]] = ..., inpaint: _Optional[_Union[InpaintParams, _Mapping]] = ..., generate: _Optional[_Union[GenerateParams, _Mapping]] = ..., contract: _Optional[_Union[ShotContract, _Mapping]] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., client: _Optional[str] = ...) -> None: ...
+    tier: Tier
+    promoted_from: str
+    def __init__(self, request_id: _Optional[str] = ..., operation: _Optional[_Union[Operation, str]] = ..., selection_otio: _Optional[str] = ..., refine: _Optional[_Union[RefineParams, _Mapping]] = ..., extend: _Optional[_Union[ExtendParams, _Mapping]] = ..., inpaint: _Optional[_Union[InpaintParams, _Mapping]] = ..., generate: _Optional[_Union[GenerateParams, _Mapping]] = ..., contract: _Optional[_Union[ShotContract, _Mapping]] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., client: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., promoted_from: _Optional[str] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("stage", "step", "total", "fraction", "eta_seconds")
@@ -426,7 +439,7 @@ class MediaInfo(_message.Message):
     def __init__(self, url: _Optional[str] = ..., codec: _Optional[_Union[Codec, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., rate: _Optional[_Union[Rate, _Mapping]] = ..., frame_count: _Optional[int] = ..., start_timecode: _Optional[str] = ..., drop_frame: _Optional[bool] = ..., pixel_format: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class Take(_message.Message):
-    __slots__ = ("take_id", "job_id", "shot", "version", "operation", "status", "media", "manifest_url", "source_range", "generated_frames", "flags", "review_note", "reviewer", "created_unix_ms", "seed", "backend", "model", "extend_side", "selected_range")
+    __slots__ = ("take_id", "job_id", "shot", "version", "operation", "status", "media", "manifest_url", "source_range", "generated_frames", "flags", "review_note", "reviewer", "created_unix_ms", "seed", "backend", "model", "extend_side", "selected_range", "tier", "promoted_from")
     TAKE_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SHOT_FIELD_NUMBER: _ClassVar[int]
@@ -446,6 +459,8 @@ class Take(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EXTEND_SIDE_FIELD_NUMBER: _ClassVar[int]
     SELECTED_RANGE_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    PROMOTED_FROM_FIELD_NUMBER: _ClassVar[int]
     take_id: str
     job_id: str
     shot: str
@@ -465,7 +480,9 @@ class Take(_message.Message):
     model: str
     extend_side: ExtendSide
     selected_range: FrameRange
-    def __init__(self, take_id: _Optional[str] = ..., job_id: _Optional[str] = ..., shot: _Optional[str] = ..., version: _Optional[int] = ..., operation: _Optional[_Union[Operation, str]] = ..., status: _Optional[_Union[TakeStatus, str]] = ..., media: _Optional[_Union[MediaInfo, _Mapping]] = ..., manifest_url: _Optional[str] = ..., source_range: _Optional[_Union[FrameRange, _Mapping]] = ..., generated_frames: _Optional[int] = ..., flags: _Optional[_Iterable[str]] = ..., review_note: _Optional[str] = ..., reviewer: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., seed: _Optional[int] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., extend_side: _Optional[_Union[ExtendSide, str]] = ..., selected_range: _Optional[_Union[FrameRange, _Mapping]] = ...) -> None: ...
+    tier: Tier
+    promoted_from: str
+    def __init__(self, take_id: _Optional[str] = ..., job_id: _Optional[str] = ..., shot: _Optional[str] = ..., version: _Optional[int] = ..., operation: _Optional[_Union[Operation, str]] = ..., status: _Optional[_Union[TakeStatus, str]] = ..., media: _Optional[_Union[MediaInfo, _Mapping]] = ..., manifest_url: _Optional[str] = ..., source_range: _Optional[_Union[FrameRange, _Mapping]] = ..., generated_frames: _Optional[int] = ..., flags: _Optional[_Iterable[str]] = ..., review_note: _Optional[str] = ..., reviewer: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., seed: _Optional[int] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., extend_side: _Optional[_Union[ExtendSide, str]] = ..., selected_range: _Optional[_Union[FrameRange, _Mapping]] = ..., tier: _Optional[_Union[Tier, str]] = ..., promoted_from: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "request_id", "operation", "state", "shot", "progress", "error", "error_code", "take", "last_event_seq", "backend", "attempts", "created_unix_ms", "started_unix_ms", "finished_unix_ms")

@@ -80,6 +80,12 @@ def add_parsers(sub) -> None:
     gen.add_argument("--size", help="generate: WIDTHxHEIGHT of the shot (default: an earlier take's, else the "
                                     "board's or the keyframes', else 1920x1080)")
     gen.add_argument("--burn-in", action="store_true", help="generate: mark every frame PRE-VIS")
+    submit.add_argument("--tier", choices=["draft", "final"], default="",
+                        help="generative backends: draft = the model's few-step tier for quick iteration (no CFG); "
+                             "final (default) = full steps")
+    submit.add_argument("--final-from", metavar="TAKE_ID",
+                        help="make the final of a draft take on the timeline: its request again (same clip, seed and "
+                             "contract) at the final tier; the final becomes another take of the same clip")
     submit.add_argument("--contract", type=Path, help="a shot contract file (JSON or TOML: prompt, characters, "
                                                       "constraints, review thresholds, seed, budget...; "
                                                       "docs/generate.md); options given here win over it")
@@ -157,6 +163,8 @@ def cmd_submit(args) -> int:
         raise CliError("--out needs --wait: the take can only be placed once the job is done")
     timeline = read_timeline(args.timeline)
     absolutize_media(timeline, str(args.timeline.resolve().parent))
+    if args.final_from:
+        return _final_from(args, timeline)
     try:
         contract = read_contract(args.contract) if args.contract else {}
         library_path = args.characters or find_library(args.timeline.resolve().parent)
@@ -195,7 +203,7 @@ def cmd_submit(args) -> int:
                          backend=args.backend, model=args.model, fallback=args.fallback,
                          max_compute_seconds=args.max_compute_seconds, references=references,
                          take_dir=str((args.take_dir or args.timeline.resolve().parent / "takes").resolve()),
-                         handles=args.handles, placement=args.placement)
+                         handles=args.handles, placement=args.placement, tier=args.tier)
     if args.op == "generate":
         _generate_options(options, args)
     if contract:
@@ -295,6 +303,52 @@ def _generate_options(options, args) -> None:
             options.width, options.height = (int(v) for v in args.size.lower().split("x"))
         except ValueError:
             raise CliError(f"--size {args.size!r} is not WIDTHxHEIGHT (e.g. 1920x1080)") from None
+
+
+def _final_from(args, timeline) -> int:
+    """The final of a draft: the draft's own request (from its manifest) at the final tier, the
+    same seed; placed as another take of the clip that holds the draft."""
+    from google.protobuf import json_format
+
+    from ..client import new_request_id
+    from ..selection import find_clip
+    from ..takes import place_take, take_of_reference
+
+    rows = [r for r in list_takes(timeline) if r.take_id == args.final_from]
+    if not rows:
+        raise CliError(f"no take {args.final_from!r} on {args.timeline}; list them with `takebridge takes`")
+    clip, _ = find_clip(timeline, rows[0].clip, track_number=rows[0].track, take_id=args.final_from)
+    draft = take_of_reference(clip.media_references()[args.final_from])
+    try:
+        manifest = json.loads(Path(draft.manifest_url).read_text())
+    except (OSError, ValueError) as err:
+        raise CliError(f"the manifest of {args.final_from} ({draft.manifest_url}) cannot be read: {err}")
+    if (manifest.get("tier") or {}).get("tier") != "draft":
+        raise CliError(f"take {args.final_from} is not a draft (its manifest says {manifest.get('tier')}); a final is "
+                       f"made from a draft")
+    request = json_format.ParseDict(manifest["request"], pb.SubmitJobRequest(), ignore_unknown_fields=True)
+    request.request_id, request.tier, request.promoted_from = new_request_id(), pb.TIER_FINAL, args.final_from
+    request.contract.seed = int(manifest["seed"])
+    with GenerationClient(args.server, token=args.token) as client:
+        job = client.submit(request)
+        if not args.wait:
+            emit(args, {"job_id": job.job_id, "status": "queued", "promoted_from": args.final_from},
+                 f"queued job {job.job_id}: the final of {args.final_from}")
+            return EXIT_OK
+        bar = ProgressBar(f"final of {args.final_from}", enabled=None if not args.json else False)
+        job = client.wait(job.job_id, on_event=lambda e: e.HasField("progress") and bar.update(
+            e.progress.fraction, e.progress.stage, e.progress.eta_seconds))
+        bar.close(pb.JobState.Name(job.state).lower())
+    if job.state != pb.SUCCEEDED:
+        raise CliError(f"the final of {args.final_from} failed: {job.error}", EXIT_JOB_FAILED)
+    place_take(timeline, clip, job.take)
+    if args.out:
+        write_timeline(timeline, args.out)
+    emit(args, {"status": "succeeded", "take_id": job.take.take_id, "promoted_from": args.final_from,
+                "media": job.take.media.url, "manifest": job.take.manifest_url, "out": str(args.out) if args.out else None},
+         f"take {job.take.take_id}: the final of draft {args.final_from}, same seed {request.contract.seed}"
+         + (f"; wrote {args.out}" if args.out else ""))
+    return EXIT_OK
 
 
 def _with_contract(options, contract: dict):

@@ -55,6 +55,7 @@ class Spec:
     # width, height, shot, take, duration; `frames` given to run() are the keyframes (0, 1 or 2)
     generate: dict = dataclasses.field(default_factory=dict)
     scratch: object = None                   # a folder the backend may write work files in (the job's staging)
+    tier: str = "final"                      # generative backends: "draft" = the model's few-step tier
     # filled by the backend: what it really did (model, generated size/fps, generator) for the manifest
     info: dict = dataclasses.field(default_factory=dict)
 

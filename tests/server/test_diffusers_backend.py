@@ -578,3 +578,78 @@ def test_the_vae_decode_is_planned_and_a_decode_out_of_memory_is_retried_tiled_f
     assert decodes == ["oom", "ok"] and pipe_calls == plain_calls == 1, "denoised once, decoded twice"
     assert np.array_equal(retried, plain)
     assert not list((tmp_path / "job").glob("latents-*")), "the saved latents are removed once decoded"
+
+
+def test_a_draft_take_then_the_final_from_it(gen_server, write_media, tiny_profile):
+    """Draft: the model's few steps, recorded on the take and in its manifest; the final from
+    that draft: the same request and seed at full steps, recorded as promoted from the draft; the
+    report counts it. A final made from a take that is not a draft, or from no take, is refused."""
+    from google.protobuf import json_format
+
+    from bridge.client import ClientError, new_request_id
+    from server.report import build_report
+
+    client, runtime = gen_server
+    _media, _masks, timeline = _clip(write_media, Fraction(24))
+    request = _diffusers(submit_request(timeline, "A", "refine", strength=0.6, seed=21))
+    request.tier = pb.TIER_DRAFT
+    draft = client.wait(client.submit(request).job_id)
+    assert draft.state == pb.SUCCEEDED, draft.error
+    assert draft.take.tier == pb.TIER_DRAFT
+    manifest = json.loads(Path(draft.take.manifest_url).read_text())
+    assert manifest["tier"] == {"asked": "draft", "tier": "draft", "steps": 1, "guidance_scale": 1.0,
+                                "promoted_from": None}
+
+    final_request = json_format.ParseDict(manifest["request"], pb.SubmitJobRequest(), ignore_unknown_fields=True)
+    final_request.request_id, final_request.tier, final_request.promoted_from = \
+        new_request_id(), pb.TIER_FINAL, draft.take.take_id
+    final = client.wait(client.submit(final_request).job_id)
+    assert final.state == pb.SUCCEEDED, final.error
+    assert final.take.tier == pb.TIER_FINAL and final.take.promoted_from == draft.take.take_id
+    assert final.take.seed == draft.take.seed == 21
+    final_manifest = json.loads(Path(final.take.manifest_url).read_text())
+    assert final_manifest["tier"]["steps"] == 4 and final_manifest["tier"]["promoted_from"] == draft.take.take_id
+    assert not np.array_equal(read_frames(final.take.media.url, 0, 12), read_frames(draft.take.media.url, 0, 12))
+
+    for promoted_from, match in ((final.take.take_id, "is not a draft"), ("A_v999", "no take 'A_v999'")):
+        bad = json_format.ParseDict(manifest["request"], pb.SubmitJobRequest(), ignore_unknown_fields=True)
+        bad.request_id, bad.promoted_from = new_request_id(), promoted_from
+        with pytest.raises(ClientError, match=match):
+            client.submit(bad)
+    tiers = build_report(runtime.store_dir)["tiers"]
+    assert tiers == {"draft": 1, "final": 1, "finals_from_drafts": 1, "drafts_promoted": 1}
+
+
+def test_draft_and_final_from_the_command_line(tmp_path, write_media, tiny_profile):
+    """`submit --tier draft`, then `submit --final-from DRAFT_ID`: the final is another take of the
+    same clip, at full steps, promoted from the draft."""
+    import subprocess
+
+    import opentimelineio as otio
+
+    from bridge.takes import list_takes
+    from support.servers import ENV, TAKEBRIDGE, cli, free_port, stop
+
+    proc = subprocess.Popen([*TAKEBRIDGE, "--log-level", "warning", "serve", "--port", str(free_port()), "--store",
+                             str(tmp_path / "store"), "--models", str(tiny_profile), "--device", "cpu", "--json"],
+                            stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        address = json.loads(proc.stdout.readline())["address"]
+        _media, _masks, timeline = _clip(write_media, Fraction(24))
+        otio.adapters.write_to_file(timeline, str(tmp_path / "edit.otio"))
+        draft = json.loads(cli("submit", "--server", address, "--op", "refine", "--backend", "diffusers", "--tier",
+                               "draft", "--timeline", str(tmp_path / "edit.otio"), "--clip", "A", "--codec", "lossless",
+                               "--wait", "--out", str(tmp_path / "draft.otio"), "--json").stdout)
+        final = json.loads(cli("submit", "--server", address, "--final-from", draft["take_id"], "--op", "refine",
+                               "--timeline", str(tmp_path / "draft.otio"), "--wait", "--out",
+                               str(tmp_path / "final.otio"), "--json").stdout)
+        assert final["promoted_from"] == draft["take_id"] and final["take_id"] != draft["take_id"]
+        rows = [(r.take_id, r.active) for r in list_takes(otio.adapters.read_from_file(str(tmp_path / "final.otio")))
+                if r.clip == "A" and r.take_id]
+        assert rows == [(draft["take_id"], False), (final["take_id"], True)]
+        assert json.loads(Path(final["manifest"]).read_text())["tier"]["tier"] == "final"
+        refused = cli("submit", "--server", address, "--final-from", final["take_id"], "--op", "refine",
+                      "--timeline", str(tmp_path / "final.otio"), "--wait", check=False)
+        assert refused.returncode == 2 and "is not a draft" in refused.stderr
+    finally:
+        stop(proc)

@@ -14,7 +14,6 @@ from bridge.api import pb
 from bridge.client import GenerationClient
 from server.app import ConfigError, ServerConfig, build_server, shutdown
 from server.backends.diffusers import catalog
-from server.backends.diffusers.loading import ModelError
 from support.servers import TAKEBRIDGE
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -261,8 +262,17 @@ class _Run:
         # colour drift at each join of chunks, before and after matching to the first chunk
         self.seams = spec.info.setdefault("seams", [])
         spec.info["preview"] = "the middle latent frame's first three channels, scaled to 0..255 (no VAE decode)"
+        self.guidance = profile.guidance_scale
+        steps = profile.steps
+        if getattr(spec, "tier", "final") == "draft":
+            if not profile.draft:
+                raise BackendError("no_draft_tier", f"model {profile.id} has no draft tier; ask for the final tier, "
+                                                    f"or give its profile a draft section (docs/models.md)")
+            steps = int(profile.draft.get("steps", max(1, profile.steps // 8)))
+            self.guidance = float(profile.draft.get("guidance_scale", 1.0))
+        spec.info["tier"] = {"tier": getattr(spec, "tier", "final"), "steps": steps, "guidance_scale": self.guidance}
         # the DEGRADE fallback may ask for fewer steps
-        self.steps = max(1, int(round(profile.steps * getattr(spec, "steps_scale", 1.0))))
+        self.steps = max(1, int(round(steps * getattr(spec, "steps_scale", 1.0))))
 
     # -- shared -------------------------------------------------------------------------------
     def _generator(self):
@@ -343,7 +353,7 @@ class _Run:
     def _common(self) -> dict:
         return dict(prompt=self.spec.prompt or "", negative_prompt=self.spec.negative_prompt or None,
                     height=self.size[1], width=self.size[0], num_inference_steps=self.steps,
-                    guidance_scale=self.profile.guidance_scale, output_type="np",
+                    guidance_scale=self.guidance, output_type="np",
                     callback_on_step_end=self._callback, callback_on_step_end_tensor_inputs=["latents"])
 
     def _to_model(self, frames: np.ndarray) -> tuple[np.ndarray, list[int]]:
@@ -426,7 +436,9 @@ class _Run:
     def _refine_chunk(self, chunk: np.ndarray, strength: float, count: int) -> np.ndarray:
         chunk = self._padded(chunk)
         if self.profile.pipeline == "wan_v2v":
-            out = self._call(video=_pils(chunk), strength=strength, generator=self._generator(), **self._common())
+            # the pipeline denoises int(steps x strength) steps: at a draft's few steps that can be none
+            common = {**self._common(), "num_inference_steps": max(self.steps, math.ceil(1 / max(strength, 1e-3)))}
+            out = self._call(video=_pils(chunk), strength=strength, generator=self._generator(), **common)
         elif self.profile.pipeline == "ltx_condition":
             out = self._ltx_refine(chunk, strength)
         else:

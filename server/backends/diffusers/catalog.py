@@ -46,13 +46,16 @@ class CatalogEntry:
     dtype: str = "bfloat16"
     vae_dtype: str = "float32"
     note: str = ""
+    # the draft tier: fewer steps, no classifier-free guidance (a step-distillation LoRA is not wired yet)
+    draft: dict = dataclasses.field(default_factory=lambda: {"steps": 8, "guidance_scale": 1.0})
 
     def profile(self, folder: Path, weights_sha256: str = "") -> ModelProfile:
         return ModelProfile(id=self.id, pipeline=self.pipeline, folder=Path(folder), operations=self.operations,
                             native_size=self.native_size, size_multiple=self.size_multiple,
                             native_fps=self.native_fps, frame_rule=self.frame_rule, max_frames=self.max_frames,
                             steps=self.steps, guidance_scale=self.guidance_scale, dtype=self.dtype,
-                            vae_dtype=self.vae_dtype, memory_gb=self.memory_gb, weights_sha256=weights_sha256)
+                            vae_dtype=self.vae_dtype, memory_gb=self.memory_gb, weights_sha256=weights_sha256,
+                            draft=dict(self.draft))
 
 
 _WAN_LICENCE = "Apache-2.0 (Wan-AI); generated content is the user's responsibility under the licence's terms"

@@ -68,6 +68,8 @@ class ModelProfile:
     speed: dict = dataclasses.field(default_factory=dict)
     overlap_frames: int = 8               # frames shared by consecutive chunks of a long range
     cost_per_megapixel_frame_step: float = 0.0   # compute estimate for budgets (seconds; 0 = unknown)
+    # the draft tier: few steps, no CFG ({"steps": 4, "guidance_scale": 1.0}); {} = no draft tier
+    draft: dict = dataclasses.field(default_factory=dict)
 
     @property
     def frame_step(self) -> int:

@@ -169,11 +169,12 @@ TINY = {
     "tiny-wan-vace": (tiny_wan_vace, {
         "pipeline": "wan_vace", "operations": ["inpaint", "extend", "generate"], "native_size": [32, 32],
         "size_multiple": 16, "native_fps": 16, "frame_rule": "4k+1", "max_frames": 17, "steps": 2,
-        "guidance_scale": 1.0, "dtype": "float32", "vae_dtype": "float32", "memory_gb": 0.1}),
+        "guidance_scale": 1.0, "dtype": "float32", "vae_dtype": "float32", "memory_gb": 0.1,
+        "draft": {"steps": 1, "guidance_scale": 1.0}}),
     "tiny-wan-v2v": (tiny_wan_v2v, {
         "pipeline": "wan_v2v", "operations": ["refine"], "native_size": [32, 32], "size_multiple": 16,
         "native_fps": 16, "frame_rule": "4k+1", "max_frames": 17, "steps": 4, "guidance_scale": 1.0,
-        "dtype": "float32", "vae_dtype": "float32", "memory_gb": 0.1}),
+        "dtype": "float32", "vae_dtype": "float32", "memory_gb": 0.1, "draft": {"steps": 1, "guidance_scale": 1.0}}),
     "tiny-wan-t2v": (tiny_wan_t2v, {
         "pipeline": "wan_t2v", "operations": ["generate"], "native_size": [32, 32], "size_multiple": 16,
         "native_fps": 16, "frame_rule": "4k+1", "max_frames": 17, "steps": 2, "guidance_scale": 1.0,
@@ -243,7 +244,8 @@ def make_hf_cache(folder: Path, cache: Path, *, org: str = "takebridge-tiny") ->
         entries.append({"id": model["id"], "repo": repo, "revision": "main", "licence": "test weights",
                         **{k: model[k] for k in ("pipeline", "operations", "native_size", "native_fps", "frame_rule",
                                                   "max_frames", "steps", "guidance_scale", "memory_gb",
-                                                  "size_multiple", "dtype", "vae_dtype")}})
+                                                  "size_multiple", "dtype", "vae_dtype")},
+                        "draft": model.get("draft", {})})
     catalog = Path(cache) / "takebridge-catalog.json"
     catalog.write_text(json.dumps({"models": entries}, indent=2) + "\n")
     return catalog
