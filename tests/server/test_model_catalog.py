@@ -126,3 +126,23 @@ def test_weights_that_do_not_match_their_hash_are_named(hf_cache, tmp_path):
     data[-1] ^= 0xFF
     blob.write_bytes(bytes(data))
     assert catalog.verify_snapshot(snapshot) == [str(weights.relative_to(snapshot))]
+
+
+def test_takebridge_serve_model_on_the_command_line(hub_env, tmp_path):
+    """`takebridge serve --backend diffusers --model ID`, a real process, no profile file."""
+    import subprocess
+
+    from support.servers import TAKEBRIDGE, free_port, stop
+
+    proc = subprocess.Popen([*TAKEBRIDGE, "--log-level", "warning", "serve", "--port", str(free_port()), "--store",
+                             str(tmp_path / "store"), "--backend", "diffusers", "--model", "tiny-wan-t2v",
+                             "--device", "cpu", "--json"], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        address = json.loads(proc.stdout.readline())["address"]
+        with GenerationClient(address) as client:
+            caps = client.capabilities()
+        backends = {b.name: b for b in caps.backends}
+        assert caps.default_backend == "diffusers" and backends["diffusers"].available
+        assert list(backends["diffusers"].operations) == [pb.GENERATE]
+    finally:
+        stop(proc)
