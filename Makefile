@@ -33,7 +33,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 
 # + the diffusers backend's stack (CPU torch through the constraints file)
 $(VENV)/.full: $(VENV)/.core
-	$(PIP) -e '.[dev,diffusers]'
+	$(PIP) -e '.[dev,diffusers,ray]'
 	touch $@
 
 demo: $(VENV)/.core

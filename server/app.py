@@ -61,6 +61,8 @@ class ServerConfig:
     model: tuple[str, ...] = ()           # catalog models by name (server.backends.diffusers.catalog)
     model_dir: Path | None = None         # the weights' folder for a single --model (else the HF cache)
     deterministic: bool = False           # torch's deterministic settings for the diffusers backend (slower)
+    ray: str | None = None                # run jobs on Ray: "local" (a cluster of this process), "auto" or an address
+    ray_workers: int = 2                  # Ray actors (CPU slots) the front sends jobs to
     device: str = "auto"                  # diffusers device: auto (cuda if there is one), cuda, cpu
 
 
@@ -143,7 +145,12 @@ class Runtime:
         by_device: dict[str, dict] = {}
         for name, backend in self.backends.items():   # one worker per device, one job at a time on it
             by_device.setdefault(backend.device, {})[name] = backend
-        self.workers = [Worker(self, device, backends) for device, backends in by_device.items()]
+        if config.ray is not None:
+            from server import ray_workers
+            self.workers = ray_workers.start(self, config.ray, config.ray_workers,
+                                             str(config.models) if config.models else None, config.device)
+        else:
+            self.workers = [Worker(self, device, backends) for device, backends in by_device.items()]
         self.stopping = False
 
     def start(self) -> list[str]:
@@ -165,6 +172,9 @@ class Runtime:
                 worker.join(timeout=10)
         self.selection_reader.close()
         self.store.close()
+        if self.config.ray is not None:
+            from server import ray_workers
+            ray_workers.stop()
 
     def wake_workers(self) -> None:
         for worker in self.workers:

@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
                             "repeat for several): its weights from the Hugging Face cache (takebridge models pull "
                             "ID) or --model-dir")
     serve.add_argument("--model-dir", type=Path, help="the folder holding the one --model's weights")
+    serve.add_argument("--ray", nargs="?", const="local", metavar="local|auto|ADDRESS",
+                       help="run the jobs on Ray workers (pip install takebridge[ray]): 'local' starts a cluster of "
+                            "this machine, 'auto' joins the one running here, or a head's ADDRESS (host:port); the "
+                            "editors talk to this server as before (docs/ray.md)")
+    serve.add_argument("--ray-workers", type=int, default=2, metavar="N",
+                       help="Ray actors (CPU slots) to send jobs to (default 2)")
     serve.add_argument("--deterministic", action="store_true",
                        help="diffusers: deterministic algorithms, cuDNN deterministic, no TF32, a fixed cuBLAS "
                             "workspace, so a re-render on the same GPU class is bit-exact (slower; every manifest "
@@ -132,7 +138,8 @@ def cmd_serve(args) -> int:
                           allow=tuple(args.allow), tls_cert=args.tls_cert, tls_key=args.tls_key, token=args.token,
                           max_frames=args.max_frames, compute_budget=args.compute_budget,
                           models=Path(args.models) if args.models else None, device=args.device,
-                          model=tuple(args.model), model_dir=args.model_dir, deterministic=args.deterministic)
+                          model=tuple(args.model), model_dir=args.model_dir, deterministic=args.deterministic,
+                          ray=args.ray, ray_workers=args.ray_workers)
     try:
         server, runtime, port = build_server(config)
     except (ConfigError, OSError) as err:

@@ -223,6 +223,12 @@ class JobStore:
                              (pb.RUNNING, now_ms(), row[0]))
             return row[0]
 
+    def requeue(self, job_id: str) -> None:
+        """A RUNNING job whose worker went away goes back to the queue (its attempts kept)."""
+        with self._lock:
+            self._db.execute("UPDATE jobs SET state=? WHERE job_id=? AND state=?", (pb.QUEUED, job_id, pb.RUNNING))
+            self.append_event(job_id, pb.JobEvent(queued=pb.Queued(position=self.queue_position(job_id))))
+
     def requeue_interrupted(self, max_attempts: int = MAX_ATTEMPTS) -> tuple[list[str], list[str]]:
         """Jobs left RUNNING by a server that died go back to the queue (called at start);
         a job that was running during `max_attempts` deaths fails instead of looping forever.

@@ -29,6 +29,10 @@ PREVIEW_INTERVAL_S = 1.0
 PREVIEW_WIDTH = 256
 
 
+class WorkerLost(Exception):
+    """The process running a job went away (a Ray worker killed): the job goes back to the queue."""
+
+
 def seed_for(job_id: str) -> int:
     """The seed of a job that did not ask for one: fixed by the job id, so a job resumed after a
     restart renders the same pixels."""
@@ -124,9 +128,7 @@ class Worker(threading.Thread):
                 timer = threading.Timer(max(0.0, budget), lambda: (budget_hit.set(), cancel.set()))
                 timer.daemon = True
                 timer.start()
-            with paths.reading_under(self.runtime.limits.roots):
-                run = run_generate if plan.op == "generate" else run_plan   # (no source frames: its own pipeline)
-                result = run(plan, backend, staging_dir(plan, job_id), reporter, cancel)
+            result = self._execute(job_id, plan, backend, staging_dir(plan, job_id), reporter, cancel)
             if cancel.is_set():
                 raise Cancelled()
             take = self.runtime.takes.commit(job, plan, result, backend.name,
@@ -135,6 +137,8 @@ class Worker(threading.Thread):
                               event=pb.JobEvent(take_ready=take))
             log.info("job %s done: take %s (%d frames) at %s", job_id, take.take_id, take.media.frame_count,
                      take.media.url)
+        except WorkerLost as lost:
+            self._requeue(job_id, job.attempts, str(lost))
         except Cancelled:
             if budget_hit.is_set():
                 self._fail(job_id, "over_budget",
@@ -171,6 +175,25 @@ class Worker(threading.Thread):
                     remove_staging(plan, job_id)
                 except Exception as exc:
                     log.warning("job %s: staging folder not removed (%s)", job_id, exc)
+
+    def _execute(self, job_id: str, plan, backend, staging, reporter, cancel):
+        """Run the plan (here, in this process; server.ray_workers sends it to a Ray actor)."""
+        with paths.reading_under(self.runtime.limits.roots):
+            run = run_generate if plan.op == "generate" else run_plan   # (no source frames: its own pipeline)
+            return run(plan, backend, staging, reporter, cancel)
+
+    def _requeue(self, job_id: str, attempts: int, why: str) -> None:
+        """The job's worker went away: queued again for another, unless it has now taken down
+        a worker at each of its last attempts (the poison-job guard)."""
+        from server.jobstore import MAX_ATTEMPTS
+
+        if attempts >= MAX_ATTEMPTS:
+            self._fail(job_id, "worker_lost_too_often", f"{why}, at each of its {attempts} attempts; it may be what "
+                                                        f"kills the worker. Check the worker's log, then submit again")
+            return
+        self.store.requeue(job_id)
+        log.warning("job %s: %s; queued again (attempt %d was lost)", job_id, why, attempts)
+        self.runtime.wake_workers()
 
     def _budget(self, request) -> tuple[float, str]:
         """(seconds this job may compute, which budget that is)."""

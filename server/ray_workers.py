@@ -1,0 +1,166 @@
+"""Jobs on Ray: `takebridge serve --ray [local|auto|ADDRESS]`.
+
+The gRPC server the editors talk to stays as it is: the same API, the same SQLite job store on
+the machine it runs on (the only writer of job state), the same plans and take commits. What
+moves is the work between the plan and the take: it runs in **Ray actors** (Ray Core, not Ray
+Serve: a job is a long, stateful, cancellable piece of work with progress, on a worker that
+keeps its pipelines warm — an actor is exactly that; Serve's request/response replicas and
+autoscaling fit neither the progress stream nor the front's ownership of job state).
+
+- One actor per CPU slot (`--ray-workers N`, the classic backend; a diffusers actor also
+  declares `num_gpus=1`). It keeps its backends, so a model stays loaded between jobs.
+- The front runs one thread per actor (server.worker.Worker with its execution sent to the
+  actor): it claims a job from the store, makes the plan, sends plan and staging folder to its
+  actor, polls the actor for progress and previews (turned into the job's events exactly as a
+  local run's), forwards a cancel, and commits the take when the actor hands back its result.
+  Media by path: the actor reads the sources and writes the staged take where the front told
+  it (a shared disk: the same machine, or a studio NAS mounted alike), under the same roots.
+- A worker killed mid-job: the front sees the actor die, puts the job back in the queue
+  (attempts counted; the poison-job guard fails it after 3), and Ray restarts the actor; the
+  job runs again on whichever worker is free, and its take is committed once, by the front.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from server.worker import Worker, WorkerLost
+
+log = logging.getLogger("takebridge.ray")
+POLL_S = 0.2
+
+
+class JobActor:
+    """What runs on a Ray worker: the backends, and the jobs the front sends (one at a time)."""
+
+    def __init__(self, models: str | None = None, device: str = "cpu"):
+        from server.backends.classic import ClassicBackend
+
+        self.backends = {"classic": ClassicBackend()}
+        if models:
+            from server.backends.diffusers.backend import DiffusersBackend
+            from server.backends.diffusers.loading import read_profiles
+
+            self.backends["diffusers"] = DiffusersBackend(read_profiles(models), device)
+        self.reports: dict[str, list] = {}
+        self.cancels: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+
+    def where(self) -> dict:
+        """This worker's process, host and Ray node (the manifest records them)."""
+        import ray
+
+        return {"host": socket.gethostname(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+
+    def run(self, job_id: str, plan, backend_name: str, staging):
+        """Run a plan (server.runner / server.generate) here; returns its RunResult."""
+        from server import color
+        from server.generate import run_generate
+        from server.runner import run_plan
+
+        from bridge.api import pb
+
+        if isinstance(plan.request, bytes):
+            plan.request = pb.SubmitJobRequest.FromString(plan.request)
+        cancel = self.cancels.setdefault(job_id, threading.Event())
+        self.reports[job_id] = []
+
+        def report(stage, step, total, preview):
+            with self.lock:
+                self.reports[job_id].append((stage, step, total, preview))
+        contract = plan.request.contract
+        if contract.color.input_space:   # (colour processors are made here, not shipped)
+            plan.color = color.resolve(contract.color.input_space, contract.color.config, plan.media.color.transfer)
+        run = run_generate if plan.op == "generate" else run_plan
+        try:
+            result = run(plan, self.backends[backend_name], staging, report, cancel)
+        finally:
+            self.cancels.pop(job_id, None)
+        result.info["worker"] = self.where()
+        return result
+
+    def drain(self, job_id: str) -> list:
+        """The progress reports since the last drain (previews included)."""
+        with self.lock:
+            out, self.reports[job_id] = self.reports.get(job_id, []), []
+        return out
+
+    def cancel(self, job_id: str) -> None:
+        self.cancels.setdefault(job_id, threading.Event()).set()
+
+
+class RayWorker(Worker):
+    """A front thread whose jobs execute on one Ray actor (see the module text)."""
+
+    def __init__(self, runtime, name: str, actor, backends: dict):
+        super().__init__(runtime, name, backends)
+        self.actor = actor
+
+    def _execute(self, job_id, plan, backend, staging, reporter, cancel):
+        import ray
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+        pending = self.actor.run.remote(job_id, _shippable(plan), backend.name, staging)
+        cancelled = False
+        try:
+            while True:
+                done, _ = ray.wait([pending], timeout=POLL_S)
+                for stage, step, total, preview in ray.get(self.actor.drain.remote(job_id)):
+                    reporter(stage, step, total, preview)
+                if cancel.is_set() and not cancelled:
+                    self.actor.cancel.remote(job_id)
+                    cancelled = True
+                if done:
+                    return ray.get(pending)
+        except (ActorDiedError, ActorUnavailableError, RayActorError) as err:
+            raise WorkerLost(f"Ray worker {self.device} died ({type(err).__name__})") from None
+
+
+def _shippable(plan):
+    """The plan as it travels (colour processors are rebuilt on the worker)."""
+    import copy
+
+    shipped = copy.copy(plan)
+    shipped.color = None
+    shipped.request = plan.request.SerializeToString()   # (protobuf messages do not pickle)
+    return shipped
+
+
+def start(runtime, address: str, workers: int, models: str | None, device: str) -> list[RayWorker]:
+    """Join (or start, `local`) a Ray cluster, start the actors and their front threads."""
+    import ray
+
+    if not ray.is_initialized():
+        if address in ("", "local"):
+            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
+                     configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+                         p for p in (_root(), os.environ.get("PYTHONPATH", "")) if p)}})
+        else:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    gpu = 1 if models and device.startswith("cuda") else 0
+    remote = ray.remote(num_cpus=1, num_gpus=gpu, max_restarts=-1, max_task_retries=0, max_concurrency=4)(JobActor)
+    backends = {name: backend for name, backend in runtime.backends.items()}
+    threads = []
+    for index in range(workers):
+        actor = remote.options(name=f"takebridge-worker-{index}-{os.getpid()}").remote(models, device)
+        threads.append(RayWorker(runtime, f"ray-{index}", actor, backends))
+    ray.get([t.actor.where.remote() for t in threads])   # up before the first job
+    log.info("Ray: %d worker(s) on %s", workers, ray.get_runtime_context().gcs_address)
+    return threads
+
+
+def _root() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def stop() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+

@@ -1,0 +1,116 @@
+"""Jobs on Ray (issue 18): a real local Ray cluster on loopback (started by the server the test
+builds, no dashboard, stopped after). Two CPU workers run two jobs at once; a worker killed by
+its PID mid-job loses nothing: the job runs again (attempts 2) and makes one take; a cancel
+reaches the worker; the tiny diffusers pipelines run on a Ray worker."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from bridge.api import pb
+from bridge.client import GenerationClient
+from server.app import ServerConfig, build_server, shutdown
+from server.samples import noisy_clip
+
+from conftest import make_timeline, submit_request
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def ray_server(tmp_path):
+    servers = []
+
+    def start(**config):
+        server, runtime, port = build_server(ServerConfig(port=0, store=tmp_path / "store", ray="local",
+                                                          ray_workers=2, **config))
+        client = GenerationClient(f"127.0.0.1:{port}")
+        servers.append((server, runtime, client))
+        return client, runtime
+    yield start
+    for server, runtime, client in servers:
+        client.close()
+        shutdown(server, runtime, grace=0.5)
+
+
+@pytest.fixture
+def clip(write_media):
+    def make(frames=48, size=(120, 200)):
+        video = noisy_clip(frames, size[0], size[1], 8.0, seed=1)[0]
+        media = write_media("a", video)
+        return make_timeline(media, rate=24, media_start=86400, media_frames=frames, clip_in=0, clip_frames=frames)
+    return make
+
+
+def _running(client, job_id, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        job = client.get_job(job_id)
+        if job.state == pb.RUNNING and job.progress.fraction > 0.05:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never got going")
+
+
+def test_two_workers_run_two_jobs_at_the_same_time_and_the_manifest_says_where(ray_server, clip):
+    client, _ = ray_server()
+    timeline = clip()
+    jobs = [client.submit(submit_request(timeline, "A", "refine", strength=0.9, seed=s)) for s in (1, 2)]
+    done = [client.wait(j.job_id) for j in jobs]
+    assert [j.state for j in done] == [pb.SUCCEEDED, pb.SUCCEEDED], [j.error for j in done]
+    first, second = sorted(done, key=lambda j: j.started_unix_ms)
+    assert second.started_unix_ms < first.finished_unix_ms, "both started before either finished"
+    workers = [json.loads(Path(j.take.manifest_url).read_text())["worker"] for j in done]
+    assert all(w and w["pid"] != os.getpid() for w in workers) and workers[0]["pid"] != workers[1]["pid"]
+
+
+def test_a_worker_killed_mid_job_loses_nothing(ray_server, clip):
+    import ray
+
+    client, runtime = ray_server()
+    timeline = clip(96, (180, 320))
+    job = client.submit(submit_request(timeline, "A", "refine", strength=0.9, seed=3))
+    _running(client, job.job_id)
+    worker = next(w for w in runtime.workers if job.job_id in w.cancels)
+    pid = ray.get(worker.actor.where.remote())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    done = client.wait(job.job_id)
+    assert done.state == pb.SUCCEEDED, done.error
+    assert done.attempts == 2 and done.take.take_id == "A_v001"
+    takes = [j for j in client.list_jobs() if j.take.take_id]
+    assert len(takes) == 1, "one take, committed once"
+    assert sorted(p.name for p in Path(done.take.media.url).parent.iterdir() if p.name.startswith("A_v")) == \
+        ["A_v001.manifest.json", "A_v001.mkv"]
+
+
+def test_cancel_reaches_the_worker(ray_server, clip):
+    client, _ = ray_server()
+    timeline = clip(96, (180, 320))
+    job = client.submit(submit_request(timeline, "A", "refine", strength=0.9, seed=4))
+    _running(client, job.job_id)
+    client.cancel(job.job_id)
+    done = client.wait(job.job_id)
+    assert done.state == pb.CANCELLED and not done.take.take_id
+    # the worker is free again: the next job runs
+    again = client.wait(client.submit(submit_request(clip(), "A", "refine", strength=0.5, seed=5)).job_id)
+    assert again.state == pb.SUCCEEDED, again.error
+
+
+def test_the_tiny_diffusers_pipelines_run_on_a_ray_worker(ray_server, clip, tmp_path):
+    from server.backends.diffusers.tiny import make_tiny
+
+    profile = make_tiny(tmp_path / "models", only=["tiny-wan-v2v"])
+    client, _ = ray_server(models=profile, device="cpu")
+    request = submit_request(clip(13, (48, 64)), "A", "refine", strength=0.6, seed=2)
+    request.backend = "diffusers"
+    done = client.wait(client.submit(request).job_id)
+    assert done.state == pb.SUCCEEDED, done.error
+    manifest = json.loads(Path(done.take.manifest_url).read_text())
+    assert manifest["backend"]["model"] == "tiny-wan-v2v" and manifest["worker"]["pid"] != os.getpid()
