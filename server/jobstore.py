@@ -108,7 +108,10 @@ class JobStore:
                                     # the take a job will commit, recorded before its media moves
                                     # ({"take_id", "version", "shot", "manifest"}), so a restarted job
                                     # adopts it instead of making another
-                                    ("jobs", "intended_take", "TEXT NOT NULL DEFAULT ''")):
+                                    ("jobs", "intended_take", "TEXT NOT NULL DEFAULT ''"),
+                                    # who asked (the editor application and the machine it runs on):
+                                    # queued jobs are taken in turn between clients
+                                    ("jobs", "client", "TEXT NOT NULL DEFAULT ''")):
             names = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in names:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -118,7 +121,8 @@ class JobStore:
             self._db.close()
 
     # -- jobs --------------------------------------------------------------------------------
-    def create_job(self, request: "pb.SubmitJobRequest", shot: str, backend: str) -> tuple["pb.Job", bool]:
+    def create_job(self, request: "pb.SubmitJobRequest", shot: str, backend: str,
+                   client: str = "") -> tuple["pb.Job", bool]:
         """Insert a queued job; for a known request_id return the existing job and False.
 
         One transaction decides: of concurrent submits with one request_id, exactly one inserts;
@@ -135,9 +139,10 @@ class JobStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
-                    "INSERT INTO jobs (job_id, request_id, request, operation, shot, backend, state, created_ms) "
-                    "VALUES (?,?,?,?,?,?,?,?)",
-                    (job_id, request.request_id, payload, request.operation, shot, backend, pb.QUEUED, now_ms()))
+                    "INSERT INTO jobs (job_id, request_id, request, operation, shot, backend, state, created_ms, "
+                    "client) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (job_id, request.request_id, payload, request.operation, shot, backend, pb.QUEUED, now_ms(),
+                     client))
                 self.append_event(job_id, pb.JobEvent(queued=pb.Queued(position=self.queue_position(job_id))))
                 self._db.execute("COMMIT")
             except BaseException:
@@ -211,17 +216,22 @@ class JobStore:
         return row[0] + 1
 
     def claim_next(self, backends: Iterable[str]) -> Optional[str]:
-        """Mark the oldest queued job for one of `backends` RUNNING and return its id."""
+        """Mark the next queued job for one of `backends` RUNNING and return its id: in turn
+        between clients (the one whose last job started longest ago goes first: one editor's
+        twenty queued extensions do not starve another's inpaint), each client's oldest first."""
         backends = list(backends)
         with self._lock:
-            row = self._db.execute(
-                f"SELECT job_id FROM jobs WHERE state=? AND backend IN ({','.join('?' * len(backends))}) "
-                "ORDER BY created_ms, rowid LIMIT 1", (pb.QUEUED, *backends)).fetchone()
-            if row is None:
+            queued = self._db.execute(
+                f"SELECT job_id, client, created_ms, rowid FROM jobs WHERE state=? AND backend IN "
+                f"({','.join('?' * len(backends))})", (pb.QUEUED, *backends)).fetchall()
+            if not queued:
                 return None
+            last = dict(self._db.execute("SELECT client, MAX(started_ms) FROM jobs WHERE started_ms > 0 "
+                                         "GROUP BY client").fetchall())
+            job_id = min(queued, key=lambda r: (last.get(r[1], -1), r[2], r[3]))[0]
             self._db.execute("UPDATE jobs SET state=?, attempts=attempts+1, started_ms=? WHERE job_id=?",
-                             (pb.RUNNING, now_ms(), row[0]))
-            return row[0]
+                             (pb.RUNNING, now_ms(), job_id))
+            return job_id
 
     def requeue(self, job_id: str) -> None:
         """A RUNNING job whose worker went away goes back to the queue (its attempts kept)."""

@@ -121,9 +121,9 @@ class GenerationService(pb_grpc.GenerationServicer):
 
     @_unary
     async def SubmitJob(self, request, context):
-        return await self._call(self._submit, request)
+        return await self._call(self._submit, request, _client_key(request, context.peer()))
 
-    def _submit(self, request: "pb.SubmitJobRequest") -> "pb.Job":
+    def _submit(self, request: "pb.SubmitJobRequest", client: str = "") -> "pb.Job":
         if not request.request_id:
             raise JobError("bad_request_id", "request_id is empty; send a new UUID per request (resending it makes "
                                              "the submit idempotent)")
@@ -137,7 +137,7 @@ class GenerationService(pb_grpc.GenerationServicer):
             self._check_promotion(request)
         backend = policies.backend_for(self.rt, request)   # decided once, stored with the job
         plan = make_plan(request, self.rt.limits, self.rt.take_dir, seed=0)
-        job, created = self.rt.store.create_job(request, plan.shot, backend)   # one transaction decides
+        job, created = self.rt.store.create_job(request, plan.shot, backend, client)   # one transaction decides
         if created:
             log.info("queued job %s: %s of shot %r (%d frames)", job.job_id, plan.op, plan.shot, plan.take_count)
             self.rt.wake_workers()
@@ -305,3 +305,10 @@ class GenerationService(pb_grpc.GenerationServicer):
             raise JobError("unknown_job", f"no job {job_id[:128]!r} on this server; list jobs with ListJobs",
                            grpc.StatusCode.NOT_FOUND)
         return job
+
+
+def _client_key(request: "pb.SubmitJobRequest", peer: str) -> str:
+    """Who asks, for taking queued jobs in turn: the editor application and the machine (the
+    peer's address without its port: one editor's connections share it)."""
+    host = peer.rsplit(":", 1)[0] if peer.count(":") >= 2 else peer
+    return f"{request.client[:64]}@{host}"

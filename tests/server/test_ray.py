@@ -114,3 +114,23 @@ def test_the_tiny_diffusers_pipelines_run_on_a_ray_worker(ray_server, clip, tmp_
     assert done.state == pb.SUCCEEDED, done.error
     manifest = json.loads(Path(done.take.manifest_url).read_text())
     assert manifest["backend"]["model"] == "tiny-wan-v2v" and manifest["worker"]["pid"] != os.getpid()
+
+
+def test_queued_jobs_are_taken_in_turn_between_clients(tmp_path):
+    """One editor's five queued jobs do not starve another's one (any server, Ray or not)."""
+    from server.jobstore import JobStore
+
+    store = JobStore(str(tmp_path / "jobs.db"))
+    ids = {}
+    for index, client in enumerate(["a", "a", "a", "a", "a", "b"]):
+        request = pb.SubmitJobRequest(request_id=f"r{index}", operation=pb.REFINE, client=client)
+        job, _ = store.create_job(request, f"shot{index}", "classic", client=f"{client}@host")
+        ids[job.job_id] = f"{client}{index}"
+        time.sleep(0.002)
+    order = []
+    for _ in range(6):
+        job_id = store.claim_next(["classic"])
+        order.append(ids[job_id])
+        time.sleep(0.002)
+    assert order == ["a0", "b5", "a1", "a2", "a3", "a4"]
+    store.close()
