@@ -24,6 +24,7 @@ from server.backends.classic import ClassicBackend
 from server.backends.diffusers.backend import DiffusersBackend
 from server.backends.diffusers import catalog
 from server.backends.diffusers.loading import ModelError, read_profiles
+from server.errors import JobError
 from server.jobstore import DB_NAME, JobStore
 from server.otio_guard import SelectionReader
 from server.plan import CODECS, Limits
@@ -63,6 +64,7 @@ class ServerConfig:
     deterministic: bool = False           # torch's deterministic settings for the diffusers backend (slower)
     ray: str | None = None                # run jobs on Ray: "local" (a cluster of this process), "auto" or an address
     ray_workers: int = 2                  # Ray actors (CPU slots) the front sends jobs to
+    ray_worker_memory_gb: float = 0.0     # what one Ray worker may use for a job (0: its device's; CPU: no limit)
     device: str = "auto"                  # diffusers device: auto (cuda if there is one), cuda, cpu
 
 
@@ -148,7 +150,8 @@ class Runtime:
         if config.ray is not None:
             from server import ray_workers
             self.workers = ray_workers.start(self, config.ray, config.ray_workers,
-                                             str(config.models) if config.models else None, config.device)
+                                             str(config.models) if config.models else None, config.device,
+                                             config.ray_worker_memory_gb)
         else:
             self.workers = [Worker(self, device, backends) for device, backends in by_device.items()]
         self.stopping = False
@@ -208,7 +211,29 @@ class Runtime:
         for name, reason in self.unavailable.items():
             caps.backends.add(name=name, available=False, unavailable_reason=reason,
                               operations=[OP_ENUM[o] for o in UNAVAILABLE_OPERATIONS])
+        for worker in self.workers:
+            caps.workers.add(**worker.info())
         return caps
+
+    def check_capacity(self, plan, backend_name: str) -> None:
+        """Refuse at submit a generative job no worker could ever run, with the numbers."""
+        generative = self.backends.get(backend_name)
+        limit = self.config.ray_worker_memory_gb if self.config.ray is not None else 0.0
+        if backend_name != "diffusers" or generative is None or not limit:
+            return
+        from server.backends.diffusers import conform
+        try:
+            profile = generative.model_for(plan.op, plan.request.model)
+        except Exception as err:   # an unknown model: refused now, with the backend's own words
+            raise JobError(getattr(err, "code", "unknown_model"), str(err)) from None
+        size = conform.model_size(plan.media.width, plan.media.height, tuple(profile.native_size),
+                                  profile.size_multiple)
+        frames = min(profile.max_frames, plan.take_count)
+        need = generative.memory_estimate_gb(profile, size, frames)
+        if need > limit:
+            raise JobError("no_worker_fits", f"model {profile.id} needs about {need:.2f} GB at {size[0]}x{size[1]} x "
+                                             f"{frames} frames and the largest worker has {limit:.2f} GB; select "
+                                             f"fewer frames, a smaller model, or add a worker with more memory")
 
 
 class _TokenInterceptor(grpc.aio.ServerInterceptor):

@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
                             "editors talk to this server as before (docs/ray.md)")
     serve.add_argument("--ray-workers", type=int, default=2, metavar="N",
                        help="Ray actors (CPU slots) to send jobs to (default 2)")
+    serve.add_argument("--ray-worker-memory", type=float, default=0.0, metavar="GB",
+                       help="memory one Ray worker may use for a job: a generative job that needs more is refused "
+                            "at submit, with the numbers (default: not limited)")
     serve.add_argument("--deterministic", action="store_true",
                        help="diffusers: deterministic algorithms, cuDNN deterministic, no TF32, a fixed cuBLAS "
                             "workspace, so a re-render on the same GPU class is bit-exact (slower; every manifest "
@@ -139,7 +142,7 @@ def cmd_serve(args) -> int:
                           max_frames=args.max_frames, compute_budget=args.compute_budget,
                           models=Path(args.models) if args.models else None, device=args.device,
                           model=tuple(args.model), model_dir=args.model_dir, deterministic=args.deterministic,
-                          ray=args.ray, ray_workers=args.ray_workers)
+                          ray=args.ray, ray_workers=args.ray_workers, ray_worker_memory_gb=args.ray_worker_memory)
     try:
         server, runtime, port = build_server(config)
     except (ConfigError, OSError) as err:

@@ -81,6 +81,17 @@ class JobActor:
         result.info["worker"] = self.where()
         return result
 
+    def status(self) -> dict:
+        """Device, warm models and whether a job runs here (for the capabilities)."""
+        loaded = []
+        for backend in self.backends.values():
+            cache = getattr(backend, "cache", None)
+            if cache is not None:
+                loaded += cache.loaded()
+        device = getattr(self.backends.get("diffusers"), "device", "cpu")
+        return {**self.where(), "device": device, "loaded_models": loaded, "busy": bool(self.cancels),
+                "backends": sorted(self.backends)}
+
     def drain(self, job_id: str) -> list:
         """The progress reports since the last drain (previews included)."""
         with self.lock:
@@ -94,9 +105,21 @@ class JobActor:
 class RayWorker(Worker):
     """A front thread whose jobs execute on one Ray actor (see the module text)."""
 
-    def __init__(self, runtime, name: str, actor, backends: dict):
+    def __init__(self, runtime, name: str, actor, backends: dict, memory_gb: float = 0.0):
         super().__init__(runtime, name, backends)
-        self.actor = actor
+        self.actor, self.memory_gb = actor, memory_gb
+
+    def info(self) -> dict:
+        import ray
+
+        try:
+            status = ray.get(self.actor.status.remote(), timeout=2)
+        except Exception as err:   # a worker restarting: listed as such
+            return {"name": self.device, "host": "", "device": f"unavailable ({type(err).__name__})",
+                    "memory_gb": self.memory_gb, "loaded_models": [], "busy": False, "backends": []}
+        return {"name": self.device, "host": status["host"], "device": status["device"],
+                "memory_gb": self.memory_gb, "loaded_models": status["loaded_models"],
+                "busy": bool(self.cancels), "backends": status["backends"]}
 
     def _execute(self, job_id, plan, backend, staging, reporter, cancel):
         import ray
@@ -128,7 +151,8 @@ def _shippable(plan):
     return shipped
 
 
-def start(runtime, address: str, workers: int, models: str | None, device: str) -> list[RayWorker]:
+def start(runtime, address: str, workers: int, models: str | None, device: str,
+          memory_gb: float = 0.0) -> list[RayWorker]:
     """Join (or start, `local`) a Ray cluster, start the actors and their front threads."""
     import ray
 
@@ -145,7 +169,7 @@ def start(runtime, address: str, workers: int, models: str | None, device: str) 
     threads = []
     for index in range(workers):
         actor = remote.options(name=f"takebridge-worker-{index}-{os.getpid()}").remote(models, device)
-        threads.append(RayWorker(runtime, f"ray-{index}", actor, backends))
+        threads.append(RayWorker(runtime, f"ray-{index}", actor, backends, memory_gb))
     ray.get([t.actor.where.remote() for t in threads])   # up before the first job
     log.info("Ray: %d worker(s) on %s", workers, ray.get_runtime_context().gcs_address)
     return threads

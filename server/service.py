@@ -137,6 +137,7 @@ class GenerationService(pb_grpc.GenerationServicer):
             self._check_promotion(request)
         backend = policies.backend_for(self.rt, request)   # decided once, stored with the job
         plan = make_plan(request, self.rt.limits, self.rt.take_dir, seed=0)
+        self.rt.check_capacity(plan, backend)
         job, created = self.rt.store.create_job(request, plan.shot, backend, client)   # one transaction decides
         if created:
             log.info("queued job %s: %s of shot %r (%d frames)", job.job_id, plan.op, plan.shot, plan.take_count)

@@ -53,6 +53,18 @@ class Worker(threading.Thread):
     def store(self) -> JobStore:
         return self.runtime.store
 
+    def info(self) -> dict:
+        """This worker for the capabilities: where, what, warm models, busy."""
+        import socket
+
+        loaded = []
+        for backend in self.backends.values():
+            cache = getattr(backend, "cache", None)
+            if cache is not None:
+                loaded += cache.loaded()
+        return {"name": self.device, "host": socket.gethostname(), "device": self.device, "memory_gb": 0.0,
+                "loaded_models": loaded, "busy": bool(self.cancels), "backends": sorted(self.backends)}
+
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()

@@ -183,7 +183,7 @@ class ModelInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., pipeline: _Optional[str] = ..., operations: _Optional[_Iterable[_Union[Operation, str]]] = ..., native_width: _Optional[int] = ..., native_height: _Optional[int] = ..., native_rate: _Optional[_Union[Rate, _Mapping]] = ...) -> None: ...
 
 class Capabilities(_message.Message):
-    __slots__ = ("server_version", "api_version", "backends", "default_backend", "codecs", "max_frames", "max_handles", "versions", "allowed_media_roots", "max_upload_bytes")
+    __slots__ = ("server_version", "api_version", "backends", "default_backend", "codecs", "max_frames", "max_handles", "versions", "allowed_media_roots", "max_upload_bytes", "workers")
     class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +201,7 @@ class Capabilities(_message.Message):
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_MEDIA_ROOTS_FIELD_NUMBER: _ClassVar[int]
     MAX_UPLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
     server_version: str
     api_version: str
     backends: _containers.RepeatedCompositeFieldContainer[BackendInfo]
@@ -211,7 +212,8 @@ class Capabilities(_message.Message):
     versions: _containers.ScalarMap[str, str]
     allowed_media_roots: _containers.RepeatedScalarFieldContainer[str]
     max_upload_bytes: int
-    def __init__(self, server_version: _Optional[str] = ..., api_version: _Optional[str] = ..., backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., default_backend: _Optional[str] = ..., codecs: _Optional[_Iterable[_Union[Codec, str]]] = ..., max_frames: _Optional[int] = ..., max_handles: _Optional[int] = ..., versions: _Optional[_Mapping[str, str]] = ..., allowed_media_roots: _Optional[_Iterable[str]] = ..., max_upload_bytes: _Optional[int] = ...) -> None: ...
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
+    def __init__(self, server_version: _Optional[str] = ..., api_version: _Optional[str] = ..., backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., default_backend: _Optional[str] = ..., codecs: _Optional[_Iterable[_Union[Codec, str]]] = ..., max_frames: _Optional[int] = ..., max_handles: _Optional[int] = ..., versions: _Optional[_Mapping[str, str]] = ..., allowed_media_roots: _Optional[_Iterable[str]] = ..., max_upload_bytes: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ...) -> None: ...
 
 class FrameRef(_message.Message):
     __slots__ = ("url", "frame")
@@ -319,6 +321,24 @@ class Budget(_message.Message):
     max_frames: int
     max_compute_seconds: float
     def __init__(self, max_frames: _Optional[int] = ..., max_compute_seconds: _Optional[float] = ...) -> None: ...
+
+class WorkerInfo(_message.Message):
+    __slots__ = ("name", "host", "device", "memory_gb", "loaded_models", "busy", "backends")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_GB_FIELD_NUMBER: _ClassVar[int]
+    LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_FIELD_NUMBER: _ClassVar[int]
+    BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    host: str
+    device: str
+    memory_gb: float
+    loaded_models: _containers.RepeatedScalarFieldContainer[str]
+    busy: bool
+    backends: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., device: _Optional[str] = ..., memory_gb: _Optional[float] = ..., loaded_models: _Optional[_Iterable[str]] = ..., busy: _Optional[bool] = ..., backends: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ShotContract(_message.Message):
     __slots__ = ("prompt", "negative_prompt", "reference_images", "constraints", "output", "review", "seed", "fallback", "budget", "color", "role", "purpose", "characters", "must_not_change")

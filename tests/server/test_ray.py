@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -47,6 +46,11 @@ def clip(write_media):
         media = write_media("a", video)
         return make_timeline(media, rate=24, media_start=86400, media_frames=frames, clip_in=0, clip_frames=frames)
     return make
+
+
+def _diffusers(request):
+    request.backend = "diffusers"
+    return request
 
 
 def _running(client, job_id, timeout=60):
@@ -103,17 +107,27 @@ def test_cancel_reaches_the_worker(ray_server, clip):
     assert again.state == pb.SUCCEEDED, again.error
 
 
-def test_the_tiny_diffusers_pipelines_run_on_a_ray_worker(ray_server, clip, tmp_path):
+def test_the_tiny_diffusers_pipelines_run_on_a_ray_worker_and_a_job_no_worker_can_hold_is_refused(
+        ray_server, clip, tmp_path):
+    from bridge.client import ClientError
     from server.backends.diffusers.tiny import make_tiny
 
     profile = make_tiny(tmp_path / "models", only=["tiny-wan-v2v"])
-    client, _ = ray_server(models=profile, device="cpu")
+    client, runtime = ray_server(models=profile, device="cpu", ray_worker_memory_gb=0.2)
     request = submit_request(clip(13, (48, 64)), "A", "refine", strength=0.6, seed=2)
     request.backend = "diffusers"
     done = client.wait(client.submit(request).job_id)
     assert done.state == pb.SUCCEEDED, done.error
     manifest = json.loads(Path(done.take.manifest_url).read_text())
     assert manifest["backend"]["model"] == "tiny-wan-v2v" and manifest["worker"]["pid"] != os.getpid()
+    caps = client.capabilities()
+    assert [w.name for w in caps.workers] == ["ray-0", "ray-1"] and all(w.memory_gb == 0.2 for w in caps.workers)
+    assert any("tiny-wan-v2v" in w.loaded_models for w in caps.workers), "the model stays warm on its worker"
+    # a model bigger than any worker: refused at submit, with the numbers, nothing queued
+    runtime.backends["diffusers"].profiles["tiny-wan-v2v"].memory_gb = 0.5
+    with pytest.raises(ClientError, match=r"model tiny-wan-v2v needs about 0\.50 GB at 32x32 x 13 frames and the "
+                                          r"largest worker has 0\.20 GB"):
+        client.submit(_diffusers(submit_request(clip(13, (48, 64)), "A", "refine", strength=0.6, seed=3)))
 
 
 def test_queued_jobs_are_taken_in_turn_between_clients(tmp_path):
