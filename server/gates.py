@@ -531,8 +531,9 @@ class GateMeter:
         the first new one) and at each join between a generative backend's chunks, after they
         were matched to the first chunk (server/backends/diffusers/conform.colour_matched)."""
         parts = []
-        window = [self.kept_source[i] for i in sorted(self.seam_source)] if self.seam_source else []
-        if self.op == "extend" and self.edge_new is not None and window:
+        window = [self.kept_source[i] for i in sorted(self.seam_source) if i in self.kept_source] \
+            if self.op == "extend" else []
+        if self.edge_new is not None and window:
             edge = window[-1] if self.side == "tail" else window[0]
             parts.append(("the join", delta_e_of(edge[None], self.kept_take[self.edge_new][None])))
         for seam in seams:

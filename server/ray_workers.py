@@ -36,7 +36,18 @@ class JobActor:
     """What runs on a Ray worker: the backends, and the jobs the front sends (one at a time)."""
 
     def __init__(self, models: str | None = None, device: str = "cpu"):
+        import cv2
+        import ray
+
         from server.backends.classic import ClassicBackend
+
+        # a worker uses the CPUs Ray gave it, not every core of the machine: its neighbours' too
+        self.cpus = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+        cv2.setNumThreads(self.cpus)
+        os.environ["OMP_NUM_THREADS"] = str(self.cpus)
+
+        import server.generate  # noqa: F401  (warm: the first job does not pay for the imports)
+        import server.runner  # noqa: F401
 
         self.backends = {"classic": ClassicBackend()}
         if models:
@@ -52,7 +63,8 @@ class JobActor:
         """This worker's process, host and Ray node (the manifest records them)."""
         import ray
 
-        return {"host": socket.gethostname(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+        return {"host": socket.gethostname(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
+                "cpus": self.cpus}
 
     def run(self, job_id: str, plan, backend_name: str, staging):
         """Run a plan (server.runner / server.generate) here; returns its RunResult."""
@@ -164,7 +176,11 @@ def start(runtime, address: str, workers: int, models: str | None, device: str,
         else:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     gpu = 1 if models and device.startswith("cuda") else 0
-    remote = ray.remote(num_cpus=1, num_gpus=gpu, max_restarts=-1, max_task_retries=0, max_concurrency=4)(JobActor)
+    # one CPU each, and its numeric libraries held to it before they load (their thread pools would
+    # otherwise take every core, and two workers on two cores run no faster than one)
+    threads = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    remote = ray.remote(num_cpus=1, num_gpus=gpu, max_restarts=-1, max_task_retries=0, max_concurrency=4,
+                        runtime_env={"env_vars": threads})(JobActor)
     backends = {name: backend for name, backend in runtime.backends.items()}
     threads = []
     for index in range(workers):
