@@ -653,3 +653,16 @@ def test_draft_and_final_from_the_command_line(tmp_path, write_media, tiny_profi
         assert refused.returncode == 2 and "is not a draft" in refused.stderr
     finally:
         stop(proc)
+
+
+def test_a_refine_with_handles_over_several_chunks_gets_its_colour_gate(gen_server, write_media):
+    """Found by an editor test: a chunked refine with handles once crashed the color_drift gate."""
+    client, _runtime = gen_server
+    video, _, _ = moving_object_clip(40, 48, 64, seed=4)
+    media = write_media("obj", video, rate=Fraction(24), timecode="01:00:00:00")
+    timeline = make_timeline(media, rate=24, media_start=86400, media_frames=40, clip_in=2, clip_frames=36)
+    job = client.wait(client.submit(_diffusers(submit_request(timeline, "A", "refine", strength=0.6,
+                                                              handles=2))).job_id)
+    assert job.state == pb.SUCCEEDED, job.error
+    gates = {g["name"]: g for g in json.loads(Path(job.take.manifest_url).read_text())["gates"]}
+    assert gates["color_drift"]["verdict"] in ("pass", "flag") and gates["color_drift"]["value"] is not None
