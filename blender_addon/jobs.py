@@ -9,6 +9,7 @@ gRPC and fill a queue.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import queue
 import random
@@ -16,6 +17,7 @@ import tempfile
 import threading
 
 import bpy
+from google.protobuf import json_format
 
 from . import compat, contracts, vse, vse_takes
 from .bridge_import import tb
@@ -89,7 +91,9 @@ def panel_options(settings, op: str = "refine"):
                     for ref in settings.references if ref.filepath],
         mode=_enum_choice(settings.generate_mode), camera=_enum_choice(settings.generate_camera),
         camera_amount=settings.generate_camera_amount, burn_in=settings.generate_burn_in)
-    return tb.contract.apply_contract(options, contracts.kept(settings))
+    options = tb.contract.apply_contract(options, contracts.kept(settings))
+    options.tier = "draft" if settings.draft else ""     # (no contract field: the panel's toggle)
+    return options
 
 
 def job_options(settings, op: str, **choices):
@@ -188,6 +192,65 @@ def _run(scene, adapter, server: str, wait: bool) -> list[dict]:
             item.state, item.message = result["state"], result.get("error", "")
             _drop_unused_previs(scene, item)
     return results
+
+
+# -- Final from this draft ----------------------------------------------------------------------
+
+class FinalEditor(BlenderEditor):
+    """"Final from this draft" through the editor protocol: each clip is a draft take (its id);
+    its request is the draft's own (from its manifest) at the final tier with the draft's seed,
+    promoted from it (the server checks it made that draft); the final goes on the draft's source
+    strip as another take, shown. A take that is not a draft, or whose manifest cannot be read,
+    is refused before anything is sent."""
+
+    def __init__(self, scene, take_ids, server: str):
+        super().__init__(scene, take_ids, "final", server)
+        self._op = ""
+
+    def _source_of(self, take_id: str):
+        return vse_takes.find_source(self.scene, vse_takes.find_take(self.scene, take_id)[vse.TAKE_KEY]["source"])
+
+    def describe(self, take_id: str) -> dict:
+        return {**super().describe(self._source_of(take_id)), "promoted_from": take_id}
+
+    def request(self, take_id: str, options):
+        pb = tb.api.pb
+        strip = vse_takes.find_take(self.scene, take_id)
+        draft = vse_takes.take_message(strip)
+        if draft.tier != pb.TIER_DRAFT:
+            raise JobError(f"take {take_id} is not a draft (it is a {vse_takes.tier_name(draft.tier)} take); a final "
+                           f"is made from a draft: make one with Draft on in the TakeBridge panel")
+        manifest_path = draft.manifest_url or vse_takes.take_data(strip).get("manifest", "")
+        try:
+            with open(manifest_path) as fh:
+                manifest = json.load(fh)
+        except (OSError, ValueError) as err:
+            raise JobError(f"the manifest of draft {take_id} ({manifest_path}) cannot be read: {err}; is the "
+                           f"server's take folder on this machine?") from None
+        if (manifest.get("tier") or {}).get("tier") != "draft":
+            raise JobError(f"take {take_id} is not a draft (its manifest says {manifest.get('tier')}); a final is "
+                           f"made from a draft")
+        request = json_format.ParseDict(manifest["request"], pb.SubmitJobRequest(), ignore_unknown_fields=True)
+        request.request_id, request.tier, request.promoted_from = tb.client.new_request_id(), pb.TIER_FINAL, take_id
+        request.contract.seed = int(manifest["seed"])
+        self._current, self._op = self._source_of(take_id), str(strip[vse.TAKE_KEY].get("op", "refine"))
+        return request
+
+    def submitted(self, job_id: str) -> None:
+        item = self.scene.takebridge.jobs.add()
+        item.job_id, item.server, item.source, item.op = job_id, self.server, self._current.name, self._op
+        item.state = "queued"
+
+    def apply(self, take_id: str, take, options) -> dict:
+        return {**_place(self.scene, self._source_of(take_id), take), "promoted_from": take_id}
+
+
+def final_from_draft(scene, take_ids, *, server: str, wait: bool) -> list[dict]:
+    """The final of each draft take in `take_ids` (FinalEditor), one result per take; placed as
+    another take of the draft's strip, shown (now with `wait`, else by the timer)."""
+    for take_id in take_ids:         # an unknown take is named before anything is sent
+        vse_takes.find_source(scene, vse_takes.find_take(scene, take_id)[vse.TAKE_KEY]["source"])
+    return _run(scene, FinalEditor(scene, take_ids, server), server, wait)
 
 
 # -- Generate: a pre-vis shot in a gap of a channel ---------------------------------------------

@@ -165,6 +165,53 @@ class TAKEBRIDGE_OT_generate(bpy.types.Operator):
         return _reported(self, results)
 
 
+def _draft_ids(self, context) -> list[str]:
+    """The draft takes a Final from this draft is for: `take`; else the take `strip` shows; else
+    the selected take strips (or the active strip, when it is a take)."""
+    scene = compat.sequencer_scene(context)
+    if self.take:
+        data = vse_takes.find_take(scene, self.take)[vse.TAKE_KEY]
+        if self.strip and data.get("source") != self.strip:
+            raise vse_takes.TakeError(f"take {self.take!r} is a take of {data.get('source')!r}, not of {self.strip!r}")
+        return [self.take]
+    if self.strip:
+        source = vse_takes.find_source(scene, self.strip)
+        shown = [t for t in vse_takes.takes_of(scene, source.name) if not t.mute]
+        if not shown:
+            raise vse_takes.TakeError(f"strip {source.name!r} shows its original: activate its draft take, or pass "
+                                      f"take=ID")
+        return [shown[0][vse.TAKE_KEY]["take_id"]]
+    chosen = [s for s in compat.selected_strips(context) if vse.is_take(s)]
+    active = getattr(compat.editor(scene), "active_strip", None)
+    if not chosen and active is not None and vse.is_take(active):
+        chosen = [active]
+    if not chosen:
+        raise vse_takes.TakeError("select a draft take strip (or pass take=ID, or strip=NAME for the take it shows)")
+    return [s[vse.TAKE_KEY]["take_id"] for s in chosen]
+
+
+class TAKEBRIDGE_OT_final_from_draft(bpy.types.Operator):
+    bl_idname = "takebridge.final_from_draft"
+    bl_label = "Final from this draft"
+    bl_description = ("Make the final of a draft take: the draft's own request and seed at the model's full steps, "
+                      "placed as another take of the same strip and shown")
+    bl_options = {"REGISTER", "UNDO"}
+    server: StringProperty(name="Server", default="", description="host:port; empty = the panel's")
+    wait: BoolProperty(name="Wait", default=False, description="block until the take is made (scripts, tests)")
+    strip: StringProperty(name="Strip", default="", description="source strip name; with no take: the take it shows")
+    take: StringProperty(name="Take", default="", description="the draft take's id; empty = the strip's shown take, "
+                                                              "else the selected take strips")
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        try:
+            results = jobs.final_from_draft(scene, _draft_ids(self, context), server=_server(self, context),
+                                            wait=self.wait)
+        except (tb.errors.TakeBridgeError, tb.client.ClientError) as err:
+            return _failed(self, err)
+        return _reported(self, results)
+
+
 class TAKEBRIDGE_OT_cancel(bpy.types.Operator):
     bl_idname = "takebridge.cancel"
     bl_label = "Cancel job"
@@ -437,7 +484,7 @@ class TAKEBRIDGE_OT_reference_remove(bpy.types.Operator):
 
 
 CLASSES = (TAKEBRIDGE_OT_reference_add, TAKEBRIDGE_OT_reference_remove, TAKEBRIDGE_OT_refine, TAKEBRIDGE_OT_extend, TAKEBRIDGE_OT_inpaint,
-           TAKEBRIDGE_OT_generate, TAKEBRIDGE_OT_cancel,
+           TAKEBRIDGE_OT_generate, TAKEBRIDGE_OT_final_from_draft, TAKEBRIDGE_OT_cancel,
            TAKEBRIDGE_OT_take_activate, TAKEBRIDGE_OT_take_review, TAKEBRIDGE_OT_take_finalize,
            TAKEBRIDGE_OT_restore_original, TAKEBRIDGE_OT_take_delete, TAKEBRIDGE_OT_compare,
            TAKEBRIDGE_OT_export_otio, TAKEBRIDGE_OT_import_otio, TAKEBRIDGE_OT_contract_load,

@@ -42,6 +42,10 @@ class TAKEBRIDGE_PG_settings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt")
     negative_prompt: StringProperty(name="Negative")
     references: CollectionProperty(type=TAKEBRIDGE_PG_reference)
+    draft: BoolProperty(name="Draft", default=False,
+                        description="the model's draft tier: few steps, for quick iteration (generative backends; "
+                                    "the classic one has one tier). A draft take offers 'Final from this draft': the "
+                                    "same request and seed at full steps")
     seed: IntProperty(name="Seed", default=1, min=0)
     seed_lock: BoolProperty(name="Lock seed", default=True, description="off: a new random seed per job")
     codec: EnumProperty(name="Codec", items=CODECS, default="PRORES_422_HQ")

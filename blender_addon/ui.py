@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import compat, contracts, jobs, vse
+from . import compat, contracts, jobs, vse, vse_takes
 from .vse import TAKE_KEY
 
 
@@ -15,6 +15,13 @@ def _source(context):
         name = strip[TAKE_KEY].get("source")
         return next((s for s in compat.strips_all(compat.sequencer_scene(context)) if s.name == name), None)
     return strip if vse.media_strip_kind(strip) or vse.is_previs(strip) else None
+
+
+def _tier_label(take) -> str:
+    """" draft" for a draft take, " final" for the final made from one; nothing for the others."""
+    if vse_takes.tier_of(take) == "draft":
+        return " draft"
+    return " final" if take[TAKE_KEY].get("promoted_from") else ""
 
 
 class TAKEBRIDGE_UL_takes(bpy.types.UIList):
@@ -34,7 +41,7 @@ class TAKEBRIDGE_UL_takes(bpy.types.UIList):
     def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0):
         info = item[TAKE_KEY]
         row = layout.row(align=True)
-        row.label(text=f"v{int(info.get('version', 0)):03d} {info.get('op', '')}",
+        row.label(text=f"v{int(info.get('version', 0)):03d} {info.get('op', '')}{_tier_label(item)}",
                   icon="HIDE_OFF" if not item.mute else "HIDE_ON")
         status = info.get("status", "")
         flags = list(info.get("flags", []))
@@ -85,7 +92,9 @@ class TAKEBRIDGE_PT_panel(bpy.types.Panel):
             line.label(text=bpy.path.basename(ref.filepath))
             line.operator("takebridge.reference_remove", text="", icon="X").index = index
         col.prop(settings, "backend")
-        col.prop(settings, "model")
+        row = col.row(align=True)
+        row.prop(settings, "model")
+        row.prop(settings, "draft", toggle=True)
         col.prop(settings, "codec")
         col.prop(settings, "fallback")
         col.prop(settings, "handles")
@@ -148,7 +157,8 @@ class TAKEBRIDGE_PT_panel(bpy.types.Panel):
             for take in takes:
                 info = take[TAKE_KEY]
                 row = layout.row(align=True)
-                activate = row.operator("takebridge.take_activate", text=f"v{int(info['version']):03d} {info['op']}",
+                activate = row.operator("takebridge.take_activate",
+                                        text=f"v{int(info['version']):03d} {info['op']}{_tier_label(take)}",
                                         depress=not take.mute)
                 activate.strip, activate.take_id = source.name, info["take_id"]
                 row.label(text=info.get("status", ""))
@@ -162,6 +172,10 @@ class TAKEBRIDGE_PT_panel(bpy.types.Panel):
                 final.take_id = info["take_id"]
                 delete = row.operator("takebridge.take_delete", text="", icon="TRASH")
                 delete.take_id = info["take_id"]
+                if vse_takes.tier_of(take) == "draft":      # the same request and seed at full steps
+                    promote = layout.row().operator("takebridge.final_from_draft", text="Final from this draft",
+                                                    icon="RENDER_RESULT")
+                    promote.strip, promote.take = source.name, info["take_id"]
                 for flag in list(info.get("flags", [])):
                     layout.label(text=f"  ⚑ {flag}")
             row = layout.row(align=True)

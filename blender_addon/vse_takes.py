@@ -141,7 +141,8 @@ def place_take_strip(scene, source, take, *, activate: bool = True):
         "take_id": take.take_id, "job_id": take.job_id, "manifest": take.manifest_url,
         "status": pb.TakeStatus.Name(take.status).lower(), "op": op, "version": take.version,
         "source": source.name, "shot": take.shot or source.name, "flags": list(take.flags),
-        "anchor": float(source.frame_start), "take": json.dumps(_take_dict(take))}
+        "anchor": float(source.frame_start), "tier": tier_name(take.tier), "promoted_from": take.promoted_from,
+        "take": json.dumps(_take_dict(take))}
     if is_previs(source):      # a take of a generated shot: the shot keeps its size for the next takes
         strip[TAKE_KEY]["previs"] = True
         source[TAKE_KEY]["previs"]["size"] = [int(take.media.width), int(take.media.height)]
@@ -161,6 +162,25 @@ def take_data_full(strip) -> dict:
     if isinstance(data.get("take"), str):
         data["take"] = json.loads(data["take"])
     return data
+
+
+def tier_name(tier: int) -> str:
+    """A pb.Tier as the panel shows it: "draft", or "final" (unspecified is final)."""
+    return "draft" if tier == tb.api.pb.TIER_DRAFT else "final"
+
+
+def take_message(strip):
+    """The pb.Take a take strip keeps (its `take` property)."""
+    stored = take_data(strip).get("take", {})
+    if isinstance(stored, str):
+        stored = json.loads(stored)
+    return json_format.ParseDict(stored, tb.api.pb.Take(), ignore_unknown_fields=True)
+
+
+def tier_of(strip) -> str:
+    """A take strip's tier, "draft" or "final" (strips placed before tiers were kept: from its take)."""
+    tier = strip[TAKE_KEY].get("tier")
+    return str(tier) if tier else tier_name(take_message(strip).tier)
 
 
 def find_source(scene, name: str):

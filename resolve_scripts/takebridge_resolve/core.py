@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 import opentimelineio as otio
+from google.protobuf import json_format
 
 from .bridge_import import tb
 
@@ -261,7 +262,13 @@ def take_meta(take) -> dict:
     pb = tb.api.pb
     return {"take_id": take.take_id, "job_id": take.job_id, "manifest": take.manifest_url,
             "status": pb.TakeStatus.Name(take.status).lower(), "flags": list(take.flags), "version": take.version,
-            "op": pb.Operation.Name(take.operation).lower()}
+            "op": pb.Operation.Name(take.operation).lower(), "tier": tier_name(take.tier),
+            "promoted_from": take.promoted_from}
+
+
+def tier_name(tier: int) -> str:
+    """A pb.Tier as the dialog shows it: "draft", or "final" (unspecified is final)."""
+    return "draft" if tier == tb.api.pb.TIER_DRAFT else "final"
 
 
 def write_meta(mpi, data: dict) -> None:
@@ -793,6 +800,87 @@ def review(item, index: int, approve: bool, note: str, *, server: str, reviewer:
     meta.update(status=pb.TakeStatus.Name(reviewed.status).lower(), note=note, reviewer=reviewed.reviewer)
     write_meta(take, meta)
     return meta
+
+
+# ------------------------------------------------------------------- final from this draft
+
+class FinalEditor:
+    """"Final from this draft" as an editor (bridge/editor.py's protocol): the one clip is the
+    item whose Take Selector holds the draft (take `row`, takes_of's); its request is the draft's
+    own (from its manifest) at the final tier with the draft's seed, promoted from it (the server
+    checks it made that draft); the final goes into the item's Take Selector over the frames the
+    draft shows there, selected. A take that is not a TakeBridge draft, or whose manifest cannot be
+    read, is refused before anything is sent."""
+
+    def __init__(self, ctx: Context, item, row: dict, *, progress=None):
+        self.ctx, self.item, self.row, self.progress_cb = ctx, item, row, progress
+        self.draft_start = 0      # the draft's first source frame: where its media starts
+
+    def clips(self) -> list:
+        return [self.item]
+
+    def describe(self, item) -> dict:
+        _, track = item.GetTrackTypeAndIndex() if has(item, "GetTrackTypeAndIndex") else ("video", 1)
+        return {"item": item.GetName(), "track": int(track), "promoted_from": self.row.get("take_id", ""),
+                "record_start": timecode_of(self.ctx, int(item.GetStart()))}
+
+    def request(self, item, options):
+        pb, row = tb.api.pb, self.row
+        take_id = row.get("take_id")
+        if not take_id:
+            raise ResolveError(f"take {row['index']} of {item.GetName()!r} was not made by TakeBridge; a final is made "
+                               f"from a TakeBridge draft")
+        if row.get("tier", "draft") != "draft":
+            raise ResolveError(f"take {row['index']} of {item.GetName()!r} ({take_id}) is not a draft (it is a "
+                               f"{row['tier']} take); a final is made from a draft: make one with Draft checked")
+        try:
+            with open(row.get("manifest", "")) as fh:
+                manifest = json.load(fh)
+        except (OSError, ValueError) as err:
+            raise ResolveError(f"the manifest of {take_id} ({row.get('manifest', '')}) cannot be read: {err}; is the "
+                               f"server's take folder on this machine?") from None
+        if (manifest.get("tier") or {}).get("tier") != "draft":
+            raise ResolveError(f"take {take_id} is not a draft (its manifest says {manifest.get('tier')}); a final is "
+                               f"made from a draft")
+        self.draft_start = int(((manifest.get("take") or {}).get("source_range") or {}).get("start_frame") or 0)
+        request = json_format.ParseDict(manifest["request"], pb.SubmitJobRequest(), ignore_unknown_fields=True)
+        request.request_id, request.tier, request.promoted_from = tb.client.new_request_id(), pb.TIER_FINAL, take_id
+        request.contract.seed = int(manifest["seed"])
+        return request
+
+    def apply(self, item, take, options) -> dict:
+        meta = take_meta(take)
+        if "shot" in self.row or "size" in self.row:     # a pre-vis shot's: its shot and size go on
+            meta.update(shot=take.shot or self.row.get("shot", ""), size=[int(take.media.width),
+                                                                          int(take.media.height)])
+        mpi = import_take_media(self.ctx, take, meta)
+        # the same frames the draft shows, in the final's media (the same source range, unless moved)
+        first = int(self.row["start"] or 0) + self.draft_start - int(take.source_range.start_frame)
+        return {**meta, "take_index": _add_to_take_selector(item, mpi, first, first + int(item.GetDuration()))}
+
+    def progress(self, item, view) -> None:
+        if self.progress_cb is not None and view.state == "running":
+            self.progress_cb(item.GetName(), view.fraction, view.detail)
+
+
+def final_from_draft(resolve, item, take, *, server: str = "127.0.0.1:50151", token: str = "", progress=None,
+                     on_submit=None) -> dict:
+    """The final of a draft take of `item`: `take` is its 1-based index in the Take Selector (as
+    takes_of lists it) or its take id. The draft's request and seed at the model's full steps,
+    waited for, and added to the item's Take Selector as another take, selected. Returns the
+    result (bridge/editor.py's: take_id, take_index, promoted_from...); raises ResolveError when
+    the take is not a TakeBridge draft (nothing is sent)."""
+    ctx = context(resolve)
+    rows = takes_of(item)
+    by_id = isinstance(take, str) and not take.isdigit()
+    row = next((r for r in rows if (r.get("take_id") == take if by_id else r["index"] == int(take))), None)
+    if row is None:
+        known = ", ".join(f"{r['index']} ({r.get('take_id') or r['name']})" for r in rows) or "none"
+        raise ResolveError(f"{item.GetName()!r} has no take {take!r}; its takes: {known}")
+    adapter = FinalEditor(ctx, item, row, progress=progress)
+    with tb.client.GenerationClient(server, token=token) as client:
+        (result,) = _unless_all_refused(tb.editor.run(adapter, None, client, on_submit=on_submit))
+    return result
 
 
 def finalize(item) -> None:

@@ -1,13 +1,14 @@
 """The UIManager dialog (Resolve Studio; the free edition lost UIManager for scripts in 19.1):
-operation, prompt, frames, seed, progress and cancel, and the selected item's take list with
-switch, approve / reject with a note, and finalize. Generate (a pre-vis shot) acts on the gap at
-the playhead on the chosen video track (the In/Out range when it holds the playhead), with its
-mode, camera move and PRE-VIS burn-in. A shot contract file (bridge/contract.py) loads into the
-dialog's fields (prompt, seed, codec, mode, camera, burn-in) and its other fields (role, purpose,
-characters, constraints, review, budget) go with the jobs, the characters from the
-characters.toml beside the contract; Save writes the contract of the dialog's values. Long work
-runs in a thread so the dialog's event loop keeps answering; where UIManager is missing it says
-to use the marker mode instead."""
+operation, prompt, Draft (the model's few-step tier), frames, seed, progress and cancel, and the
+selected item's take list (with each take's tier) with switch, approve / reject with a note,
+finalize, and Final from draft (the chosen draft's request and seed at full steps, another take).
+Generate (a pre-vis shot) acts on the gap at the playhead on the chosen video track (the In/Out
+range when it holds the playhead), with its mode, camera move and PRE-VIS burn-in. A shot
+contract file (bridge/contract.py) loads into the dialog's fields (prompt, seed, codec, mode,
+camera, burn-in) and its other fields (role, purpose, characters, constraints, review, budget) go
+with the jobs, the characters from the characters.toml beside the contract; Save writes the
+contract of the dialog's values. Long work runs in a thread so the dialog's event loop keeps
+answering; where UIManager is missing it says to use the marker mode instead."""
 from __future__ import annotations
 
 import importlib
@@ -48,7 +49,10 @@ def show(resolve, bmd, *, server: str = "127.0.0.1:50151") -> str:
                        ui.Button({"ID": "LoadContract", "Text": "Load"}),
                        ui.Button({"ID": "SaveContract", "Text": "Save"})]),
             ui.HGroup([ui.Label({"Text": "Operation"}), ui.ComboBox({"ID": "Op"})]),
-            ui.LineEdit({"ID": "Prompt", "PlaceholderText": "prompt (generative backends)"}),
+            ui.HGroup([ui.LineEdit({"ID": "Prompt", "PlaceholderText": "prompt (generative backends)"}),
+                       ui.CheckBox({"ID": "Draft", "Text": "Draft", "Checked": False,
+                                    "ToolTip": "the model's draft tier: few steps, for quick iteration; "
+                                               "'Final from draft' makes its final"})]),
             ui.HGroup([ui.Label({"Text": "Frames"}), ui.SpinBox({"ID": "Frames", "Value": 24, "Minimum": 1,
                                                                    "Maximum": 500}),
                        ui.Label({"Text": "Seed"}), ui.SpinBox({"ID": "Seed", "Value": 1, "Minimum": 0,
@@ -62,10 +66,11 @@ def show(resolve, bmd, *, server: str = "127.0.0.1:50151") -> str:
                        ui.CheckBox({"ID": "BurnIn", "Text": "PRE-VIS burn-in", "Checked": False})]),
             ui.HGroup([ui.Button({"ID": "Go", "Text": "Generate"}), ui.Button({"ID": "Cancel", "Text": "Cancel"})]),
             ui.Label({"ID": "Status", "Text": "select a clip on the Edit page"}),
-            ui.Tree({"ID": "Takes", "HeaderHidden": False, "ColumnCount": 4}),
+            ui.Tree({"ID": "Takes", "HeaderHidden": False, "ColumnCount": 5}),
             ui.LineEdit({"ID": "Note", "PlaceholderText": "review note"}),
             ui.HGroup([ui.Button({"ID": "Switch", "Text": "Switch"}), ui.Button({"ID": "Approve", "Text": "Approve"}),
-                       ui.Button({"ID": "Reject", "Text": "Reject"}), ui.Button({"ID": "Finalize", "Text": "Finalize"})]),
+                       ui.Button({"ID": "Reject", "Text": "Reject"}), ui.Button({"ID": "Finalize", "Text": "Finalize"}),
+                       ui.Button({"ID": "FinalFromDraft", "Text": "Final from draft"})]),
         ])])
     items = window.GetItems()
     for box, choices in COMBOS.items():
@@ -80,6 +85,7 @@ def show(resolve, bmd, *, server: str = "127.0.0.1:50151") -> str:
     window.On.Approve.Clicked = lambda ev: controller.review(True)
     window.On.Reject.Clicked = lambda ev: controller.review(False)
     window.On.Finalize.Clicked = lambda ev: controller.finalize()
+    window.On.FinalFromDraft.Clicked = lambda ev: controller.final_from_draft()
     window.On.TakeBridge.Close = lambda ev: dispatcher.ExitLoop()
     controller.refresh()
     window.Show()
@@ -132,6 +138,7 @@ class Controller:
         options.mode = "" if mode == "auto" else mode
         options.camera = "" if camera == "auto" else camera
         options.burn_in = bool(self._value("BurnIn", "Checked", options.burn_in))
+        options.tier = "draft" if self._value("Draft", "Checked", False) else ""
         return options
 
     def _path(self, path, doing: str) -> str:
@@ -254,6 +261,7 @@ class Controller:
                 entry.Text[1] = row.get("take_id", row["name"])
                 entry.Text[2] = row.get("status", "")
                 entry.Text[3] = "*" if row["selected"] else ""
+                entry.Text[4] = tier_text(row)
                 tree.AddTopLevelItem(entry)
         self.rows = rows
         return rows
@@ -275,3 +283,35 @@ class Controller:
     def finalize(self) -> None:
         core.finalize(self._item())
         self.refresh()
+
+    def final_from_draft(self, index: int | None = None, wait: bool = False) -> None:
+        """The final of the chosen draft take (the list's current row, else `index`): its request
+        and seed at full steps, added to the item's Take Selector and selected. Runs in a thread."""
+        index = index or self._chosen()
+
+        def work():
+            try:
+                result = core.final_from_draft(
+                    self.resolve, self._item(), index, server=self.server, on_submit=self.job_ids.append,
+                    progress=lambda name, f, text: self.status(f"{name}: final {f * 100:.0f}% {text}"))
+                if result["state"] == "succeeded":
+                    self.status(f"{result['item']}: {result['take_id']} {result.get('status', '')}, the final of "
+                                f"{result['promoted_from']}")
+                else:
+                    self.status(f"{result['item']}: the final of {result['promoted_from']} {result['state']}: "
+                                f"{result.get('error', '')}")
+            except Exception as err:  # shown in the dialog, never raised into Resolve's loop
+                self.status(f"error: {err}")
+            self.refresh()
+
+        self.thread = threading.Thread(target=work, daemon=True)
+        self.thread.start()
+        if wait:
+            self.thread.join()
+
+
+def tier_text(row: dict) -> str:
+    """The take list's tier column: "draft", "final of <draft id>", nothing for other takes."""
+    if row.get("tier") == "draft":
+        return "draft"
+    return f"final of {row['promoted_from']}" if row.get("promoted_from") else ""

@@ -3,6 +3,7 @@ with a note such as
 
     tb extend 24            tb extend 12 head track
     tb refine 0.6           tb inpaint /path/to/matte.mov
+    tb refine 0.6 draft     (any marker: `draft` asks for the model's few-step draft tier)
 
 or, for Generate, a timeline marker in a gap:
 
@@ -47,8 +48,26 @@ def parse(note: str) -> Options | None:
     if len(words) < 2 or words[0].lower() != PREFIX:
         return None
     op, (args, contract_file) = words[1].lower(), _contract_word(words[2:])
+    args, tier = _tier_word(note, args)
     options = _parse_words(note, op, args)
+    options.tier = tier
     return _with_contract(options, contract_file) if contract_file else options
+
+
+def _tier_word(note: str, args: list[str]) -> tuple[list[str], str]:
+    """The words without `draft` (or `tier=draft|final`), and the tier they ask ("" = final)."""
+    rest, tier = [], ""
+    for word in args:
+        key, eq, value = word.partition("=")
+        if word.lower() == "draft":
+            tier = "draft"
+        elif eq and key.lower() == "tier":
+            if value.lower() not in ("draft", "final"):
+                raise ResolveError(f"marker {note!r}: tier={value} is not draft or final")
+            tier = value.lower()
+        else:
+            rest.append(word)
+    return rest, tier
 
 
 def _contract_word(args: list[str]) -> tuple[list[str], str]:
@@ -133,7 +152,7 @@ def _generate_words(note: str, args: list[str]) -> tuple[Options, int, str]:
 def generate_place(note: str) -> tuple[int, str]:
     """The video track and shot name a `tb generate` marker note asks for."""
     words = shlex.split((note or "").split(OUTCOME)[0])
-    _, track, shot = _generate_words(note, _contract_word(words[2:])[0])
+    _, track, shot = _generate_words(note, _tier_word(note, _contract_word(words[2:])[0])[0])
     return track, shot
 
 

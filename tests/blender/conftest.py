@@ -37,6 +37,26 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def diffusers_server(tmp_path_factory):
+    """A real server process with the diffusers backend on tiny random pipelines (built offline by
+    `takebridge models make-tiny` in the main environment: torch is not in this one), on the CPU."""
+    models = tmp_path_factory.mktemp("models")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    made = subprocess.run([SERVER_PYTHON, "-m", "server.cli", "models", "make-tiny", str(models), "--json"], cwd=REPO,
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert made.returncode == 0, f"make-tiny failed ({SERVER_PYTHON}): {made.stderr[-2000:]}"
+    profile = json.loads(made.stdout.strip().splitlines()[-1])["profile"]
+    proc = subprocess.Popen([SERVER_PYTHON, "-m", "server.cli", "--log-level", "warning", "serve", "--port", "0",
+                             "--store", str(tmp_path_factory.mktemp("store")), "--models", profile, "--device", "cpu",
+                             "--json"], cwd=REPO, stdout=subprocess.PIPE, text=True, env=env)
+    line = proc.stdout.readline()
+    assert line, f"the diffusers server did not start ({SERVER_PYTHON})"
+    yield json.loads(line)["address"]
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
 def addon():
     import blender_addon
 

@@ -183,6 +183,8 @@ def test_a_shot_whose_job_ends_without_a_take_leaves_no_placeholder(scene, serve
     assert refused["state"] == "refused" and "camera move" in refused["error"], refused
     assert not any(vse.is_previs(s) for s in vse.compat.strips(scene)) and len(scene.takebridge.jobs) == 0
     scene.takebridge.generate_camera = "AUTO"
+    # a long shot at full HD: the cancel must arrive while it runs (a small one can finish first)
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 1920, 1080, 100
     (queued,) = jobs.submit_generate(scene, [jobs.gap_choice(scene, 1, first=60, last=1000, shot="long")],
                                      server=server, wait=False)
     assert queued["state"] == "queued", queued.get("error")

@@ -176,10 +176,10 @@ def test_save_writes_what_the_panel_holds_and_it_loads_back_the_same(scene, proj
 
 @pytest.mark.parametrize("text,match", [
     ('prompt = "x"\ncolour = "red"\n', r"unknown field 'colour'"),
-    ('seed = "many"\n', r"seed must be a whole number, not 'many'"),
+    ('seed = "many"\n', r"seed is 'many'; it must be a whole number in 0\.\.9007199254740991"),
     ('codec = "png"\n', r"codec 'png' is not one the panel offers \(lossless, prores, dnxhr, h264\)"),
     ('[constraints]\ncamera = "zoom"\n', r"camera move 'zoom' is not one of"),
-    ('[constraints]\nduration = -4\n', r"\[constraints\] duration must be a whole number, 0 or more"),
+    ('[constraints]\nduration = -4\n', r"\[constraints\] duration is -4; it must be a whole number in 0\.\.10000000"),
     ('references = ["mask=refs/mood.png"]\n', r"reference image role 'mask'"),
     ('prompt = \n', r"cannot be read"),
 ])

@@ -15,6 +15,7 @@ from server.samples import moving_object_clip, pan_clip
 
 from support.resolve_standin import Resolve
 from support.servers import module_server as server  # noqa: F401  (the fixture)
+from support.servers import diffusers_server  # noqa: F401  (the fixture: diffusers on tiny pipelines, for drafts)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "resolve_scripts"))
 from takebridge_resolve import core, markers  # noqa: E402
@@ -545,16 +546,16 @@ def test_the_dialog_loads_a_shot_contract_its_job_carries_it_and_save_writes_it(
         seen["again"] = _fields(items)
 
     assert dialog.show(resolve, Bmd(again), server=server) == ""
-    assert seen["again"] == {**seen["loaded"], "prompt": "the harbour at night", "burn_in": False}
+    assert seen["again"] == {**seen["loaded"], "prompt": "the harbour at night"}   # (burn-in kept too)
 
 
 @pytest.mark.parametrize("text,match", [
     ('prompt = "x"\ncolour = "red"\n', r"unknown field 'colour'"),
-    ('seed = "many"\n', r"seed must be a whole number, not 'many'"),
+    ('seed = "many"\n', r"seed is 'many'; it must be a whole number in 0\.\.9007199254740991"),
     ('seed = 9999999999\n', r"seed 9999999999 is outside the dialog's 0\.\.2147483647"),
     ('codec = "mp3"\n', r"codec 'mp3' is not one of prores, lossless"),
     ('[constraints]\ncamera = "zoom"\n', r"camera move 'zoom' is not one of"),
-    ('[constraints]\ncamera_amount = 2\n', r"camera_amount 2 is outside 0\.\.1"),
+    ('[constraints]\ncamera_amount = 2\n', r"camera_amount is 2; it must be 0\.\.1"),
     ('prompt = \n', r"cannot be read"),
     (None, r"contract .*missing\.toml not found"),
 ])
@@ -612,3 +613,130 @@ def test_the_free_edition_has_no_dialog_but_a_marker_can_name_a_contract(cut, se
     assert refused["state"] == "failed" and "contract=shots/shot.toml: give the contract file's full path" in \
         refused["error"]
     assert timeline.GetMarkers()[80]["color"] == "Red"
+
+
+# ------------------------------------------------------------------ draft and final (issue 17)
+
+def _meta(take: dict) -> dict:
+    return json.loads(take["mediaPoolItem"].GetThirdPartyMetadata("takebridge"))
+
+
+def test_a_draft_refine_then_its_final_is_another_take_in_the_take_selector(cut, diffusers_server, tmp_path):
+    resolve, item_a, _b, _f, _m, _mask = cut
+    resolve.timeline.selected = [item_a]
+    (draft,) = core.run(resolve, _options(tmp_path, op="refine", strength=0.6, seed=21, tier="draft"),
+                        server=diffusers_server)
+    assert draft["state"] == "succeeded" and draft["take_index"] == 2 and draft["tier"] == "draft", draft
+    assert [(r["index"], r.get("tier", "")) for r in core.takes_of(item_a)] == [(1, ""), (2, "draft")]
+    manifest = json.loads(open(draft["manifest"]).read())
+    assert manifest["tier"]["tier"] == "draft" and manifest["request"]["tier"] == "TIER_DRAFT"
+
+    before = _jobs(diffusers_server)
+    final = core.final_from_draft(resolve, item_a, 2, server=diffusers_server)
+    assert final["state"] == "succeeded" and final["take_index"] == 3 and _jobs(diffusers_server) == before + 1
+    assert (final["promoted_from"], final["tier"]) == (draft["take_id"], "final")
+    assert final["take_id"] != draft["take_id"]
+    assert item_a.GetTakesCount() == 3 and item_a.GetSelectedTakeIndex() == 3
+    shown_draft, shown_final = item_a.GetTakeByIndex(2), item_a.GetTakeByIndex(3)
+    assert (shown_final["startFrame"], shown_final["endFrame"]) == (shown_draft["startFrame"], shown_draft["endFrame"])
+    assert probe(shown_final["mediaPoolItem"].path).frame_count == probe(shown_draft["mediaPoolItem"].path).frame_count
+    assert _meta(shown_final)["promoted_from"] == draft["take_id"] and _meta(shown_final)["tier"] == "final"
+    final_manifest = json.loads(open(final["manifest"]).read())
+    assert final_manifest["tier"]["promoted_from"] == draft["take_id"] and final_manifest["tier"]["tier"] == "final"
+    assert final_manifest["tier"]["steps"] > manifest["tier"]["steps"]
+    assert final_manifest["seed"] == manifest["seed"] == 21
+    assert final_manifest["request"]["contract"] == manifest["request"]["contract"], "the draft's own contract"
+
+    # the draft named by its take id: another final, another take
+    again = core.final_from_draft(resolve, item_a, draft["take_id"], server=diffusers_server)
+    assert again["take_index"] == 4 and again["promoted_from"] == draft["take_id"]
+
+    # a final is made from a TakeBridge draft only: refused before anything is sent, saying why
+    with pytest.raises(core.ResolveError, match=rf"\({final['take_id']}\) is not a draft \(it is a final take\)"):
+        core.final_from_draft(resolve, item_a, 3, server=diffusers_server)
+    with pytest.raises(core.ResolveError, match=r"take 1 of 'A_v\d+\.mkv' was not made by TakeBridge"):
+        core.final_from_draft(resolve, item_a, 1, server=diffusers_server)
+    with pytest.raises(core.ResolveError, match=r"has no take 9; its takes: 1 \(A\.mkv\), 2 "):
+        core.final_from_draft(resolve, item_a, 9, server=diffusers_server)
+    assert _jobs(diffusers_server) == before + 2 and item_a.GetTakesCount() == 4
+
+
+def test_the_dialog_sends_draft_and_makes_the_final_of_the_chosen_draft(cut, diffusers_server, tmp_path):
+    """Through the dialog (the stand-in's UIManager): Draft checked, Go makes a draft take (the
+    take list says so); Final from draft on it adds the final, selected; on the final, refused."""
+    from support.resolve_standin import Bmd
+    from takebridge_resolve import dialog
+
+    resolve, item_a, _b, _f, _m, _mask = cut
+    resolve.timeline.selected = [item_a]
+    seen = {}
+
+    def user(window):
+        items = window.GetItems()
+        assert {"Draft", "FinalFromDraft"} <= set(items) and items["Draft"].Checked is False
+        items["Draft"].Checked, items["Seed"].Value = True, 21
+        items["Prompt"].Text, items["Mask"].Text = "a lamp post in the rain", ""
+        _worked(window, "Go")
+        tree = items["Takes"]
+        seen["draft"] = items["Status"].Text, [(r.Text[0], r.Text[4]) for r in tree.rows]
+        tree.current = tree.rows[1]                         # the draft
+        _worked(window, "FinalFromDraft")
+        seen["final"] = items["Status"].Text, [(r.Text[0], r.Text[3], r.Text[4]) for r in tree.rows]
+        tree.current = tree.rows[2]                         # the final: not a draft
+        _worked(window, "FinalFromDraft")
+        seen["refused"] = items["Status"].Text
+
+    assert dialog.show(resolve, Bmd(user), server=diffusers_server) == ""
+    draft_row, final_row = core.takes_of(item_a)[1:]
+    assert draft_row["tier"] == "draft" and draft_row["take_id"] in seen["draft"][0]
+    assert seen["draft"][1] == [("1", ""), ("2", "draft")]
+    assert seen["final"][0].endswith(f": {final_row['take_id']} {final_row['status']}, the final of "
+                                     f"{draft_row['take_id']}")
+    assert seen["final"][1] == [("1", "", ""), ("2", "", "draft"), ("3", "*", f"final of {draft_row['take_id']}")]
+    assert json.loads(open(final_row["manifest"]).read())["request"]["tier"] == "TIER_FINAL"
+    assert seen["refused"].startswith("error: ") and "is not a draft" in seen["refused"]
+    assert item_a.GetTakesCount() == 3 and item_a.GetSelectedTakeIndex() == 3
+
+
+def test_a_marker_with_the_word_draft_sends_the_draft_tier(cut, diffusers_server, tmp_path):
+    resolve, item_a, item_b, _f, _m, _mask = cut
+    parsed = markers.parse("tb refine 0.6 draft")
+    assert (parsed.op, parsed.strength, parsed.tier) == ("refine", 0.6, "draft")
+    assert markers.parse("tb refine 0.6").tier == "" and markers.parse("tb extend 12 tier=draft head").side == "head"
+    assert markers.parse('tb generate 12 "harbour at dawn" draft').prompt == "harbour at dawn"
+    assert markers.parse("tb inpaint draft /m.mov").mask == "/m.mov"
+    with pytest.raises(core.ResolveError, match="tier=fast is not draft or final"):
+        markers.parse("tb refine tier=fast")
+    item_a.AddMarker(0, "Blue", "gen", "tb refine 0.6 draft", 1)
+    item_b.AddMarker(0, "Blue", "gen", "tb refine 0.4", 1)
+    results = {r["item"]: r for r in markers.process(resolve, server=diffusers_server,
+                                                         take_dir=str(tmp_path / "takes"))}
+    assert results["A.mkv"]["state"] == results["B.mkv"]["state"] == "succeeded"
+    assert (results["A.mkv"]["tier"], results["B.mkv"]["tier"]) == ("draft", "final")
+    asked = {name: json.loads(open(r["manifest"]).read())["request"].get("tier", "") for name, r in results.items()}
+    assert asked == {"A.mkv": "TIER_DRAFT", "B.mkv": ""}
+    assert item_a.GetMarkers()[0]["color"] in ("Green", "Yellow")
+    assert core.takes_of(item_a)[1]["tier"] == "draft"
+
+
+def test_the_final_of_a_generated_draft_shot_goes_into_its_own_take_selector(cut, diffusers_server, tmp_path):
+    """A pre-vis shot Generate made as a draft is an item of its own (no Take Selector yet): its
+    final opens one, over the same frames, and the shot stays a pre-vis shot with its size."""
+    resolve, _a, _b, _f, _m, _mask = cut
+    timeline, start = resolve.timeline, resolve.timeline.start
+    assert timeline.SetSetting("timelineResolutionWidth", "64")
+    assert timeline.SetSetting("timelineResolutionHeight", "48")
+    (draft,) = core.generate(resolve, _options(tmp_path, prompt="harbour at dawn", seed=4, tier="draft"),
+                             server=diffusers_server, shots=[core.Shot(track=1, first=start + 24, last=start + 36)])
+    assert draft["state"] == "succeeded" and draft["tier"] == "draft", draft
+    (shot,) = _shot_items(resolve)
+    assert shot.GetTakesCount() == 0 and core.takes_of(shot)[0]["tier"] == "draft"
+    final = core.final_from_draft(resolve, shot, 1, server=diffusers_server)
+    assert final["state"] == "succeeded" and final["take_index"] == 2 and final["promoted_from"] == draft["take_id"]
+    assert shot.GetTakesCount() == 2 and shot.GetSelectedTakeIndex() == 2 and _shot_items(resolve) == [shot]
+    rows = core.takes_of(shot)
+    assert [(r["tier"], r["shot"], r["size"]) for r in rows] == [("draft", draft["shot"], [64, 48]),
+                                                                  ("final", draft["shot"], [64, 48])]
+    assert (rows[1]["start"], rows[1]["end"]) == (rows[0]["start"], rows[0]["end"]) == (0, 12)
+    assert (shot.GetStart() - start, shot.GetDuration()) == (24, 12)
+    assert json.loads(open(final["manifest"]).read())["tier"]["promoted_from"] == draft["take_id"]

@@ -21,9 +21,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(store: Path, port: int) -> tuple[subprocess.Popen, str]:
+def start_server(store: Path, port: int, *, models: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """A server process; with `models` (a models.json profile) its default backend is diffusers,
+    serving them on the CPU."""
+    extra = ["--models", str(models), "--device", "cpu", "--backend", "diffusers"] if models is not None else []
     proc = subprocess.Popen([*TAKEBRIDGE, "--log-level", "warning", "serve", "--port", str(port),
-                             "--store", str(store), "--json"], stdout=subprocess.PIPE, text=True, env=ENV)
+                             "--store", str(store), *extra, "--json"], stdout=subprocess.PIPE, text=True, env=ENV)
     line = proc.stdout.readline()
     assert line, "the server printed no address"
     return proc, json.loads(line)["address"]
@@ -49,3 +52,19 @@ def module_server(tmp_path_factory):
     yield address
     proc.terminate()
     proc.wait(timeout=20)
+
+
+def tiny_models(folder: Path) -> Path:
+    """Tiny random diffusers pipelines built offline (`takebridge models make-tiny`); their profile."""
+    made = cli("models", "make-tiny", str(folder), "--json")
+    return Path(json.loads(made.stdout.strip().splitlines()[-1])["profile"])
+
+
+@pytest.fixture(scope="module")
+def diffusers_server(tmp_path_factory):
+    """One real server process for a test module whose default backend is diffusers on tiny
+    pipelines (CPU): drafts and finals; its address."""
+    proc, address = start_server(tmp_path_factory.mktemp("store"), free_port(),
+                                 models=tiny_models(tmp_path_factory.mktemp("models")))
+    yield address
+    stop(proc)
