@@ -215,20 +215,26 @@ class JobStore:
                 "WHERE job_id=?) AND job_id != ?", (pb.QUEUED, job_id, job_id)).fetchone()
         return row[0] + 1
 
-    def claim_next(self, backends: Iterable[str]) -> Optional[str]:
+    def claim_next(self, backends: Iterable[str], accept=None) -> Optional[str]:
         """Mark the next queued job for one of `backends` RUNNING and return its id: in turn
         between clients (the one whose last job started longest ago goes first: one editor's
-        twenty queued extensions do not starve another's inpaint), each client's oldest first."""
+        twenty queued extensions do not starve another's inpaint), each client's oldest first.
+        `accept(backend, request)` may pass a job over (it stays queued for another worker)."""
         backends = list(backends)
         with self._lock:
             queued = self._db.execute(
-                f"SELECT job_id, client, created_ms, rowid FROM jobs WHERE state=? AND backend IN "
+                f"SELECT job_id, client, created_ms, rowid, backend, request FROM jobs WHERE state=? AND backend IN "
                 f"({','.join('?' * len(backends))})", (pb.QUEUED, *backends)).fetchall()
             if not queued:
                 return None
             last = dict(self._db.execute("SELECT client, MAX(started_ms) FROM jobs WHERE started_ms > 0 "
                                          "GROUP BY client").fetchall())
-            job_id = min(queued, key=lambda r: (last.get(r[1], -1), r[2], r[3]))[0]
+            ordered = sorted(queued, key=lambda r: (last.get(r[1], -1), r[2], r[3]))
+            if accept is not None:
+                ordered = [r for r in ordered if accept(r[4], pb.SubmitJobRequest.FromString(bytes(r[5])))]
+                if not ordered:
+                    return None
+            job_id = ordered[0][0]
             self._db.execute("UPDATE jobs SET state=?, attempts=attempts+1, started_ms=? WHERE job_id=?",
                              (pb.RUNNING, now_ms(), job_id))
             return job_id

@@ -120,6 +120,28 @@ class RayWorker(Worker):
     def __init__(self, runtime, name: str, actor, backends: dict, memory_gb: float = 0.0):
         super().__init__(runtime, name, backends)
         self.actor, self.memory_gb = actor, memory_gb
+        self.warm: set[str] = set()   # models its actor has loaded (from the results it sent back)
+
+    def accept(self, backend: str, request) -> bool:
+        """Placement: a generative job goes to a worker that has its model loaded; this worker
+        passes it over while another one that has it is free (and takes it otherwise)."""
+        if backend != "diffusers":
+            return True
+        model = self._model_of(request)
+        if not model or model in self.warm:
+            return True
+        return not any(isinstance(w, RayWorker) and w is not self and not w.cancels and model in w.warm
+                       for w in self.runtime.workers)
+
+    def _model_of(self, request) -> str:
+        generative = self.runtime.backends.get("diffusers")
+        if generative is None:
+            return request.model
+        from server.plan import OP_NAMES
+        try:
+            return generative.model_for(OP_NAMES.get(request.operation, ""), request.model).id
+        except Exception:   # an unknown model: the job fails where it runs, with the reason
+            return request.model
 
     def info(self) -> dict:
         import ray
@@ -148,8 +170,12 @@ class RayWorker(Worker):
                     self.actor.cancel.remote(job_id)
                     cancelled = True
                 if done:
-                    return ray.get(pending)
+                    result = ray.get(pending)
+                    if result.info.get("model"):
+                        self.warm.add(result.info["model"])
+                    return result
         except (ActorDiedError, ActorUnavailableError, RayActorError) as err:
+            self.warm.clear()     # Ray restarts the actor with nothing loaded
             raise WorkerLost(f"Ray worker {self.device} died ({type(err).__name__})") from None
 
 

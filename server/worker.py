@@ -53,6 +53,8 @@ class Worker(threading.Thread):
     def store(self) -> JobStore:
         return self.runtime.store
 
+    accept = None   # every job of its backends (server.ray_workers prefers the worker with the model warm)
+
     def info(self) -> dict:
         """This worker for the capabilities: where, what, warm models, busy."""
         import socket
@@ -84,7 +86,7 @@ class Worker(threading.Thread):
         while not self.stopping.is_set():
             job_id = None
             try:
-                job_id = self.store.claim_next(self.backends)
+                job_id = self.store.claim_next(self.backends, self.accept)
                 if job_id is None:
                     self.wake.wait(0.5)
                     self.wake.clear()

@@ -130,6 +130,23 @@ def test_the_tiny_diffusers_pipelines_run_on_a_ray_worker_and_a_job_no_worker_ca
         client.submit(_diffusers(submit_request(clip(13, (48, 64)), "A", "refine", strength=0.6, seed=3)))
 
 
+def test_a_generative_job_goes_to_the_worker_that_has_its_model_loaded(ray_server, clip, tmp_path):
+    from server.backends.diffusers.tiny import make_tiny
+
+    profile = make_tiny(tmp_path / "models", only=["tiny-wan-v2v"])
+    client, _ = ray_server(models=profile, device="cpu")
+    timeline = clip(13, (48, 64))
+    pids = []
+    for seed in range(4):
+        done = client.wait(client.submit(_diffusers(submit_request(timeline, "A", "refine", strength=0.6,
+                                                                   seed=seed))).job_id)
+        assert done.state == pb.SUCCEEDED, done.error
+        pids.append(json.loads(Path(done.take.manifest_url).read_text())["worker"]["pid"])
+    assert len(set(pids)) == 1, f"the warm worker took every job: {pids}"
+    caps = {w.name: list(w.loaded_models) for w in client.capabilities().workers}
+    assert sorted(caps.values()) == [[], ["tiny-wan-v2v"]]
+
+
 def test_queued_jobs_are_taken_in_turn_between_clients(tmp_path):
     """One editor's five queued jobs do not starve another's one (any server, Ray or not)."""
     from server.jobstore import JobStore
