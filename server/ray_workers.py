@@ -121,10 +121,26 @@ class RayWorker(Worker):
         super().__init__(runtime, name, backends)
         self.actor, self.memory_gb = actor, memory_gb
         self.warm: set[str] = set()   # models its actor has loaded (from the results it sent back)
+        self._placed = actor.where.remote()   # done once Ray has placed the actor (a node with room)
+
+    def ready(self) -> bool:
+        """Whether the actor is up: one waiting for a node with room (one to join the cluster)
+        claims nothing, so queued work waits for the workers that can run it."""
+        import ray
+
+        if self._placed is None:
+            return True
+        done, _ = ray.wait([self._placed], timeout=0)
+        if done:
+            self._placed = None
+        return bool(done)
 
     def accept(self, backend: str, request) -> bool:
         """Placement: a generative job goes to a worker that has its model loaded; this worker
-        passes it over while another one that has it is free (and takes it otherwise)."""
+        passes it over while another one that has it is free (and takes it otherwise). A worker
+        not placed yet takes nothing."""
+        if not self.ready():
+            return False
         if backend != "diffusers":
             return True
         model = self._model_of(request)
@@ -212,8 +228,11 @@ def start(runtime, address: str, workers: int, models: str | None, device: str,
     for index in range(workers):
         actor = remote.options(name=f"takebridge-worker-{index}-{os.getpid()}").remote(models, device)
         threads.append(RayWorker(runtime, f"ray-{index}", actor, backends, memory_gb))
-    ray.get([t.actor.where.remote() for t in threads])   # up before the first job
-    log.info("Ray: %d worker(s) on %s", workers, ray.get_runtime_context().gcs_address)
+    refs = [t.actor.where.remote() for t in threads]
+    ray.wait(refs, num_returns=1, timeout=60)              # one up before the first job...
+    ready, waiting = ray.wait(refs, num_returns=len(refs), timeout=2)   # ...the rest as nodes have room
+    log.info("Ray: %d worker(s) up on %s%s", len(ready), ray.get_runtime_context().gcs_address,
+             f"; {len(waiting)} waiting for a node with room (they start when one joins)" if waiting else "")
     return threads
 
 

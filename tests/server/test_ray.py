@@ -165,3 +165,30 @@ def test_queued_jobs_are_taken_in_turn_between_clients(tmp_path):
         time.sleep(0.002)
     assert order == ["a0", "b5", "a1", "a2", "a3", "a4"]
     store.close()
+
+
+def test_a_worker_on_a_node_that_joins_later_picks_up_queued_work(tmp_path, clip):
+    """A two-node Ray cluster on loopback, the second node added after the server started: the
+    worker waiting for a node with room takes nothing until it has one, then runs queued jobs."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    server, runtime, port = build_server(ServerConfig(port=0, store=tmp_path / "store", ray=cluster.address,
+                                                      ray_workers=2))
+    client = GenerationClient(f"127.0.0.1:{port}")
+    try:
+        assert [w.ready() for w in runtime.workers].count(True) == 1, "one worker placed, one waiting for room"
+        timeline = clip(96, (180, 320))
+        first = client.submit(submit_request(timeline, "A", "refine", strength=0.9, seed=1))
+        second = client.submit(submit_request(timeline, "A", "refine", strength=0.9, seed=2))
+        _running(client, first.job_id)
+        assert client.get_job(second.job_id).state == pb.QUEUED
+        cluster.add_node(num_cpus=1)                       # a machine joins
+        done = [client.wait(j.job_id) for j in (first, second)]
+        assert [d.state for d in done] == [pb.SUCCEEDED, pb.SUCCEEDED], [d.error for d in done]
+        nodes = {json.loads(Path(d.take.manifest_url).read_text())["worker"]["node"] for d in done}
+        assert len(nodes) == 2, "the second job ran on the node that joined"
+    finally:
+        client.close()
+        shutdown(server, runtime, grace=0.5)
+        cluster.shutdown()
