@@ -65,6 +65,7 @@ class ServerConfig:
     ray: str | None = None                # run jobs on Ray: "local" (a cluster of this process), "auto" or an address
     ray_workers: int = 2                  # Ray actors (CPU slots) the front sends jobs to
     ray_worker_memory_gb: float = 0.0     # what one Ray worker may use for a job (0: its device's; CPU: no limit)
+    ray_shared_storage: bool = True       # False: workers do not see the front's disk (inputs and takes travel)
     device: str = "auto"                  # diffusers device: auto (cuda if there is one), cuda, cpu
 
 
@@ -151,7 +152,7 @@ class Runtime:
             from server import ray_workers
             self.workers = ray_workers.start(self, config.ray, config.ray_workers,
                                              str(config.models) if config.models else None, config.device,
-                                             config.ray_worker_memory_gb)
+                                             config.ray_worker_memory_gb, config.ray_shared_storage)
         else:
             self.workers = [Worker(self, device, backends) for device, backends in by_device.items()]
         self.stopping = False

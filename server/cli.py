@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
                             "editors talk to this server as before (docs/ray.md)")
     serve.add_argument("--ray-workers", type=int, default=2, metavar="N",
                        help="Ray actors (CPU slots) to send jobs to (default 2)")
+    serve.add_argument("--ray-no-shared-storage", action="store_true",
+                       help="the Ray workers do not see this machine's disk: each job's input files travel to the "
+                            "worker in Ray's object store and the encoded take comes back (movies and stills)")
     serve.add_argument("--ray-worker-memory", type=float, default=0.0, metavar="GB",
                        help="memory one Ray worker may use for a job: a generative job that needs more is refused "
                             "at submit, with the numbers (default: not limited)")
@@ -142,7 +145,8 @@ def cmd_serve(args) -> int:
                           max_frames=args.max_frames, compute_budget=args.compute_budget,
                           models=Path(args.models) if args.models else None, device=args.device,
                           model=tuple(args.model), model_dir=args.model_dir, deterministic=args.deterministic,
-                          ray=args.ray, ray_workers=args.ray_workers, ray_worker_memory_gb=args.ray_worker_memory)
+                          ray=args.ray, ray_workers=args.ray_workers, ray_worker_memory_gb=args.ray_worker_memory,
+                          ray_shared_storage=not args.ray_no_shared_storage)
     try:
         server, runtime, port = build_server(config)
     except (ConfigError, OSError) as err:

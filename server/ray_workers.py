@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 import threading
+from pathlib import Path
 
 from server.worker import Worker, WorkerLost
 
@@ -104,6 +105,37 @@ class JobActor:
         return {**self.where(), "device": device, "loaded_models": loaded, "busy": bool(self.cancels),
                 "backends": sorted(self.backends)}
 
+    def run_shipped(self, job_id: str, plan, backend_name: str, files: dict):
+        """run() for a worker that does not share the front's disk: the job's input files come
+        in the object store (path -> bytes), are written to a folder of this worker, the plan
+        is pointed at them, and the encoded take goes back as bytes (a file, or a folder's files)."""
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        import ray
+
+        work = Path(tempfile.mkdtemp(prefix=f"takebridge-{job_id}-"))
+        try:
+            local = {}
+            for index, (path, ref) in enumerate(files.items()):
+                target = work / "in" / str(index) / Path(path).name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(ray.get(ref) if isinstance(ref, ray.ObjectRef) else ref)
+                local[path] = str(target)
+            _point_at(plan, local)
+            result = self.run(job_id, plan, backend_name, work / "staging" / job_id)
+            staged = Path(result.staged)
+            payload = ({p.name: p.read_bytes() for p in sorted(staged.iterdir())} if staged.is_dir()
+                       else staged.read_bytes())
+            result.info["media_transfer"] = {"shipped_in_bytes": sum(len(ray.get(r)) if isinstance(r, ray.ObjectRef)
+                                                                     else len(r) for r in files.values()),
+                                             "shipped_out_bytes": sum(len(v) for v in payload.values())
+                                             if isinstance(payload, dict) else len(payload)}
+            return result, payload
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
     def drain(self, job_id: str) -> list:
         """The progress reports since the last drain (previews included)."""
         with self.lock:
@@ -117,9 +149,9 @@ class JobActor:
 class RayWorker(Worker):
     """A front thread whose jobs execute on one Ray actor (see the module text)."""
 
-    def __init__(self, runtime, name: str, actor, backends: dict, memory_gb: float = 0.0):
+    def __init__(self, runtime, name: str, actor, backends: dict, memory_gb: float = 0.0, shared: bool = True):
         super().__init__(runtime, name, backends)
-        self.actor, self.memory_gb = actor, memory_gb
+        self.actor, self.memory_gb, self.shared = actor, memory_gb, shared
         self.warm: set[str] = set()   # models its actor has loaded (from the results it sent back)
         self._placed = actor.where.remote()   # done once Ray has placed the actor (a node with room)
 
@@ -175,7 +207,11 @@ class RayWorker(Worker):
         import ray
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-        pending = self.actor.run.remote(job_id, _shippable(plan), backend.name, staging)
+        if self.shared:
+            pending = self.actor.run.remote(job_id, _shippable(plan), backend.name, staging)
+        else:   # no shared disk: the inputs travel in Ray's object store, the take comes back as bytes
+            files = {path: ray.put(Path(path).read_bytes()) for path in _input_files(plan)}
+            pending = self.actor.run_shipped.remote(job_id, _shippable(plan), backend.name, files)
         cancelled = False
         try:
             while True:
@@ -187,12 +223,57 @@ class RayWorker(Worker):
                     cancelled = True
                 if done:
                     result = ray.get(pending)
+                    if not self.shared:
+                        result = _received(result, staging)
                     if result.info.get("model"):
                         self.warm.add(result.info["model"])
                     return result
         except (ActorDiedError, ActorUnavailableError, RayActorError) as err:
             self.warm.clear()     # Ray restarts the actor with nothing loaded
             raise WorkerLost(f"Ray worker {self.device} died ({type(err).__name__})") from None
+
+
+def _input_files(plan) -> list[str]:
+    """Every file a plan reads: the source media, a mask, reference images, Generate's frames."""
+    from server.errors import JobError
+
+    paths = [str(plan.media.path)] if plan.op != "generate" else []
+    paths += [plan.mask_path] if plan.mask_path else []
+    paths += list(plan.reference_paths) + [f["path"] for f in plan.generate.get("frames", [])]
+    for path in paths:
+        if "%" in Path(path).name or not Path(path).is_file():
+            raise JobError("not_shippable", f"{path} is an image sequence or not a file: a worker without the front's disk is "
+                                f"sent movies and stills only; put image sequences on storage the workers share")
+    return list(dict.fromkeys(paths))
+
+
+def _point_at(plan, local: dict) -> None:
+    """The plan's input paths as a worker without the front's disk has them."""
+    from dataclasses import replace
+
+    if plan.op != "generate":
+        plan.media = replace(plan.media, path=Path(local[str(plan.media.path)]))
+    if plan.mask_path:
+        plan.mask_path = local[plan.mask_path]
+    plan.reference_paths = [local[p] for p in plan.reference_paths]
+    if plan.generate.get("frames"):
+        plan.generate = {**plan.generate, "frames": [{**f, "path": local[f["path"]]} for f in plan.generate["frames"]]}
+
+
+def _received(shipped, staging: Path):
+    """The take a worker sent back, written into the job's staging folder on the front."""
+    result, payload = shipped
+    name = Path(result.staged).name
+    staging.mkdir(parents=True, exist_ok=True)
+    target = staging / name
+    if isinstance(payload, dict):
+        target.mkdir(exist_ok=True)
+        for file, data in payload.items():
+            (target / file).write_bytes(data)
+    else:
+        target.write_bytes(payload)
+    result.staged = target
+    return result
 
 
 def _shippable(plan):
@@ -206,7 +287,7 @@ def _shippable(plan):
 
 
 def start(runtime, address: str, workers: int, models: str | None, device: str,
-          memory_gb: float = 0.0) -> list[RayWorker]:
+          memory_gb: float = 0.0, shared: bool = True) -> list[RayWorker]:
     """Join (or start, `local`) a Ray cluster, start the actors and their front threads."""
     import ray
 
@@ -227,7 +308,7 @@ def start(runtime, address: str, workers: int, models: str | None, device: str,
     threads = []
     for index in range(workers):
         actor = remote.options(name=f"takebridge-worker-{index}-{os.getpid()}").remote(models, device)
-        threads.append(RayWorker(runtime, f"ray-{index}", actor, backends, memory_gb))
+        threads.append(RayWorker(runtime, f"ray-{index}", actor, backends, memory_gb, shared))
     refs = [t.actor.where.remote() for t in threads]
     ray.wait(refs, num_returns=1, timeout=60)              # one up before the first job...
     ready, waiting = ray.wait(refs, num_returns=len(refs), timeout=2)   # ...the rest as nodes have room

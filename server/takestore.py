@@ -300,8 +300,9 @@ class TakeStore:
             "generator": result.info.get("generator") or "none (deterministic)",
             "backend": {"name": take.backend, "model": take.model, "device": result.device or self.device,
                         "weights_sha256": result.info.get("weights_sha256") or None},
-            # where it ran, when it ran on a Ray worker: host, process, node
+            # where it ran, when it ran on a Ray worker: host, process, node (and what travelled to it)
             "worker": result.info.get("worker"),
+            "media_transfer": result.info.get("media_transfer"),
             # what changes the bits on a GPU: versions, attention, compile, caches, quantisation, flags
             "determinism": result.info.get("determinism"),
             # draft or final: asked and made (the classic backend has one tier), steps, guidance

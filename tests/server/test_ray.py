@@ -192,3 +192,29 @@ def test_a_worker_on_a_node_that_joins_later_picks_up_queued_work(tmp_path, clip
         client.close()
         shutdown(server, runtime, grace=0.5)
         cluster.shutdown()
+
+
+def test_a_worker_without_the_fronts_disk_gets_the_inputs_and_sends_the_take_back(ray_server, write_media,
+                                                                                  tmp_path):
+    """No shared storage: the source and the mask travel to the worker, the encoded take comes
+    back, and the front commits it; the worker never reads the front's paths (it is given copies)."""
+    import numpy as np
+
+    from conftest import write_mask
+    from server.media import read_frames
+    from server.samples import moving_object_clip
+
+    client, _ = ray_server(ray_shared_storage=False)
+    video, masks, _ = moving_object_clip(12, 48, 64, seed=4)
+    media = write_media("obj", video)
+    mask = write_mask(tmp_path / "mask.mkv", masks)
+    timeline = make_timeline(media, rate=24, media_start=86400, media_frames=12, clip_in=0, clip_frames=12)
+    done = client.wait(client.submit(submit_request(timeline, "A", "inpaint", mask=mask, seed=3)).job_id)
+    assert done.state == pb.SUCCEEDED, done.error
+    manifest = json.loads(Path(done.take.manifest_url).read_text())
+    transfer = manifest["media_transfer"]
+    assert transfer["shipped_in_bytes"] == media.stat().st_size + Path(mask).stat().st_size
+    assert transfer["shipped_out_bytes"] == Path(done.take.media.url).stat().st_size
+    assert manifest["inputs"]["media"]["path"] == str(media)          # recorded as the front's path
+    take = read_frames(done.take.media.url, 0, 12)
+    assert np.array_equal(take[~masks], video[~masks]), "pixels outside the mask are the source's"
