@@ -218,3 +218,39 @@ def test_a_worker_without_the_fronts_disk_gets_the_inputs_and_sends_the_take_bac
     assert manifest["inputs"]["media"]["path"] == str(media)          # recorded as the front's path
     take = read_frames(done.take.media.url, 0, 12)
     assert np.array_equal(take[~masks], video[~masks]), "pixels outside the mask are the source's"
+
+
+def test_the_front_killed_and_restarted_loses_no_job_that_ran_on_the_cluster(tmp_path, write_media):
+    """`takebridge serve --ray` killed (SIGKILL) while its job runs on a Ray worker, started
+    again on the same store: the job runs again (attempts 2) and makes its one take."""
+    import subprocess
+
+    from server.media import read_frames
+    from support.servers import ENV, TAKEBRIDGE, free_port
+
+    video = noisy_clip(72, 180, 320, 8.0, seed=2)[0]
+    media = write_media("long", video)
+    timeline = make_timeline(media, rate=24, media_start=86400, media_frames=72, clip_in=0, clip_frames=72)
+    port = free_port()
+
+    def serve():
+        proc = subprocess.Popen([*TAKEBRIDGE, "--log-level", "warning", "serve", "--port", str(port), "--store",
+                                 str(tmp_path / "store"), "--ray", "--ray-workers", "1", "--json"],
+                                stdout=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+        return proc, json.loads(proc.stdout.readline())["address"]
+    proc, address = serve()
+    client = GenerationClient(address)
+    try:
+        job = client.submit(submit_request(timeline, "A", "refine", strength=0.9, seed=6))
+        _running(client, job.job_id)
+        os.killpg(proc.pid, signal.SIGKILL)          # the front and the Ray cluster it started
+        proc.wait()
+        proc, _ = serve()
+        final = client.wait(job.job_id)
+    finally:
+        client.close()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert final.state == pb.SUCCEEDED, final.error
+    assert final.attempts == 2 and final.take.take_id == "A_v001"
+    assert len(read_frames(final.take.media.url, 0, final.take.media.frame_count)) == 72
