@@ -155,6 +155,9 @@ class RayWorker(Worker):
         self.warm: set[str] = set()   # models its actor has loaded (from the results it sent back)
         self._placed = actor.where.remote()   # done once Ray has placed the actor (a node with room)
 
+    def where(self, backend) -> str:
+        return f"Ray worker {self.device} ({backend.device})"
+
     def ready(self) -> bool:
         """Whether the actor is up: one waiting for a node with room (one to join the cluster)
         claims nothing, so queued work waits for the workers that can run it."""

@@ -55,6 +55,10 @@ class Worker(threading.Thread):
 
     accept = None   # every job of its backends (server.ray_workers prefers the worker with the model warm)
 
+    def where(self, backend) -> str:
+        """Where a job runs, as the started event and the log say it."""
+        return backend.device
+
     def info(self) -> dict:
         """This worker for the capabilities: where, what, warm models, busy."""
         import socket
@@ -121,9 +125,9 @@ class Worker(threading.Thread):
                 log.warning("job %s: staging folder not removed (%s)", job_id, exc)
             return
         self.store.append_event(job_id, pb.JobEvent(started=pb.Started(
-            backend=backend.name, device=backend.device, attempt=job.attempts)))
+            backend=backend.name, device=self.where(backend), attempt=job.attempts)))
         log.info("job %s started: %s of shot %r on %s (attempt %d)", job_id,
-                 pb.Operation.Name(job.operation).lower(), job.shot, backend.device, job.attempts)
+                 pb.Operation.Name(job.operation).lower(), job.shot, self.where(backend), job.attempts)
         faults.point("job_started")
         plan = None
         compute_started = time.monotonic()
