@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import math
 import os
 from pathlib import Path
 
@@ -34,44 +33,10 @@ SHOWN = {"prompt", "negative_prompt", "seed", "fallback", "codec", "mode", "burn
 SHOWN_CONSTRAINTS = {"camera", "camera_amount", "mask_feather_px"}
 SEED_MAX = 2 ** 31 - 1          # the panel's seed
 FEATHER_MAX = 64                # the panel's mask feather
-_TEXT = ("prompt", "negative_prompt", "fallback", "codec", "mode", "backend", "model", "take_dir", "role", "purpose",
-         "image")
-_COUNTS = {"constraints": ("duration", "keep_head_frames", "keep_tail_frames", "max_frames", "mask_feather_px",
-                           "width", "height"), "budget": ("max_frames",)}
 
 
 def _error(message: str):
     return tb.contract.ContractError(message)
-
-
-def _check_types(contract: dict, name: str) -> None:
-    """What bridge.contract.read_contract leaves to the reader: each value's type."""
-    def refuse(what, value, want):
-        raise _error(f"contract {name}: {what} must be {want}, not {value!r}")
-
-    for key in _TEXT:
-        if key in contract and not isinstance(contract[key], str):
-            refuse(key, contract[key], "text")
-    if "seed" in contract and (not isinstance(contract["seed"], int) or isinstance(contract["seed"], bool)):
-        refuse("seed", contract["seed"], "a whole number")
-    if "burn_in" in contract and not isinstance(contract["burn_in"], bool):
-        refuse("burn_in", contract["burn_in"], "true or false")
-    constraints = contract.get("constraints", {})
-    for section, keys in _COUNTS.items():
-        for key in keys:
-            value = contract.get(section, {}).get(key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                refuse(f"[{section}] {key}", value, "a whole number, 0 or more")
-    for section, key in (("constraints", "camera_amount"), ("budget", "max_compute_seconds")):
-        value = contract.get(section, {}).get(key)
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
-                                  or not math.isfinite(value) or value < 0):
-            refuse(f"[{section}] {key}", value, "a number, 0 or more")
-    if "camera" in constraints and not isinstance(constraints["camera"], str):
-        refuse("[constraints] camera", constraints["camera"], "text")
-    wanted = constraints.get("must_not_change", [])
-    if not isinstance(wanted, list) or not all(isinstance(v, str) for v in wanted):
-        refuse("[constraints] must_not_change", wanted, "a list of text")
 
 
 def _panel_values(contract: dict, name: str) -> dict:
@@ -136,8 +101,7 @@ def load(settings, path) -> str:
     """Set the panel from the contract file at `path`; what it says, for the report. A file that
     cannot be used raises ContractError (naming the value) before anything is set."""
     path = Path(path)
-    contract = tb.contract.read_contract(path)
-    _check_types(contract, path.name)
+    contract = tb.contract.read_contract(path)   # (every value's type and range checked there)
     values = _panel_values(contract, path.name)
     extra = json.dumps(_kept_part(contract), sort_keys=True)
     references = values.pop("references")

@@ -154,6 +154,8 @@ def _check_types(data: dict, name: str) -> None:
     notes = constraints.get("must_not_change", [])
     if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
         raise ContractError(f"contract {name}: [constraints] must_not_change must be a list of text")
+    if "max_frames" in data.get("budget", {}):
+        whole(data["budget"]["max_frames"], 0, 10**7, "[budget] max_frames")
     for key, value in data.get("budget", {}).items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ContractError(f"contract {name}: [budget] {key} is {value!r}; it must be a number from 0")

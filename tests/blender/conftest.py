@@ -105,3 +105,28 @@ def scene(addon, tmp_path):
     sc.takebridge.codec = "FFV1"
     sc.takebridge.take_dir = str(tmp_path / "takes")
     return sc
+
+
+def draw_panel(scene, active) -> list:
+    """The panel's draw with a stand-in layout (headless Blender has no window to draw in): what
+    it asked to show, as (UILayout call, args, kwargs) with the real API's names."""
+    from blender_addon import ui
+
+    calls = []
+
+    class Layout:
+        def __getattr__(self, name):
+            def record(*args, **kwargs):
+                calls.append((name, args, kwargs))
+                return Layout()
+            return record
+
+        def __setattr__(self, name, value):
+            calls.append(("set", name, value))
+
+    class Context:
+        active_strip = active
+        sequencer_scene = scene
+
+    ui.TAKEBRIDGE_PT_panel.draw(type("P", (), {"layout": Layout()})(), Context())
+    return calls

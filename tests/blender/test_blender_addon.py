@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import bpy, clip_frames, write_movie
+from conftest import bpy, clip_frames, draw_panel, write_movie
 
 
 def _source(scene, tmp_path, name="sh010", n=40, start=1, visible=(5, 25), channel=1, seed=0):
@@ -242,26 +242,8 @@ def test_the_panel_draws_for_a_source_with_takes_and_a_running_job(scene, server
     bpy.ops.takebridge.refine(strip="sh010", wait=True, server=server)
     item = scene.takebridge.jobs.add()
     item.job_id, item.op, item.source, item.state, item.progress = "x1", "extend", "sh010", "running", 0.4
-    from blender_addon import ui
 
-    calls = []
-
-    class Layout:
-        def __getattr__(self, name):
-            def record(*args, **kwargs):
-                calls.append((name, args, kwargs))
-                return Layout()
-            return record
-
-        def __setattr__(self, name, value):
-            calls.append(("set", name, value))
-
-    class Context:
-        active_strip = source
-        sequencer_scene = scene
-
-    panel = type("P", (), {"layout": Layout()})()
-    ui.TAKEBRIDGE_PT_panel.draw(panel, Context())
+    calls = draw_panel(scene, source)
     operators = [args[0] for name, args, _ in calls if name == "operator"]
     assert {"takebridge.refine", "takebridge.extend", "takebridge.inpaint", "takebridge.take_activate",
             "takebridge.take_review", "takebridge.compare", "takebridge.take_finalize",

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import bpy, clip_frames, write_movie
+from conftest import bpy, clip_frames, draw_panel, write_movie
 
 
 def _source(scene, tmp_path, name="sh010", visible=(5, 17)):
@@ -25,30 +25,6 @@ def _source(scene, tmp_path, name="sh010", visible=(5, 17)):
 
 def _manifest(strip) -> dict:
     return json.loads(open(strip["takebridge"]["manifest"]).read())
-
-
-def _draw(scene, active):
-    """The panel's draw with a stand-in layout (headless Blender has no window): what it asked for."""
-    from blender_addon import ui
-
-    calls = []
-
-    class Layout:
-        def __getattr__(self, name):
-            def record(*args, **kwargs):
-                calls.append((name, args, kwargs))
-                return Layout()
-            return record
-
-        def __setattr__(self, name, value):
-            calls.append(("set", name, value))
-
-    class Context:
-        active_strip = active
-        sequencer_scene = scene
-
-    ui.TAKEBRIDGE_PT_panel.draw(type("P", (), {"layout": Layout()})(), Context())
-    return calls
 
 
 def test_a_draft_refine_then_the_final_from_it_is_another_take_of_the_strip(scene, diffusers_server, tmp_path):
@@ -88,7 +64,7 @@ def test_a_draft_refine_then_the_final_from_it_is_another_take_of_the_strip(scen
     assert item.placed and item.op == "refine" and item.source == "sh010"
 
     # the panel: Draft next to the generative options; the tier in the take list; Final only on the draft
-    calls = _draw(scene, source)
+    calls = draw_panel(scene, source)
     assert any(name == "prop" and args[1:] == ("draft",) for name, args, _ in calls)
     finals = [kwargs.get("text") for name, args, kwargs in calls if name == "operator"
               and args[0] == "takebridge.final_from_draft"]

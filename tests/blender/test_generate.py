@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import bpy, clip_frames, write_movie
+from conftest import bpy, clip_frames, draw_panel, write_movie
 
 
 def _cut(scene, tmp_path):
@@ -210,29 +210,13 @@ def test_refine_on_a_pre_vis_shot_refines_its_shown_take(scene, server, tmp_path
 
 
 def test_the_panel_draws_generate_and_a_pre_vis_shots_takes(scene, server, tmp_path):
-    from blender_addon import jobs, ui
+    from blender_addon import jobs
 
     _cut(scene, tmp_path)
     bpy.ops.takebridge.generate(wait=True, server=server, frame_in=25, frame_out=37, shot="bridge")
     shot = jobs.vse_takes.find_source(scene, "bridge")
     scene.frame_current = 30
-    calls = []
-
-    class Layout:
-        def __getattr__(self, name):
-            def record(*args, **kwargs):
-                calls.append((name, args, kwargs))
-                return Layout()
-            return record
-
-        def __setattr__(self, name, value):
-            calls.append(("set", name, value))
-
-    class Context:
-        active_strip = shot
-        sequencer_scene = scene
-
-    ui.TAKEBRIDGE_PT_panel.draw(type("P", (), {"layout": Layout()})(), Context())
+    calls = draw_panel(scene, shot)
     assert "takebridge.generate" in [args[0] for name, args, _ in calls if name == "operator"]
     props = {args[1] for name, args, _ in calls if name in ("prop", "prop_search") and len(args) > 1}
     assert {"generate_mode", "generate_camera", "generate_camera_amount", "generate_burn_in", "board_strip",

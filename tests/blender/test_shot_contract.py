@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import bpy, clip_frames, write_movie
+from conftest import bpy, clip_frames, draw_panel, write_movie
 
 CONTRACT = """
 role = "pre-vis"
@@ -194,26 +194,9 @@ def test_a_bad_contract_is_refused_naming_the_value_and_changes_nothing(scene, p
 
 
 def test_the_panel_has_load_and_save_and_shows_the_kept_fields(scene, project):
-    from blender_addon import ui
 
     assert bpy.ops.takebridge.contract_load(filepath=str(project / "shot.toml")) == {"FINISHED"}
-    calls = []
-
-    class Layout:
-        def __getattr__(self, name):
-            def record(*args, **kwargs):
-                calls.append((name, args, kwargs))
-                return Layout()
-            return record
-
-        def __setattr__(self, name, value):
-            calls.append(("set", name, value))
-
-    class Context:
-        active_strip = None
-        sequencer_scene = scene
-
-    ui.TAKEBRIDGE_PT_panel.draw(type("P", (), {"layout": Layout()})(), Context())
+    calls = draw_panel(scene, None)
     operators = [args[0] for name, args, _ in calls if name == "operator"]
     assert {"takebridge.contract_load", "takebridge.contract_save", "takebridge.contract_clear"} <= set(operators)
     labels = [kwargs.get("text", "") for name, _, kwargs in calls if name == "label"]
