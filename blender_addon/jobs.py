@@ -9,7 +9,6 @@ gRPC and fill a queue.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import queue
 import random
@@ -17,7 +16,6 @@ import tempfile
 import threading
 
 import bpy
-from google.protobuf import json_format
 
 from . import compat, contracts, vse, vse_takes
 from .bridge_import import tb
@@ -221,18 +219,7 @@ class FinalEditor(BlenderEditor):
             raise JobError(f"take {take_id} is not a draft (it is a {vse_takes.tier_name(draft.tier)} take); a final "
                            f"is made from a draft: make one with Draft on in the TakeBridge panel")
         manifest_path = draft.manifest_url or vse_takes.take_data(strip).get("manifest", "")
-        try:
-            with open(manifest_path) as fh:
-                manifest = json.load(fh)
-        except (OSError, ValueError) as err:
-            raise JobError(f"the manifest of draft {take_id} ({manifest_path}) cannot be read: {err}; is the "
-                           f"server's take folder on this machine?") from None
-        if (manifest.get("tier") or {}).get("tier") != "draft":
-            raise JobError(f"take {take_id} is not a draft (its manifest says {manifest.get('tier')}); a final is "
-                           f"made from a draft")
-        request = json_format.ParseDict(manifest["request"], pb.SubmitJobRequest(), ignore_unknown_fields=True)
-        request.request_id, request.tier, request.promoted_from = tb.client.new_request_id(), pb.TIER_FINAL, take_id
-        request.contract.seed = int(manifest["seed"])
+        request, _ = tb.request.final_request(manifest_path, take_id)   # (a RequestError refuses the take)
         self._current, self._op = self._source_of(take_id), str(strip[vse.TAKE_KEY].get("op", "refine"))
         return request
 

@@ -169,6 +169,29 @@ def build_request(selection: otio.schema.Timeline, options: JobOptions, *, clien
     return request
 
 
+def final_request(manifest_path: str, draft_id: str) -> tuple["pb.SubmitJobRequest", dict]:
+    """"Final from this draft": the draft take's own request (from its manifest) again, at the
+    final tier, with the same seed, recorded as promoted from the draft; (request, manifest).
+    Refused, naming the take, when its manifest cannot be read or is not a draft's."""
+    import json
+
+    from google.protobuf import json_format
+
+    try:
+        with open(manifest_path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise RequestError(f"the manifest of {draft_id} ({manifest_path}) cannot be read: {err}; is the server's take "
+                           f"folder on this machine?") from None
+    if (manifest.get("tier") or {}).get("tier") != "draft":
+        raise RequestError(f"take {draft_id} is not a draft (its manifest says {manifest.get('tier')}); a final is made "
+                           f"from a draft")
+    request = json_format.ParseDict(manifest["request"], pb.SubmitJobRequest(), ignore_unknown_fields=True)
+    request.request_id, request.tier, request.promoted_from = new_request_id(), pb.TIER_FINAL, draft_id
+    request.contract.seed = int(manifest["seed"])
+    return request, manifest
+
+
 def _generate_params(params: "pb.GenerateParams", options: JobOptions, keyframes) -> None:
     try:
         params.mode = names.generate_mode_value(options.mode)

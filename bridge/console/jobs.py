@@ -308,9 +308,7 @@ def _generate_options(options, args) -> None:
 def _final_from(args, timeline) -> int:
     """The final of a draft: the draft's own request (from its manifest) at the final tier, the
     same seed; placed as another take of the clip that holds the draft."""
-    from google.protobuf import json_format
-
-    from ..client import new_request_id
+    from ..request import RequestError, final_request
     from ..selection import find_clip
     from ..takes import place_take, take_of_reference
 
@@ -320,15 +318,9 @@ def _final_from(args, timeline) -> int:
     clip, _ = find_clip(timeline, rows[0].clip, track_number=rows[0].track, take_id=args.final_from)
     draft = take_of_reference(clip.media_references()[args.final_from])
     try:
-        manifest = json.loads(Path(draft.manifest_url).read_text())
-    except (OSError, ValueError) as err:
-        raise CliError(f"the manifest of {args.final_from} ({draft.manifest_url}) cannot be read: {err}")
-    if (manifest.get("tier") or {}).get("tier") != "draft":
-        raise CliError(f"take {args.final_from} is not a draft (its manifest says {manifest.get('tier')}); a final is "
-                       f"made from a draft")
-    request = json_format.ParseDict(manifest["request"], pb.SubmitJobRequest(), ignore_unknown_fields=True)
-    request.request_id, request.tier, request.promoted_from = new_request_id(), pb.TIER_FINAL, args.final_from
-    request.contract.seed = int(manifest["seed"])
+        request, _ = final_request(draft.manifest_url, args.final_from)
+    except RequestError as err:
+        raise CliError(str(err))
     with GenerationClient(args.server, token=args.token) as client:
         job = client.submit(request)
         if not args.wait:

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
 
 import opentimelineio as otio
-from google.protobuf import json_format
 
 from .bridge_import import tb
 
@@ -794,7 +792,7 @@ class FinalEditor:
                 "record_start": timecode_of(self.ctx, int(item.GetStart()))}
 
     def request(self, item, options):
-        pb, row = tb.api.pb, self.row
+        row = self.row
         take_id = row.get("take_id")
         if not take_id:
             raise ResolveError(f"take {row['index']} of {item.GetName()!r} was not made by TakeBridge; a final is made "
@@ -802,19 +800,8 @@ class FinalEditor:
         if row.get("tier", "draft") != "draft":
             raise ResolveError(f"take {row['index']} of {item.GetName()!r} ({take_id}) is not a draft (it is a "
                                f"{row['tier']} take); a final is made from a draft: make one with Draft checked")
-        try:
-            with open(row.get("manifest", "")) as fh:
-                manifest = json.load(fh)
-        except (OSError, ValueError) as err:
-            raise ResolveError(f"the manifest of {take_id} ({row.get('manifest', '')}) cannot be read: {err}; is the "
-                               f"server's take folder on this machine?") from None
-        if (manifest.get("tier") or {}).get("tier") != "draft":
-            raise ResolveError(f"take {take_id} is not a draft (its manifest says {manifest.get('tier')}); a final is "
-                               f"made from a draft")
+        request, manifest = tb.request.final_request(row.get("manifest", ""), take_id)   # (refuses a non-draft)
         self.draft_start = int(((manifest.get("take") or {}).get("source_range") or {}).get("start_frame") or 0)
-        request = json_format.ParseDict(manifest["request"], pb.SubmitJobRequest(), ignore_unknown_fields=True)
-        request.request_id, request.tier, request.promoted_from = tb.client.new_request_id(), pb.TIER_FINAL, take_id
-        request.contract.seed = int(manifest["seed"])
         return request
 
     def apply(self, item, take, options) -> dict:
