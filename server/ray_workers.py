@@ -27,7 +27,7 @@ import socket
 import threading
 from pathlib import Path
 
-from server.worker import Worker, WorkerLost
+from server.worker import Worker, WorkerLost, loaded_models
 
 log = logging.getLogger("takebridge.ray")
 POLL_S = 0.2
@@ -96,13 +96,8 @@ class JobActor:
 
     def status(self) -> dict:
         """Device, warm models and whether a job runs here (for the capabilities)."""
-        loaded = []
-        for backend in self.backends.values():
-            cache = getattr(backend, "cache", None)
-            if cache is not None:
-                loaded += cache.loaded()
         device = getattr(self.backends.get("diffusers"), "device", "cpu")
-        return {**self.where(), "device": device, "loaded_models": loaded, "busy": bool(self.cancels),
+        return {**self.where(), "device": device, "loaded_models": loaded_models(self.backends), "busy": bool(self.cancels),
                 "backends": sorted(self.backends)}
 
     def run_shipped(self, job_id: str, plan, backend_name: str, files: dict):

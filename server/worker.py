@@ -29,6 +29,12 @@ PREVIEW_INTERVAL_S = 1.0
 PREVIEW_WIDTH = 256
 
 
+def loaded_models(backends: dict) -> list[str]:
+    """The models the backends keep loaded (warm) right now."""
+    return [model for backend in backends.values() if getattr(backend, "cache", None) is not None
+            for model in backend.cache.loaded()]
+
+
 class WorkerLost(Exception):
     """The process running a job went away (a Ray worker killed): the job goes back to the queue."""
 
@@ -63,13 +69,8 @@ class Worker(threading.Thread):
         """This worker for the capabilities: where, what, warm models, busy."""
         import socket
 
-        loaded = []
-        for backend in self.backends.values():
-            cache = getattr(backend, "cache", None)
-            if cache is not None:
-                loaded += cache.loaded()
         return {"name": self.device, "host": socket.gethostname(), "device": self.device, "memory_gb": 0.0,
-                "loaded_models": loaded, "busy": bool(self.cancels), "backends": sorted(self.backends)}
+                "loaded_models": loaded_models(self.backends), "busy": bool(self.cancels), "backends": sorted(self.backends)}
 
     def stop(self) -> None:
         self.stopping.set()
