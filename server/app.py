@@ -24,7 +24,7 @@ from server.backends.classic import ClassicBackend
 from server.backends.diffusers.backend import DiffusersBackend
 from server.backends.diffusers import catalog
 from server.backends.diffusers.loading import ModelError, read_profiles
-from server.errors import JobError
+from server.errors import ConfigError, JobError  # noqa: F401  (ConfigError: server.app.ConfigError for callers)
 from server.jobstore import DB_NAME, JobStore
 from server.otio_guard import SelectionReader
 from server.plan import CODECS, Limits
@@ -39,10 +39,6 @@ OP_ENUM = {name: names.operation_value(name) for name in names.OPERATIONS}
 UNAVAILABLE_OPERATIONS = ("refine", "extend", "inpaint")
 MAX_MESSAGE_BYTES = 16 << 20      # a 4 MiB selection or a 4 MiB upload chunk, with room to spare
 MAX_CONCURRENT_RPCS = 1024        # beyond this a call is refused RESOURCE_EXHAUSTED, not queued forever
-
-
-class ConfigError(ValueError):
-    pass
 
 
 @dataclasses.dataclass
@@ -149,8 +145,8 @@ class Runtime:
         for name, backend in self.backends.items():   # one worker per device, one job at a time on it
             by_device.setdefault(backend.device, {})[name] = backend
         if config.ray is not None:
-            from server import ray_workers
-            self.workers = ray_workers.start(self, config.ray, config.ray_workers,
+            from server import ray_cluster
+            self.workers = ray_cluster.start(self, config.ray, config.ray_workers,
                                              str(config.models) if config.models else None, config.device,
                                              config.ray_worker_memory_gb, config.ray_shared_storage)
         else:
@@ -177,8 +173,8 @@ class Runtime:
         self.selection_reader.close()
         self.store.close()
         if self.config.ray is not None:
-            from server import ray_workers
-            ray_workers.stop()
+            from server import ray_cluster
+            ray_cluster.stop()
 
     def wake_workers(self) -> None:
         for worker in self.workers:

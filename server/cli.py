@@ -69,12 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--ray", nargs="?", const="local", metavar="local|auto|ADDRESS",
                        help="run the jobs on Ray workers (pip install takebridge[ray]): 'local' starts a cluster of "
                             "this machine, 'auto' joins the one running here, or a head's ADDRESS (host:port); the "
-                            "editors talk to this server as before (docs/ray.md)")
+                            "editors talk to this server as before (docs/cluster.md)")
     serve.add_argument("--ray-workers", type=int, default=2, metavar="N",
-                       help="Ray actors (CPU slots) to send jobs to (default 2)")
+                       help="Ray workers to send jobs to (default 2): an actor per CPU slot, or per GPU with "
+                            "--device cuda; with a model whose profile asks for several devices per job "
+                            "(parallel.devices), N device groups of that many")
     serve.add_argument("--ray-no-shared-storage", action="store_true",
-                       help="the Ray workers do not see this machine's disk: each job's input files travel to the "
-                            "worker in Ray's object store and the encoded take comes back (movies and stills)")
+                       help="the Ray workers do not see this machine's disk: each job's inputs go into this "
+                            "server's content-addressed media store (a source movie cut to the GOPs of its range, "
+                            "a sequence's frames, whole stills and masks); a worker fetches what its cache lacks "
+                            "and sends the encoded take back")
     serve.add_argument("--ray-worker-memory", type=float, default=0.0, metavar="GB",
                        help="memory one Ray worker may use for a job: a generative job that needs more is refused "
                             "at submit, with the numbers (default: not limited)")

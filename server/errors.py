@@ -24,3 +24,7 @@ def from_exception(exc: Exception) -> JobError:
         return exc
     code = getattr(exc, "code", None) or "bad_input"
     return JobError(code, str(exc), STATUS_OF.get(code, grpc.StatusCode.INVALID_ARGUMENT))
+
+
+class ConfigError(ValueError):
+    """The server's configuration cannot work (a flag, a profile, a cluster); said before it starts."""

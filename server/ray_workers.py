@@ -27,6 +27,7 @@ import socket
 import threading
 from pathlib import Path
 
+from server.backends.base import Cancelled
 from server.worker import Worker, WorkerLost, loaded_models
 
 log = logging.getLogger("takebridge.ray")
@@ -46,6 +47,8 @@ class JobActor:
         self.cpus = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
         cv2.setNumThreads(self.cpus)
         os.environ["OMP_NUM_THREADS"] = str(self.cpus)
+        from server.media.pixels import THREADS_ENV
+        os.environ[THREADS_ENV] = str(self.cpus)   # FFmpeg's decoders and scalers too
 
         import server.generate  # noqa: F401  (warm: the first job does not pay for the imports)
         import server.runner  # noqa: F401
@@ -94,39 +97,39 @@ class JobActor:
         result.info["worker"] = self.where()
         return result
 
+    def versions(self) -> dict:
+        return versions()
+
     def status(self) -> dict:
         """Device, warm models and whether a job runs here (for the capabilities)."""
         device = getattr(self.backends.get("diffusers"), "device", "cpu")
         return {**self.where(), "device": device, "loaded_models": loaded_models(self.backends), "busy": bool(self.cancels),
                 "backends": sorted(self.backends)}
 
-    def run_shipped(self, job_id: str, plan, backend_name: str, files: dict):
-        """run() for a worker that does not share the front's disk: the job's input files come
-        in the object store (path -> bytes), are written to a folder of this worker, the plan
-        is pointed at them, and the encoded take goes back as bytes (a file, or a folder's files)."""
+    def run_shipped(self, job_id: str, plan, backend_name: str, files: list):
+        """run() for a worker that does not share the front's disk: the job's inputs come as
+        objects of the front's media store (server.ray_media: a source's range, a sequence's
+        frames, whole stills and masks), each taken from this worker's cache or fetched and
+        checked against its digest; the plan is pointed at them, and the encoded take goes back
+        as bytes (a file, or a folder's files)."""
         import shutil
-        import tempfile
         from pathlib import Path
 
         import ray
 
-        work = Path(tempfile.mkdtemp(prefix=f"takebridge-{job_id}-"))
+        from server import ray_media
+
+        cache = ray_media.WorkerCache()
+        work = cache.work_folder(f"takebridge-{job_id}-")
         try:
-            local = {}
-            for index, (path, ref) in enumerate(files.items()):
-                target = work / "in" / str(index) / Path(path).name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(ray.get(ref) if isinstance(ref, ray.ObjectRef) else ref)
-                local[path] = str(target)
+            local, records = ray_media.receive(files, work, cache, ray.get)
             _point_at(plan, local)
             result = self.run(job_id, plan, backend_name, work / "staging" / job_id)
             staged = Path(result.staged)
             payload = ({p.name: p.read_bytes() for p in sorted(staged.iterdir())} if staged.is_dir()
                        else staged.read_bytes())
-            result.info["media_transfer"] = {"shipped_in_bytes": sum(len(ray.get(r)) if isinstance(r, ray.ObjectRef)
-                                                                     else len(r) for r in files.values()),
-                                             "shipped_out_bytes": sum(len(v) for v in payload.values())
-                                             if isinstance(payload, dict) else len(payload)}
+            out = sum(len(v) for v in payload.values()) if isinstance(payload, dict) else len(payload)
+            result.info["media_transfer"] = ray_media.transfer(records, out)
             return result, payload
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -149,21 +152,35 @@ class RayWorker(Worker):
         self.actor, self.memory_gb, self.shared = actor, memory_gb, shared
         self.warm: set[str] = set()   # models its actor has loaded (from the results it sent back)
         self._placed = actor.where.remote()   # done once Ray has placed the actor (a node with room)
+        self.refused = ""                     # why it is not used (versions that differ from the front's)
 
     def where(self, backend) -> str:
         return f"Ray worker {self.device} ({backend.device})"
 
     def ready(self) -> bool:
         """Whether the actor is up: one waiting for a node with room (one to join the cluster)
-        claims nothing, so queued work waits for the workers that can run it."""
+        claims nothing, so queued work waits for the workers that can run it. Once placed, its
+        versions are checked against the front's: a worker whose differ is refused (never used)."""
         import ray
 
+        if self.refused:
+            return False
         if self._placed is None:
             return True
         done, _ = ray.wait([self._placed], timeout=0)
-        if done:
-            self._placed = None
-        return bool(done)
+        if not done:
+            return False
+        self._placed = None
+        self.refused = _version_mismatch(self.actors())
+        if self.refused:
+            log.error("Ray worker %s refused: %s", self.device, self.refused)
+            for actor in self.actors():
+                ray.kill(actor, no_restart=True)
+        return not self.refused
+
+    def actors(self) -> list:
+        """The Ray actors behind this front thread (one; a device group's ranks)."""
+        return [self.actor]
 
     def accept(self, backend: str, request) -> bool:
         """Placement: a generative job goes to a worker that has its model loaded; this worker
@@ -192,24 +209,39 @@ class RayWorker(Worker):
     def info(self) -> dict:
         import ray
 
+        if self.refused:
+            return {"name": self.device, "host": "", "device": f"refused: {self.refused}", "memory_gb": self.memory_gb,
+                    "loaded_models": [], "busy": False, "backends": [], "devices": len(self.actors())}
         try:
             status = ray.get(self.actor.status.remote(), timeout=2)
         except Exception as err:   # a worker restarting: listed as such
             return {"name": self.device, "host": "", "device": f"unavailable ({type(err).__name__})",
-                    "memory_gb": self.memory_gb, "loaded_models": [], "busy": False, "backends": []}
+                    "memory_gb": self.memory_gb, "loaded_models": [], "busy": False, "backends": [],
+                    "devices": len(self.actors())}
         return {"name": self.device, "host": status["host"], "device": status["device"],
                 "memory_gb": self.memory_gb, "loaded_models": status["loaded_models"],
-                "busy": bool(self.cancels), "backends": status["backends"]}
+                "busy": bool(self.cancels), "backends": status["backends"], "devices": len(self.actors())}
 
     def _execute(self, job_id, plan, backend, staging, reporter, cancel):
-        import ray
-        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
-
         if self.shared:
             pending = self.actor.run.remote(job_id, _shippable(plan), backend.name, staging)
         else:   # no shared disk: the inputs travel in Ray's object store, the take comes back as bytes
-            files = {path: ray.put(Path(path).read_bytes()) for path in _input_files(plan)}
+            files = shipped_inputs(self, plan)
             pending = self.actor.run_shipped.remote(job_id, _shippable(plan), backend.name, files)
+        result = self._follow(job_id, pending, reporter, cancel)
+        if not self.shared:
+            result = _received(result, staging)
+        if result.info.get("model"):
+            self.warm.add(result.info["model"])
+        return result
+
+    def _follow(self, job_id, pending, reporter, cancel, peers=()):
+        """Wait for the actor's result, relaying its progress and previews and a cancel; a
+        worker that dies is WorkerLost. `peers`: the other ranks' calls of a device group
+        (server.ray_parallel), checked as it goes (one failing fails the job at once)."""
+        import ray
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
         cancelled = False
         try:
             while True:
@@ -217,45 +249,76 @@ class RayWorker(Worker):
                 for stage, step, total, preview in ray.get(self.actor.drain.remote(job_id)):
                     reporter(stage, step, total, preview)
                 if cancel.is_set() and not cancelled:
-                    self.actor.cancel.remote(job_id)
+                    self._cancel_running(job_id)
                     cancelled = True
+                for peer in ray.wait(list(peers), num_returns=len(peers), timeout=0)[0] if peers else ():
+                    ray.get(peer)      # a peer that failed raises here; one that finished waits for the lead
                 if done:
-                    result = ray.get(pending)
-                    if not self.shared:
-                        result = _received(result, staging)
-                    if result.info.get("model"):
-                        self.warm.add(result.info["model"])
-                    return result
+                    return ray.get(pending)
         except (ActorDiedError, ActorUnavailableError, RayActorError) as err:
-            self.warm.clear()     # Ray restarts the actor with nothing loaded
+            self._lost()
+            if cancelled:     # (a device group is stopped by ending its processes)
+                raise Cancelled() from None
             raise WorkerLost(f"Ray worker {self.device} died ({type(err).__name__})") from None
 
+    def _cancel_running(self, job_id: str) -> None:
+        self.actor.cancel.remote(job_id)
 
-def _input_files(plan) -> list[str]:
-    """Every file a plan reads: the source media, a mask, reference images, Generate's frames."""
-    from server.errors import JobError
+    def _lost(self) -> None:
+        self.warm.clear()     # Ray restarts the actor with nothing loaded
 
-    paths = [str(plan.media.path)] if plan.op != "generate" else []
-    paths += [plan.mask_path] if plan.mask_path else []
-    paths += list(plan.reference_paths) + [f["path"] for f in plan.generate.get("frames", [])]
-    for path in paths:
-        if "%" in Path(path).name or not Path(path).is_file():
-            raise JobError("not_shippable", f"{path} is an image sequence or not a file: a worker without the front's disk is "
-                                f"sent movies and stills only; put image sequences on storage the workers share")
-    return list(dict.fromkeys(paths))
+
+def _input_files(plan) -> list:
+    """Every input a plan reads, and which of its frames (server.ray_media.Need): the source media
+    (the range read; a sequence's frame files), a mask (a sequence: the clip's frames), reference
+    images, Generate's boards (a sequence: the frame used)."""
+    from server.ray_media import Need
+
+    def sequence(path: str) -> bool:   # as server.media.probe tells one
+        return "%" in Path(path).name or Path(path).is_dir()
+
+    needs = []
+    if plan.op != "generate":
+        media, first, last = plan.media, min(plan.media_indices), max(plan.media_indices)
+        if media.is_sequence:
+            needs.append(Need("source", str(media.path), list(range(first, last + 1)), True, media))
+        elif media.frame_count == 1:
+            needs.append(Need("source", str(media.path), why="a still image"))
+        else:
+            needs.append(Need("source", str(media.path), (first, last), False, media))
+    if plan.mask_path:
+        frames = list(range(plan.selection.source_duration)) if sequence(plan.mask_path) else None
+        needs.append(Need("mask", plan.mask_path, frames, frames is not None))
+    needs += [Need("reference", path) for path in plan.reference_paths]
+    for board in plan.generate.get("frames", []):
+        needs.append(Need("frame", board["path"], [board["frame"]], True) if sequence(board["path"])
+                     else Need("frame", board["path"]))
+    return needs
+
+
+def shipped_inputs(worker, plan) -> list[dict]:
+    """What a worker without the front's disk is sent for a plan: each input's objects in the
+    front's media store (server.ray_media.ship), put in Ray's object store. The refs sit inside
+    a list, so Ray does not fetch them before the call: the worker fetches only what its cache
+    lacks."""
+    import ray
+
+    from server import paths, ray_media
+
+    limits = worker.runtime.limits
+    with paths.reading_under(limits.roots):
+        shipped = ray_media.ship(_input_files(plan), limits.cas_dir)
+    for item in shipped:
+        for obj in item["objects"]:
+            obj["ref"] = ray.put(Path(obj.pop("file")).read_bytes())
+    return shipped
 
 
 def _point_at(plan, local: dict) -> None:
-    """The plan's input paths as a worker without the front's disk has them."""
-    from dataclasses import replace
+    """The plan's inputs as a worker without the front's disk has them (server.ray_media.local_plan)."""
+    from server.ray_media import local_plan
 
-    if plan.op != "generate":
-        plan.media = replace(plan.media, path=Path(local[str(plan.media.path)]))
-    if plan.mask_path:
-        plan.mask_path = local[plan.mask_path]
-    plan.reference_paths = [local[p] for p in plan.reference_paths]
-    if plan.generate.get("frames"):
-        plan.generate = {**plan.generate, "frames": [{**f, "path": local[f["path"]]} for f in plan.generate["frames"]]}
+    local_plan(plan, local)
 
 
 def _received(shipped, staging: Path):
@@ -284,47 +347,24 @@ def _shippable(plan):
     return shipped
 
 
-def start(runtime, address: str, workers: int, models: str | None, device: str,
-          memory_gb: float = 0.0, shared: bool = True) -> list[RayWorker]:
-    """Join (or start, `local`) a Ray cluster, start the actors and their front threads."""
+def _version_mismatch(actors: list) -> str:
+    """'' when every actor runs the front's versions; else what differs, both sides named."""
     import ray
 
-    if not ray.is_initialized():
-        if address in ("", "local"):
-            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
-                     configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
-                         p for p in (_root(), os.environ.get("PYTHONPATH", "")) if p)}})
-        else:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    gpu = 1 if models and device.startswith("cuda") else 0
-    # one CPU each, and its numeric libraries held to it before they load (their thread pools would
-    # otherwise take every core, and two workers on two cores run no faster than one)
-    threads = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    remote = ray.remote(num_cpus=1, num_gpus=gpu, max_restarts=-1, max_task_retries=0, max_concurrency=4,
-                        runtime_env={"env_vars": threads})(JobActor)
-    backends = {name: backend for name, backend in runtime.backends.items()}
-    threads = []
-    for index in range(workers):
-        actor = remote.options(name=f"takebridge-worker-{index}-{os.getpid()}").remote(models, device)
-        threads.append(RayWorker(runtime, f"ray-{index}", actor, backends, memory_gb, shared))
-    refs = [t.actor.where.remote() for t in threads]
-    ray.wait(refs, num_returns=1, timeout=60)              # one up before the first job...
-    ready, waiting = ray.wait(refs, num_returns=len(refs), timeout=2)   # ...the rest as nodes have room
-    log.info("Ray: %d worker(s) up on %s%s", len(ready), ray.get_runtime_context().gcs_address,
-             f"; {len(waiting)} waiting for a node with room (they start when one joins)" if waiting else "")
-    return threads
+    mine = versions()
+    for theirs in ray.get([actor.versions.remote() for actor in actors], timeout=60):
+        differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if differ:
+            return ("its versions differ from this server's: " +
+                    ", ".join(f"{k} {theirs.get(k, 'not installed')} on the worker and {mine.get(k, 'not installed')} "
+                              f"here" for k in differ) + "; install the same versions on every node")
+    return ""
 
 
-def _root() -> str:
-    from pathlib import Path
+def versions() -> dict[str, str]:
+    """What must match between the front and its workers: TakeBridge, Python and the libraries
+    that make the pixels (a take made with other versions is not the one its manifest says)."""
+    import bridge
+    from server.takestore import library_versions
 
-    return str(Path(__file__).resolve().parent.parent)
-
-
-def stop() -> None:
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-
-
+    return {**library_versions(), "takebridge": bridge.__version__}   # (the code running, not the installed metadata)

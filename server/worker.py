@@ -70,7 +70,7 @@ class Worker(threading.Thread):
         import socket
 
         return {"name": self.device, "host": socket.gethostname(), "device": self.device, "memory_gb": 0.0,
-                "loaded_models": loaded_models(self.backends), "busy": bool(self.cancels), "backends": sorted(self.backends)}
+                "loaded_models": loaded_models(self.backends), "busy": bool(self.cancels), "backends": sorted(self.backends), "devices": 1}
 
     def stop(self) -> None:
         self.stopping.set()

@@ -323,7 +323,7 @@ class Budget(_message.Message):
     def __init__(self, max_frames: _Optional[int] = ..., max_compute_seconds: _Optional[float] = ...) -> None: ...
 
 class WorkerInfo(_message.Message):
-    __slots__ = ("name", "host", "device", "memory_gb", "loaded_models", "busy", "backends")
+    __slots__ = ("name", "host", "device", "memory_gb", "loaded_models", "busy", "backends", "devices")
     NAME_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
@@ -331,6 +331,7 @@ class WorkerInfo(_message.Message):
     LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
     BUSY_FIELD_NUMBER: _ClassVar[int]
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
     name: str
     host: str
     device: str
@@ -338,7 +339,8 @@ class WorkerInfo(_message.Message):
     loaded_models: _containers.RepeatedScalarFieldContainer[str]
     busy: bool
     backends: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., device: _Optional[str] = ..., memory_gb: _Optional[float] = ..., loaded_models: _Optional[_Iterable[str]] = ..., busy: _Optional[bool] = ..., backends: _Optional[_Iterable[str]] = ...) -> None: ...
+    devices: int
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., device: _Optional[str] = ..., memory_gb: _Optional[float] = ..., loaded_models: _Optional[_Iterable[str]] = ..., busy: _Optional[bool] = ..., backends: _Optional[_Iterable[str]] = ..., devices: _Optional[int] = ...) -> None: ...
 
 class ShotContract(_message.Message):
     __slots__ = ("prompt", "negative_prompt", "reference_images", "constraints", "output", "review", "seed", "fallback", "budget", "color", "role", "purpose", "characters", "must_not_change")

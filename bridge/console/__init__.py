@@ -1,5 +1,5 @@
 """The `takebridge` client commands, next to the core they use (as OpenTimelineIO keeps its
-console/ in its package): `submit`, `takes`, `jobs`, `cancel`, `review` (jobs.py) and `timeline
+console/ in its package): `submit`, `takes`, `jobs`, `workers`, `cancel`, `review` (jobs.py) and `timeline
 ...` (timeline.py), and what they share (base.py, progress_bar.py). They need a server only at the
 other end of the wire; `takebridge` (server/cli.py) adds the server's own commands."""
 from __future__ import annotations
@@ -12,5 +12,6 @@ def add_parsers(sub) -> None:
     timeline.add_parser(sub)
 
 
-COMMANDS = {"submit": jobs.cmd_submit, "takes": jobs.cmd_takes, "jobs": jobs.cmd_jobs, "cancel": jobs.cmd_cancel,
+COMMANDS = {"submit": jobs.cmd_submit, "takes": jobs.cmd_takes, "jobs": jobs.cmd_jobs, "workers": jobs.cmd_workers,
+            "cancel": jobs.cmd_cancel,
             "review": jobs.cmd_review, "timeline": timeline.run}

@@ -130,6 +130,15 @@ def add_parsers(sub) -> None:
     jobs.add_argument("--limit", type=int, default=20)
     jobs.add_argument("--json", action="store_true")
 
+    workers = sub.add_parser("workers", help="list the server's workers: where, devices, warm models, busy",
+                             description="List the workers the server sends jobs to (its local worker, or its Ray "
+                                         "workers and device groups): host, device, devices per job, memory a job "
+                                         "may use, the models kept warm there, and whether a job runs now. A worker "
+                                         "refused at start (versions that differ) says why.")
+    workers.add_argument("--server", default=os.environ.get("TAKEBRIDGE_SERVER", DEFAULT_ADDRESS))
+    workers.add_argument("--token", default=os.environ.get("TAKEBRIDGE_TOKEN", ""))
+    workers.add_argument("--json", action="store_true")
+
     cancel = sub.add_parser("cancel", help="cancel a queued or running job")
     cancel.add_argument("job_id")
     cancel.add_argument("--server", default=os.environ.get("TAKEBRIDGE_SERVER", DEFAULT_ADDRESS))
@@ -394,6 +403,24 @@ def cmd_jobs(args) -> int:
     for j in jobs:
         print(f"{j.job_id}  {pb.JobState.Name(j.state).lower():<10} {pb.Operation.Name(j.operation).lower():<8} "
               f"{j.shot:<20} {j.progress.fraction * 100:5.1f}%  {j.take.take_id or j.error}")
+    return EXIT_OK
+
+
+def cmd_workers(args) -> int:
+    with GenerationClient(args.server, token=args.token) as client:
+        try:
+            workers = client.capabilities().workers
+        except ClientError as err:
+            raise CliError(str(err), EXIT_NO_SERVER)
+    if args.json:
+        print(json.dumps({"workers": [json_format.MessageToDict(w, preserving_proto_field_name=True,
+                                                                always_print_fields_with_no_presence=True)
+                                      for w in workers]}, indent=2))
+        return EXIT_OK
+    for w in workers:
+        memory = f"{w.memory_gb:g} GB" if w.memory_gb else "-"
+        print(f"{w.name:<12} {w.host or '-':<14} {w.device:<10} x{w.devices or 1:<3} {memory:<8} "
+              f"{'busy' if w.busy else 'idle':<5} warm: {', '.join(w.loaded_models) or '-'}")
     return EXIT_OK
 
 

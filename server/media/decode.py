@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .errors import MediaError
-from .pixels import SCALE_FLAGS, ColorTags, Native, rgb_of
+from .pixels import SCALE_FLAGS, ColorTags, Native, media_threads, rgb_of
 from .probe import IMAGE_SUFFIXES, MediaInfo, find_sequence, open_media, probe, video_stream
 
 __all__ = ["SCALE_FLAGS", "iter_frames", "iter_masks", "iter_pictures", "read_frames", "read_mask", "to_rgb"]
@@ -251,6 +251,7 @@ def _timed_pictures(
     """(frame index, picture) in display order, from the keyframe before `seek_index` on."""
     stream = video_stream(container, info.path)
     stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = media_threads()
     origin = stream.start_time or 0
     if seek_index > 0:
         # Flooring keeps the target at or before the frame's own timestamp in coarse time bases

@@ -455,6 +455,8 @@ def _add_video_stream(
     # with copied packets: slice threads, so each frame's packet comes out at once, in order, and
     # a copied source packet can go between two encoded ones (frame threads hold frames back)
     stream.thread_type = "SLICE" if copies else "AUTO"
+    # (encoders keep FFmpeg's thread count, $TAKEBRIDGE_MEDIA_THREADS or not: x264's pictures depend
+    # on it, and a take must not change with the worker that encoded it)
     _tag(stream.codec_context, delivery)
     return stream
 

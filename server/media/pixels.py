@@ -11,6 +11,8 @@ Two views of a picture travel through a job:
 """
 from __future__ import annotations
 
+import os
+
 import dataclasses
 
 import av
@@ -22,7 +24,18 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation
 SCALE_FLAGS = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 # the same flags on the ffmpeg command line (bench/bench_media.py compares like with like)
 SCALE_FLAGS_CLI = "bicubic+accurate_rnd+full_chroma_int"
-SCALE_THREADS = 0   # swscale slices a picture over every core (0 = as many as there are)
+THREADS_ENV = "TAKEBRIDGE_MEDIA_THREADS"
+
+
+def media_threads() -> int:
+    """Threads one decoder or scaler may use: 0 (FFmpeg's own choice, as many as there are
+    cores), or $TAKEBRIDGE_MEDIA_THREADS (a Ray worker sets it to the CPUs Ray gave it, so two
+    workers on one machine do not each start a thread per core). Their pictures are the same
+    either way; encoders are left alone (x264's pictures depend on its thread count)."""
+    try:
+        return max(0, int(os.environ.get(THREADS_ENV, "0")))
+    except ValueError:
+        return 0
 
 # libavutil AVCOL_SPC_* -> swscale's matrix; 2 (unspecified) and unknown values are decided by size
 _MATRIX = {1: Colorspace.ITU709, 5: Colorspace.ITU601, 6: Colorspace.ITU601, 9: Colorspace.BT2020,
@@ -143,7 +156,7 @@ def rgb_of(frame: av.VideoFrame, depth: int, tags: ColorTags | None = None) -> n
         return frame.reformat(format=target).to_ndarray()
     return frame.reformat(format=target, src_colorspace=tags.conversion_matrix(frame.height),
                           src_color_range=tags.conversion_range(), interpolation=SCALE_FLAGS,
-                          threads=SCALE_THREADS).to_ndarray()
+                          threads=media_threads()).to_ndarray()
 
 
 @dataclasses.dataclass
@@ -227,7 +240,7 @@ def picture_of_rgb(rgb: np.ndarray, pix_fmt: str, tags: ColorTags) -> av.VideoFr
         return picture.reformat(format=pix_fmt)
     return picture.reformat(format=pix_fmt, dst_colorspace=tags.conversion_matrix(rgb.shape[0]),
                             dst_color_range=tags.conversion_range(), interpolation=SCALE_FLAGS,
-                            threads=SCALE_THREADS)
+                            threads=media_threads())
 
 
 def is_yuv(pix_fmt: str) -> bool:
@@ -246,7 +259,7 @@ def transcoded(native: Native, pix_fmt: str, source: ColorTags, delivery: ColorT
     converted = picture.reformat(format=pix_fmt, src_colorspace=matrix, dst_colorspace=matrix,
                                  src_color_range=source.conversion_range(),
                                  dst_color_range=delivery.conversion_range(), interpolation=SCALE_FLAGS,
-                                 threads=SCALE_THREADS)
+                                 threads=media_threads())
     return Native.of(converted)
 
 

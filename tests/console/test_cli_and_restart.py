@@ -54,6 +54,10 @@ def test_submit_wait_json_places_the_take_and_takes_lists_it(tmp_path, write_med
         assert [item.name for item in track] == ["sh010", "", "B"]
         assert track[0].source_range.duration.value == 18 and track[1].source_range.duration.value == 2
         assert track.range_of_child_at_index(2).start_time.value == 20, "the next clip has not moved"
+
+        workers = json.loads(cli("workers", "--server", address, "--json").stdout)["workers"]
+        assert [(w["name"], w["device"], w["devices"], w["busy"]) for w in workers] == [("cpu", "cpu", 1, False)]
+        assert cli("workers", "--server", address).stdout.split()[:4] == ["cpu", workers[0]["host"], "cpu", "x1"]
     finally:
         stop(proc)
 

@@ -10,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bridge.api import pb
@@ -195,29 +196,94 @@ def test_a_worker_on_a_node_that_joins_later_picks_up_queued_work(tmp_path, clip
 
 
 def test_a_worker_without_the_fronts_disk_gets_the_inputs_and_sends_the_take_back(ray_server, write_media,
-                                                                                  tmp_path):
-    """No shared storage: the source and the mask travel to the worker, the encoded take comes
-    back, and the front commits it; the worker never reads the front's paths (it is given copies)."""
-    import numpy as np
-
+                                                                                  tmp_path, monkeypatch):
+    """No shared storage: the source's range (the GOPs it needs, cut into the front's media store)
+    and the mask travel to the worker, the encoded take comes back, and the front commits it; the
+    worker never reads the front's paths (it is given copies). The same job again moves nothing:
+    the worker has both in its cache."""
     from conftest import write_mask
     from server.media import read_frames
     from server.samples import moving_object_clip
 
+    monkeypatch.setenv("TAKEBRIDGE_WORKER_CACHE", str(tmp_path / "worker-cache"))   # (the workers inherit it)
     client, _ = ray_server(ray_shared_storage=False)
-    video, masks, _ = moving_object_clip(12, 48, 64, seed=4)
-    media = write_media("obj", video)
-    mask = write_mask(tmp_path / "mask.mkv", masks)
-    timeline = make_timeline(media, rate=24, media_start=86400, media_frames=12, clip_in=0, clip_frames=12)
-    done = client.wait(client.submit(submit_request(timeline, "A", "inpaint", mask=mask, seed=3)).job_id)
+    video, masks, _ = moving_object_clip(60, 48, 64, seed=4)
+    media = write_media("obj", video)                      # 60 frames; frames 20..31 are selected
+    mask = write_mask(tmp_path / "mask.mkv", masks[20:32])
+    timeline = make_timeline(media, rate=24, media_start=86400, media_frames=60, clip_in=20, clip_frames=12)
+    manifests = []
+    for seed in (3, 3):
+        done = client.wait(client.submit(submit_request(timeline, "A", "inpaint", mask=mask, seed=seed)).job_id)
+        assert done.state == pb.SUCCEEDED, done.error
+        manifests.append(json.loads(Path(done.take.manifest_url).read_text()))
+        take = read_frames(done.take.media.url, 0, 12)
+        assert np.array_equal(take[~masks[20:32]], video[20:32][~masks[20:32]]), "pixels outside the mask are the source's"
+        assert manifests[-1]["media_transfer"]["shipped_out_bytes"] == Path(done.take.media.url).stat().st_size
+        assert manifests[-1]["inputs"]["media"]["path"] == str(media)          # recorded as the front's path
+    first, second = (m["media_transfer"] for m in manifests)
+    source, matte = first["inputs"]
+    assert (source["role"], source["shipped"], source["path"]) == ("source", "range", str(media))
+    assert source["read"] == [20, 31] and source["frames"][0] <= 20 and source["frames"][1] >= 31
+    assert source["of"] == 60 and source["file_bytes"] == media.stat().st_size
+    assert source["bytes"] < media.stat().st_size * 0.5, "only the range's GOPs travelled"
+    assert (matte["shipped"], matte["bytes"]) == ("whole file", Path(mask).stat().st_size)
+    assert first["shipped_in_bytes"] == source["bytes"] + matte["bytes"] < media.stat().st_size
+    assert second["shipped_in_bytes"] == 0, "the second job on the same range fetched nothing"
+    assert [(r["cached"], r["fetched_bytes"], r["digest"]) for r in second["inputs"]] == \
+        [(True, 0, source["digest"]), (True, 0, matte["digest"])]
+
+
+def test_a_take_made_without_the_fronts_disk_is_the_take_made_with_it(ray_server, write_media, tmp_path,
+                                                                       monkeypatch):
+    """The same refine (same seed) on a worker that reads the front's disk and on one sent the
+    range: the same pixels, the same coded pictures. (One cluster: the workers are switched between the two.)"""
+    from server.media import read_frames
+
+    monkeypatch.setenv("TAKEBRIDGE_WORKER_CACHE", str(tmp_path / "worker-cache"))
+    client, runtime = ray_server(ray_shared_storage=False)
+    media = write_media("plate", noisy_clip(60, 48, 64, 8.0, seed=1)[0])
+    timeline = make_timeline(media, rate=24, media_start=86400, media_frames=60, clip_in=25, clip_frames=10)
+    takes = {}
+    for shared in (False, True):
+        for worker in runtime.workers:
+            worker.shared = shared
+        done = client.wait(client.submit(submit_request(timeline, "A", "refine", strength=0.7, seed=11)).job_id)
+        assert done.state == pb.SUCCEEDED, done.error
+        manifest = json.loads(Path(done.take.manifest_url).read_text())
+        assert (manifest["media_transfer"] is None) == shared
+        takes[shared] = Path(done.take.media.url)
+    assert np.array_equal(read_frames(takes[False], 0, 10), read_frames(takes[True], 0, 10))
+    # the same coded pictures, byte for byte (the files differ in Matroska's random segment id)
+    assert _packets(takes[False]) == _packets(takes[True])
+
+
+def _packets(path: Path) -> list[str]:
+    import hashlib
+
+    import av
+
+    with av.open(str(path)) as container:
+        return [hashlib.sha256(bytes(p)).hexdigest() for p in container.demux(container.streams.video[0]) if p.size]
+
+
+def test_an_image_sequence_source_runs_without_the_fronts_disk(ray_server, write_media, tmp_path, monkeypatch):
+    """A PNG sequence: the frame files the range reads travel (each its own object), laid out
+    under their names; the take's source frames are the source's frames of the range."""
+    from server.media import read_frames
+
+    monkeypatch.setenv("TAKEBRIDGE_WORKER_CACHE", str(tmp_path / "worker-cache"))
+    client, _ = ray_server(ray_shared_storage=False)
+    video = noisy_clip(20, 40, 56, 8.0, seed=3)[0]
+    plate = write_media("plate", video, codec="png").parent    # the folder: what an editor links
+    timeline = make_timeline(plate, rate=24, media_start=86400, media_frames=20, clip_in=4, clip_frames=8)
+    done = client.wait(client.submit(submit_request(timeline, "A", "extend", frames=2)).job_id)
     assert done.state == pb.SUCCEEDED, done.error
-    manifest = json.loads(Path(done.take.manifest_url).read_text())
-    transfer = manifest["media_transfer"]
-    assert transfer["shipped_in_bytes"] == media.stat().st_size + Path(mask).stat().st_size
-    assert transfer["shipped_out_bytes"] == Path(done.take.media.url).stat().st_size
-    assert manifest["inputs"]["media"]["path"] == str(media)          # recorded as the front's path
-    take = read_frames(done.take.media.url, 0, 12)
-    assert np.array_equal(take[~masks], video[~masks]), "pixels outside the mask are the source's"
+    take = read_frames(done.take.media.url, 0, 10)
+    assert np.array_equal(take[:8], video[4:12]), "the range's own frames, at the moved indices"
+    [source] = json.loads(Path(done.take.manifest_url).read_text())["media_transfer"]["inputs"]
+    assert (source["shipped"], source["frames"], source["of"], source["files"]) == ("sequence frames", [4, 11], 20, 8)
+    assert source["fetched_bytes"] == source["bytes"] == sum(
+        sorted(plate.glob("*.png"))[i].stat().st_size for i in range(4, 12))
 
 
 def test_the_front_killed_and_restarted_loses_no_job_that_ran_on_the_cluster(tmp_path, write_media):

@@ -70,6 +70,14 @@ class ModelProfile:
     cost_per_megapixel_frame_step: float = 0.0   # compute estimate for budgets (seconds; 0 = unknown)
     # the draft tier: few steps, no CFG ({"steps": 4, "guidance_scale": 1.0}); {} = no draft tier
     draft: dict = dataclasses.field(default_factory=dict)
+    # one job on several devices: {"devices": N, "method": "ulysses" | "ring"} (context parallelism
+    # of the transformer, diffusers' own; run by a group of N Ray workers, docs/cluster.md); {} = one device
+    parallel: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def devices(self) -> int:
+        """Devices one job of this model runs on (1 without `parallel`)."""
+        return int(self.parallel.get("devices", 1)) if self.parallel else 1
 
     @property
     def frame_step(self) -> int:
@@ -102,8 +110,32 @@ def read_profiles(path: Path) -> list[ModelProfile]:
         if profile.frame_rule not in FRAME_RULES:
             raise ModelError("bad_profile", f"model {profile.id!r}: frame_rule {profile.frame_rule!r} is not "
                                             f"4k+1 or 8k+1")
+        check_parallel(profile)
         profiles.append(profile)
     return profiles
+
+
+PARALLEL_METHODS = ("ulysses", "ring")
+
+
+def check_parallel(profile: ModelProfile) -> None:
+    """A profile's `parallel` section, refused with what to write when it is not usable."""
+    spec = profile.parallel
+    if not spec:
+        return
+    devices, method = spec.get("devices"), spec.get("method", "ulysses")
+    if not isinstance(devices, int) or isinstance(devices, bool) or not 1 <= devices <= 64:
+        raise ModelError("bad_profile", f"model {profile.id!r}: parallel.devices {devices!r} is not a whole number "
+                                        f"from 1 to 64 (the devices one job runs on)")
+    if method not in PARALLEL_METHODS:
+        raise ModelError("bad_profile", f"model {profile.id!r}: parallel.method {method!r} is not ulysses or ring")
+    if set(spec) - {"devices", "method"}:
+        raise ModelError("bad_profile", f"model {profile.id!r}: parallel has unknown field(s) "
+                                        f"{', '.join(sorted(set(spec) - {'devices', 'method'}))}; it takes devices "
+                                        f"and method")
+    if profile.pipeline not in CONTEXT_PARALLEL_PIPELINES:
+        raise ModelError("bad_profile", f"model {profile.id!r}: pipeline {profile.pipeline} has no context-parallel "
+                                        f"plan here; parallel works for {', '.join(CONTEXT_PARALLEL_PIPELINES)}")
 
 
 def check_folder(profile: ModelProfile) -> None:
@@ -188,7 +220,56 @@ def load_pipeline(profile: ModelProfile, device: str):
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     pipe.takebridge_speed = apply_speed_options(pipe, profile, device)   # what was switched on, for manifests
+    pipe.takebridge_parallel = apply_parallel(pipe, profile, device)
     return pipe
+
+
+# pipelines whose transformer has a context-parallel plan in diffusers (`_cp_plan`): the Wan pipelines on
+# WanTransformer3DModel (the tests run wan_v2v split). VACE's transformer has no plan; LTX's has one
+# that has not run split here, so it is not offered.
+CONTEXT_PARALLEL_PIPELINES = ("wan_v2v", "wan_t2v", "wan_i2v", "wan_flf2v")
+
+
+def apply_parallel(pipe, profile: ModelProfile, device: str) -> dict:
+    """Split the transformer's attention over the process group this worker is in (diffusers'
+    context parallelism: Ulysses or ring attention over `parallel.devices` ranks). Every rank
+    runs the same call with the same inputs and seed; each computes its share of the sequence.
+    Outside a group (a local server, a one-device worker) the model runs whole on this device.
+    Returns what was applied, for the manifest."""
+    if profile.devices < 2:
+        return {}
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        log.info("model %s asks for %d devices but this worker is not in a group: it runs on one", profile.id,
+                 profile.devices)
+        return {"devices": 1, "asked": profile.devices, "note": "not in a device group: ran on one device"}
+    world = dist.get_world_size()
+    if world != profile.devices:
+        raise ModelError("wrong_group", f"model {profile.id!r} asks for {profile.devices} devices and this worker's "
+                                        f"group has {world}; give the model a group of its own size")
+    heads = getattr(pipe.transformer.config, "num_attention_heads", None)
+    method = profile.parallel.get("method", "ulysses")
+    if method == "ulysses" and heads and heads % world:
+        raise ModelError("bad_profile", f"model {profile.id!r}: Ulysses attention splits the {heads} attention heads "
+                                        f"over {world} devices, which needs a number of devices that divides {heads}; "
+                                        f"use method ring or parallel.devices dividing {heads}")
+    from diffusers import ContextParallelConfig
+
+    config = ContextParallelConfig(**{f"{method}_degree": world})
+    if device.startswith("cuda"):
+        pipe.transformer.enable_parallelism(config=config)
+    else:
+        # diffusers places rank r on accelerator r % count, and a CPU process counts none; its
+        # mesh itself is fine on the CPU (gloo). One device per process, said for that call only.
+        count = torch.accelerator.device_count
+        torch.accelerator.device_count = lambda: 1
+        try:
+            pipe.transformer.enable_parallelism(config=config)
+        finally:
+            torch.accelerator.device_count = count
+    return {"devices": world, "method": method, "rank": dist.get_rank(), "backend": dist.get_backend()}
 
 
 def apply_speed_options(pipe, profile: ModelProfile, device: str) -> list[str]:
@@ -306,6 +387,7 @@ def determinism_of(pipe, profile: ModelProfile, device: str) -> dict:
         "quantization": speed.get("quantization") or None, "vae_tiling": bool(speed.get("vae_tiling")),
         "group_offload": speed.get("group_offload") or None,
         "speed_applied": list(getattr(pipe, "takebridge_speed", []) or []),
+        "parallel": {k: v for k, v in (getattr(pipe, "takebridge_parallel", None) or {}).items() if k != "rank"} or None,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
