@@ -23,6 +23,10 @@ def start(runtime, address: str, workers: int, models: str | None, device: str,
 
     profiles = _profiles(models)
     devices = max((p.devices for p in profiles), default=1)
+    if len({p.devices for p in profiles if p.devices > 1}) > 1:
+        raise ConfigError("the models ask for device groups of different sizes (" + ", ".join(
+            f"{p.id}: {p.devices}" for p in profiles if p.devices > 1) + "); one server runs groups of one size: "
+            "give them the same parallel.devices, or serve them from two servers")
     # a cluster of this machine runs this checkout; the nodes of another have TakeBridge installed
     local = {"PYTHONPATH": os.pathsep.join(p for p in (_root(), os.environ.get("PYTHONPATH", "")) if p)} \
         if address in ("", "local") else {}

@@ -119,7 +119,8 @@ class GroupWorker(RayWorker):
             result = _received(result, staging)
         result.info["worker"] = {**result.info["worker"], "group": [
             {key: rank.get(key) for key in ("rank", "host", "pid", "node")} for rank in ranks]}
-        self.warm.add(result.info.get("model", ""))
+        if result.info.get("model"):
+            self.warm.add(result.info["model"])
         return result
 
     def _join(self) -> None:

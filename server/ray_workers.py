@@ -364,7 +364,16 @@ def _version_mismatch(actors: list) -> str:
 def versions() -> dict[str, str]:
     """What must match between the front and its workers: TakeBridge, Python and the libraries
     that make the pixels (a take made with other versions is not the one its manifest says)."""
+    import sys
+
     import bridge
     from server.takestore import library_versions
 
-    return {**library_versions(), "takebridge": bridge.__version__}   # (the code running, not the installed metadata)
+    versions = library_versions()
+    # the code running, where it is loaded, not the first package metadata on the path
+    for name, module in (("grpcio", "grpc"), ("protobuf", "google.protobuf"), ("numpy", "numpy"), ("av", "av"),
+                         ("torch", "torch"), ("diffusers", "diffusers"), ("transformers", "transformers")):
+        loaded = getattr(sys.modules.get(module), "__version__", None)
+        if loaded and name in versions:
+            versions[name] = str(loaded)
+    return {**versions, "takebridge": bridge.__version__}

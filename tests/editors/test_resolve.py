@@ -163,11 +163,16 @@ def test_switch_review_and_finalize(cut, server, tmp_path):
     assert item_a.GetTakesCount() == 0 and item_a.GetMediaPoolItem().GetName().startswith(second["take_id"])
 
 
-def test_install_resolve_copies_the_scripts_that_then_run_from_their_folder(cut, server, tmp_path, capsys):
+def test_install_resolve_copies_the_scripts_that_then_run_from_their_folder(cut, server, tmp_path, capsys,
+                                                                            monkeypatch):
     import os
     import runpy
 
     from server.cli import main
+
+    # the installed script puts its folder's site-packages first on sys.path, as it should in
+    # Resolve; here that is this test process's path, given back after the test
+    monkeypatch.setattr(sys, "path", list(sys.path))
 
     dest, lib = tmp_path / "Scripts" / "Edit", tmp_path / "lib"
     assert main(["install-resolve", "--dest", str(dest), "--lib", str(lib), "--python", sys.executable, "--json"]) == 0

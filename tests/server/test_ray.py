@@ -174,8 +174,12 @@ def test_a_worker_on_a_node_that_joins_later_picks_up_queued_work(tmp_path, clip
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    server, runtime, port = build_server(ServerConfig(port=0, store=tmp_path / "store", ray=cluster.address,
-                                                      ray_workers=2))
+    try:
+        server, runtime, port = build_server(ServerConfig(port=0, store=tmp_path / "store", ray=cluster.address,
+                                                          ray_workers=2))
+    except BaseException:
+        cluster.shutdown()     # (a cluster left up would be joined by every later test's server)
+        raise
     client = GenerationClient(f"127.0.0.1:{port}")
     try:
         assert [w.ready() for w in runtime.workers].count(True) == 1, "one worker placed, one waiting for room"

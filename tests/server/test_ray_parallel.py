@@ -63,7 +63,9 @@ def _take(client, request):
     return done, json.loads(Path(done.take.manifest_url).read_text())
 
 
-def test_a_split_job_runs_on_a_device_group_and_makes_the_one_device_take(tmp_path, split_profile, timeline):
+def test_a_split_job_runs_on_a_device_group_and_makes_the_one_device_take(tmp_path, split_profile, timeline,
+                                                                          monkeypatch):
+    monkeypatch.setenv("TAKEBRIDGE_WORKER_CACHE", str(tmp_path / "worker-cache"))   # (the workers inherit it)
     server, runtime, client = _serve(tmp_path / "one", models=split_profile)   # no Ray: the model runs whole
     try:
         done, alone = _take(client, _refine(timeline))
@@ -94,6 +96,12 @@ def test_a_split_job_runs_on_a_device_group_and_makes_the_one_device_take(tmp_pa
         _, again = _take(client, _refine(timeline, seed=7))
         assert {r["pid"] for r in again["worker"]["group"]}.isdisjoint({r["pid"] for r in group}), \
             "the group's processes were ended and started again"
+
+        # a group without the front's disk: every rank gets the inputs from the front's store
+        runtime.workers[0].shared = False
+        done, apart = _take(client, _refine(timeline))
+        assert len(apart["worker"]["group"]) == 2 and apart["media_transfer"]["shipped_in_bytes"] > 0
+        assert np.array_equal(read_frames(done.take.media.url, 0, 13), split), "the same take as on the shared disk"
     finally:
         client.close()
         shutdown(server, runtime, grace=0.5)
@@ -161,3 +169,39 @@ def test_a_worker_whose_versions_differ_from_the_fronts_is_refused_with_both(tmp
     with pytest.raises(ConfigError, match=rf"takebridge 0.0.1-other on the worker and {bridge.__version__} here; "
                                           r"install the same versions on every node"):
         build_server(ServerConfig(port=0, store=tmp_path / "store", ray="local", ray_workers=1))
+
+
+@pytest.mark.parametrize("parallel, message", [
+    ({"devices": 0}, r"parallel.devices 0 is not a whole number from 1 to 64"),
+    ({"devices": "2"}, r"parallel.devices '2' is not a whole number"),
+    ({"devices": 2, "method": "pipeline"}, r"parallel.method 'pipeline' is not ulysses or ring"),
+    ({"devices": 2, "gpus": 2}, r"parallel has unknown field\(s\) gpus; it takes devices and method"),
+])
+def test_a_bad_parallel_section_is_refused_with_what_to_write(tmp_path, parallel, message):
+    from server.backends.diffusers.loading import ModelError, read_profiles
+
+    entry = {"id": "m", "pipeline": "wan_v2v", "folder": "m", "operations": ["refine"], "native_size": [32, 32],
+             "size_multiple": 16, "native_fps": 16, "frame_rule": "4k+1", "max_frames": 17, "parallel": parallel}
+    (tmp_path / "models.json").write_text(json.dumps({"models": [entry]}))
+    with pytest.raises(ModelError, match=message):
+        read_profiles(tmp_path / "models.json")
+    entry.update(pipeline="wan_vace", parallel={"devices": 2})
+    (tmp_path / "models.json").write_text(json.dumps({"models": [entry]}))
+    with pytest.raises(ModelError, match=r"pipeline wan_vace has no context-parallel plan here; parallel works for "
+                                         r"wan_v2v, wan_t2v, wan_i2v, wan_flf2v"):
+        read_profiles(tmp_path / "models.json")
+
+
+def test_models_asking_for_groups_of_different_sizes_are_refused_before_ray_starts(tmp_path, split_profile):
+    import ray
+
+    data = json.loads(split_profile.read_text())
+    data["models"][1]["parallel"] = {"devices": 4}
+    for model in data["models"]:
+        model["folder"] = str(split_profile.parent / model["folder"])
+    profile = tmp_path / "models.json"
+    profile.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"device groups of different sizes \(tiny-wan-v2v: 2, slow: 4\); one server "
+                                          r"runs groups of one size"):
+        build_server(ServerConfig(port=0, store=tmp_path / "store", device="cpu", models=profile, ray="local"))
+    assert not ray.is_initialized()
