@@ -124,8 +124,9 @@ def test_a_profile_asking_more_devices_than_any_node_has_is_refused_at_start(tmp
     from ray.cluster_utils import Cluster
 
     data = json.loads(split_profile.read_text())
-    data["models"][0]["parallel"]["devices"] = 3
-    data["models"][0]["folder"] = str(split_profile.parent / data["models"][0]["folder"])
+    for model in data["models"]:
+        model["parallel"]["devices"] = 3
+        model["folder"] = str(split_profile.parent / model["folder"])
     profile = tmp_path / "models.json"
     profile.write_text(json.dumps(data))
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
