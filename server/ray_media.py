@@ -41,6 +41,7 @@ from server.errors import JobError
 CACHE_ENV = "TAKEBRIDGE_WORKER_CACHE"            # the worker's cache folder
 CACHE_LIMIT_ENV = "TAKEBRIDGE_WORKER_CACHE_GB"   # its size limit, gigabytes
 DEFAULT_CACHE_GB = 20.0
+LEFTOVER_AGE_S = 24 * 3600   # a partial download or job folder this old is a killed worker's leftover
 RANGE, WHOLE, FRAMES = "range", "whole file", "sequence frames"
 _MEMO_SIZE = 256   # files hashed and ranges cut, remembered by the front (path, size, mtime)
 _memo_lock = threading.Lock()   # (the front's worker threads ship at the same time)
@@ -421,6 +422,10 @@ def check_cut(info, cut_file: Path, made: _Made, first: int, last: int) -> None:
 
 
 # -- the worker -----------------------------------------------------------------------------------
+class Evicted(Exception):
+    """An object the front did not send (the cache said it had it) is gone from the cache."""
+
+
 class WorkerCache:
     """A worker's media by digest (`folder/<sha256>`), bounded: beyond `limit_bytes` the least
     recently used objects go. Objects are checked against their digest before they are kept and
@@ -430,6 +435,26 @@ class WorkerCache:
         self.folder = Path(folder or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "takebridge" / "worker-media")
         self.limit = cache_limit() if limit_bytes is None else int(limit_bytes)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.sweep()
+
+    def sweep(self, older_than_s: float = LEFTOVER_AGE_S) -> list[Path]:
+        """Remove what a worker killed mid-job left: partial downloads and job folders not
+        touched for `older_than_s` (a day: far longer than any job, so never a running one's)."""
+        import time
+
+        cutoff, gone = time.time() - older_than_s, []
+        jobs = self.folder / ".jobs"
+        candidates = [p for p in self.folder.glob(".*.partial")] + (list(jobs.iterdir()) if jobs.is_dir() else [])
+        for path in candidates:
+            with contextlib.suppress(FileNotFoundError):
+                if path.lstat().st_mtime >= cutoff:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                gone.append(path)
+        return gone
 
     def work_folder(self, prefix: str) -> Path:
         """A job's own folder beside the cache (same disk: its inputs are hard links)."""
@@ -447,6 +472,8 @@ class WorkerCache:
                 os.utime(kept)     # used now: last in line to go
                 _link_or_copy(kept, target)
                 return 0
+        if obj.get("ref") is None:     # the front sent none: this cache said it had it
+            raise Evicted(digest)
         data = get(obj["ref"])
         actual = hashlib.sha256(data).hexdigest()
         if actual != digest or len(data) != obj["size"]:
@@ -464,6 +491,17 @@ class WorkerCache:
         finally:
             temp.unlink(missing_ok=True)
         return len(data)
+
+    def holding(self, digests: list[str]) -> list[str]:
+        """Which of `digests` this cache keeps (each touched: last in line to be evicted)."""
+        held = []
+        with self._locked():
+            for digest in digests:
+                kept = self.folder / paths.digest(digest, "media object digest")
+                if kept.is_file():
+                    os.utime(kept)
+                    held.append(digest)
+        return held
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """(last used, bytes, path) of every object kept."""
@@ -533,7 +571,8 @@ def receive(inputs: list[dict], work: Path, cache: WorkerCache, get: Callable[[o
         name = shipped["name"]
         local[shipped["path"]] = {"path": str(folder / paths.component(name, "media name") if name else folder),
                                   "offset": shipped["offset"], "frame_count": shipped["frame_count"]}
-        records.append({**shipped["record"], "cached": fetched == 0, "fetched_bytes": fetched})
+        records.append({**shipped["record"], "cached": fetched == 0, "fetched_bytes": fetched,
+                        "sent": any(obj.get("ref") is not None for obj in shipped["objects"])})
     return local, records
 
 

@@ -100,6 +100,12 @@ class JobActor:
     def versions(self) -> dict:
         return versions()
 
+    def holding(self, digests: list[str]) -> list[str]:
+        """Which media objects this worker's cache keeps (the front does not send those)."""
+        from server import ray_media
+
+        return ray_media.WorkerCache().holding(digests)
+
     def status(self) -> dict:
         """Device, warm models and whether a job runs here (for the capabilities)."""
         device = getattr(self.backends.get("diffusers"), "device", "cpu")
@@ -122,7 +128,10 @@ class JobActor:
         cache = ray_media.WorkerCache()
         work = cache.work_folder(f"takebridge-{job_id}-")
         try:
-            local, records = ray_media.receive(files, work, cache, ray.get)
+            try:
+                local, records = ray_media.receive(files, work, cache, ray.get)
+            except ray_media.Evicted as gone:   # evicted since the front asked: it sends everything again
+                return None, str(gone)
             _point_at(plan, local)
             result = self.run(job_id, plan, backend_name, work / "staging" / job_id)
             staged = Path(result.staged)
@@ -226,10 +235,15 @@ class RayWorker(Worker):
         if self.shared:
             pending = self.actor.run.remote(job_id, _shippable(plan), backend.name, staging)
         else:   # no shared disk: the inputs travel in Ray's object store, the take comes back as bytes
-            files = shipped_inputs(self, plan)
+            files = shipped_inputs(self, plan, ask=True)
             pending = self.actor.run_shipped.remote(job_id, _shippable(plan), backend.name, files)
         result = self._follow(job_id, pending, reporter, cancel)
         if not self.shared:
+            if result[0] is None:      # an object its cache had is gone since: everything is sent
+                log.info("job %s: worker %s no longer had %s; sending it", job_id, self.device, result[1])
+                pending = self.actor.run_shipped.remote(job_id, _shippable(plan), backend.name,
+                                                        shipped_inputs(self, plan, ask=False))
+                result = self._follow(job_id, pending, reporter, cancel)
             result = _received(result, staging)
         if result.info.get("model"):
             self.warm.add(result.info["model"])
@@ -296,11 +310,12 @@ def _input_files(plan) -> list:
     return needs
 
 
-def shipped_inputs(worker, plan) -> list[dict]:
+def shipped_inputs(worker, plan, ask: bool = False) -> list[dict]:
     """What a worker without the front's disk is sent for a plan: each input's objects in the
     front's media store (server.ray_media.ship), put in Ray's object store. The refs sit inside
     a list, so Ray does not fetch them before the call: the worker fetches only what its cache
-    lacks."""
+    lacks. `ask`: the worker is asked first which objects its cache keeps, and those are not put
+    at all (ref None: no read of the file, no copy in the front's object store)."""
     import ray
 
     from server import paths, ray_media
@@ -308,9 +323,17 @@ def shipped_inputs(worker, plan) -> list[dict]:
     limits = worker.runtime.limits
     with paths.reading_under(limits.roots):
         shipped = ray_media.ship(_input_files(plan), limits.cas_dir)
+    held = set()
+    if ask:
+        try:
+            held = set(ray.get(worker.actor.holding.remote([o["digest"] for i in shipped for o in i["objects"]]),
+                               timeout=30))
+        except Exception as err:   # (a worker that cannot say is sent everything)
+            log.info("worker %s did not say what its cache keeps (%s); sending everything", worker.device, err)
     for item in shipped:
         for obj in item["objects"]:
-            obj["ref"] = ray.put(Path(obj.pop("file")).read_bytes())
+            file = obj.pop("file")
+            obj["ref"] = None if obj["digest"] in held else ray.put(Path(file).read_bytes())
     return shipped
 
 

@@ -235,6 +235,38 @@ def test_a_worker_without_the_fronts_disk_gets_the_inputs_and_sends_the_take_bac
     assert second["shipped_in_bytes"] == 0, "the second job on the same range fetched nothing"
     assert [(r["cached"], r["fetched_bytes"], r["digest"]) for r in second["inputs"]] == \
         [(True, 0, source["digest"]), (True, 0, matte["digest"])]
+    assert [r["sent"] for r in first["inputs"]] == [True, True]
+    assert [r["sent"] for r in second["inputs"]] == [False, False], "the worker said it had them: nothing was put"
+
+
+def test_an_object_gone_from_the_workers_cache_after_it_said_so_is_sent_again(ray_server, write_media, tmp_path,
+                                                                              monkeypatch):
+    """The front is told the worker keeps the inputs (here: every time, although its cache is
+    empty, as if they were evicted between the question and the job): the worker says one is
+    gone, and the front sends everything; the job succeeds with the bytes fetched."""
+    from server import ray_workers
+
+    monkeypatch.setenv("TAKEBRIDGE_WORKER_CACHE", str(tmp_path / "worker-cache"))
+    client, _ = ray_server(ray_shared_storage=False)
+    asked = []
+    real = ray_workers.shipped_inputs
+
+    def believed_held(worker, plan, ask=False):
+        shipped = real(worker, plan, ask=False)
+        asked.append(ask)
+        if ask:                               # the worker "said" it had every object: none is sent
+            for item in shipped:
+                for obj in item["objects"]:
+                    obj["ref"] = None
+        return shipped
+    monkeypatch.setattr(ray_workers, "shipped_inputs", believed_held)
+    media = write_media("plate", noisy_clip(30, 48, 64, 8.0, seed=2)[0])
+    timeline = make_timeline(media, rate=24, media_start=86400, media_frames=30, clip_in=10, clip_frames=8)
+    done = client.wait(client.submit(submit_request(timeline, "A", "refine", strength=0.5, seed=1)).job_id)
+    assert done.state == pb.SUCCEEDED, done.error
+    transfer = json.loads(Path(done.take.manifest_url).read_text())["media_transfer"]
+    assert asked == [True, False], "asked, then sent everything"
+    assert transfer["shipped_in_bytes"] > 0 and [r["sent"] for r in transfer["inputs"]] == [True]
 
 
 def test_a_take_made_without_the_fronts_disk_is_the_take_made_with_it(ray_server, write_media, tmp_path,

@@ -291,3 +291,41 @@ def test_the_manifest_record_says_what_travelled_and_what_was_fetched(tmp_path):
     assert first["shipped_in_bytes"] == cut["bytes"] + mask.stat().st_size and first["shipped_out_bytes"] == 123
     assert second["shipped_in_bytes"] == 0 and all(r["cached"] and r["fetched_bytes"] == 0 for r in second["inputs"])
     assert [r["digest"] for r in second["inputs"]] == [r["digest"] for r in first["inputs"]]
+
+
+def test_a_killed_workers_leftovers_are_swept_and_a_running_jobs_are_not(tmp_path):
+    """A worker killed mid-job leaves a partial download and its job folder; the next worker to
+    open the cache removes those older than a day, and leaves a job running now alone."""
+    import time
+
+    cache = ray_media.WorkerCache(tmp_path / "cache")
+    old_partial = cache.folder / f".{'a' * 64}.1234abcd.partial"
+    old_partial.write_bytes(b"half")
+    old_job = cache.work_folder("takebridge-old-")
+    (old_job / "in").mkdir()
+    (old_job / "in" / "src.mkv").write_bytes(b"x")
+    running = cache.work_folder("takebridge-now-")
+    kept = cache.folder / ("b" * 64)
+    kept.write_bytes(b"object")
+    day_ago = time.time() - 25 * 3600
+    for path in (old_partial, old_job, kept):
+        os.utime(path, (day_ago, day_ago))
+    ray_media.WorkerCache(tmp_path / "cache")
+    assert not old_partial.exists() and not old_job.exists(), "leftovers swept"
+    assert running.is_dir() and kept.read_bytes() == b"object", "a running job's folder and kept objects stay"
+
+
+def test_the_cache_says_what_it_keeps_and_an_object_not_sent_and_not_kept_is_evicted(tmp_path):
+    cache = ray_media.WorkerCache(tmp_path / "cache")
+    data = b"frames" * 100
+    digest = hashlib.sha256(data).hexdigest()
+    other = "c" * 64
+    assert cache.holding([digest, other]) == []
+    assert cache.fetch_into({"digest": digest, "name": "a.mkv", "size": len(data), "ref": "r"}, tmp_path / "a.mkv",
+                            lambda ref: data) == len(data)
+    assert cache.holding([digest, other]) == [digest]
+    assert cache.fetch_into({"digest": digest, "name": "a.mkv", "size": len(data), "ref": None}, tmp_path / "b.mkv",
+                            lambda ref: pytest.fail("nothing is fetched for a kept object")) == 0
+    with pytest.raises(ray_media.Evicted, match=other):
+        cache.fetch_into({"digest": other, "name": "c.mkv", "size": 5, "ref": None}, tmp_path / "c.mkv",
+                         lambda ref: pytest.fail("there is no ref to fetch"))
