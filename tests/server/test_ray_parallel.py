@@ -85,7 +85,7 @@ def test_a_split_job_runs_on_a_device_group_and_makes_the_one_device_take(tmp_pa
         assert manifest["determinism"]["parallel"] == {"devices": 2, "method": "ulysses", "backend": "gloo"}
         split = read_frames(done.take.media.url, 0, 13)
         assert split.shape == pixels_alone.shape
-        assert np.abs(split.astype(int) - pixels_alone.astype(int)).max() <= 1, "split over two processes, same take"
+        assert np.array_equal(split, pixels_alone), "split over two processes: the same take, pixel for pixel"
         assert "tiny-wan-v2v" in client.capabilities().workers[0].loaded_models
 
         # a cancel stops the whole group (the ranks wait on each other); it joins again for the next job
@@ -206,3 +206,46 @@ def test_models_asking_for_groups_of_different_sizes_are_refused_before_ray_star
                                           r"runs groups of one size"):
         build_server(ServerConfig(port=0, store=tmp_path / "store", device="cpu", models=profile, ray="local"))
     assert not ray.is_initialized()
+
+
+def _load_split(rank: int, world: int, profile_path: str, port: int, errors: str) -> None:
+    """One rank of a process group loading a split model (a spawned process)."""
+    import os
+
+    import torch.distributed as dist
+
+    from server.backends.diffusers.loading import load_pipeline, read_profiles
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        load_pipeline(read_profiles(Path(profile_path))[0], "cpu")
+    except Exception as err:
+        Path(errors, f"rank{rank}").write_text(str(err))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ulysses_over_a_device_count_that_does_not_divide_the_heads_is_refused_with_the_numbers(tmp_path,
+                                                                                                split_profile):
+    """Three ranks for a model of two attention heads: every rank refuses to load it, saying
+    why and what to write instead (the tiny Wan transformer has 2 heads)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    data = json.loads(split_profile.read_text())
+    model = {**data["models"][0], "parallel": {"devices": 3, "method": "ulysses"},
+             "folder": str(split_profile.parent / data["models"][0]["folder"])}
+    profile = tmp_path / "models.json"
+    profile.write_text(json.dumps({"models": [model]}))
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    errors = tmp_path / "errors"
+    errors.mkdir()
+    mp.spawn(_load_split, args=(3, str(profile), port, str(errors)), nprocs=3)
+    said = {p.name: p.read_text() for p in errors.iterdir()}
+    assert sorted(said) == ["rank0", "rank1", "rank2"]
+    assert all("Ulysses attention splits the 2 attention heads over 3 devices" in text and "use method ring" in text
+               for text in said.values()), said
