@@ -249,3 +249,24 @@ def test_ulysses_over_a_device_count_that_does_not_divide_the_heads_is_refused_w
     assert sorted(said) == ["rank0", "rank1", "rank2"]
     assert all("Ulysses attention splits the 2 attention heads over 3 devices" in text and "use method ring" in text
                for text in said.values()), said
+
+
+def test_the_device_group_benchmark_runs_and_says_when_it_cannot():
+    """bench/bench_ray_group.py (prepared for a multi-GPU machine) on CPU processes: a group
+    forms, makes the one-device take, and its ranks are recorded; asked for GPUs that are not
+    here, it says so instead of running."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    try:
+        import bench_ray_group
+    finally:
+        sys.path.pop(0)
+    result = bench_ray_group.run("cpu", 2, 1, 2)
+    assert result["ran"] and result["same_pixels"] and result["largest_pixel_difference"] == 0
+    assert [r["rank"] for r in result["device_group"]["worker"]["group"]] == [0, 1]
+    assert result["device_group"]["parallel"]["devices"] == 2 and result["one_device"]["worker"] is None
+    import torch
+
+    if not torch.cuda.is_available():
+        assert bench_ray_group.run("cuda", 2, 1, 2) == {"ran": False, "why": "2 cuda devices asked, 0 here"}
