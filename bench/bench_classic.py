@@ -94,6 +94,14 @@ def bench_refine(n: int, size: tuple[int, int], repeats: int, seed: int) -> dict
                 n, ours_s, _psnr(ours, clean), few, nlmeans_s, _psnr(nlmeans, clean[:few]))
 
 
+def write_result(result: dict, out: Path) -> Path:
+    """A benchmark's result as JSON at `out` (its folder made), said on the console."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return out
+
+
 def machine_info() -> dict:
     return {
         "hostname": socket.gethostname(),

@@ -13,7 +13,6 @@ Results: bench/results/generate_<hostname>.json with the machine.
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import statistics
 import sys
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from support import footage  # noqa: E402
-from bench_classic import machine_info  # noqa: E402
+from bench_classic import machine_info, write_result  # noqa: E402
 from server.backends.classic import animatic  # noqa: E402
 from server.media import probe, read_frames  # noqa: E402
 
@@ -107,9 +106,7 @@ def main(argv=None) -> int:
     result["speed"] = speed(args.repeats)
     print("  " + ", ".join(f"{k} {v}" for k, v in result["speed"].items() if k.endswith(("fps", "speed"))))
     out = args.json or RESULTS / f"generate_{socket.gethostname()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(result, out)
     return 0
 
 

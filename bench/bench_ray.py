@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from bench_classic import machine_info  # noqa: E402
+from bench_classic import machine_info, write_result  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -104,9 +104,7 @@ def main(argv=None) -> int:
           f"{result['ray_overhead_per_job_s']} s; without shared storage: "
           f"{result['no_shared_storage_cost_per_job_s']} s more per job")
     out = args.json or RESULTS / f"ray_{socket.gethostname()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(result, out)
     return 0
 
 

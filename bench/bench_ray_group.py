@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--json", type=Path, help="where to write (default bench/results/ray_group_<device>_<host>.json)")
     args = parser.parse_args(argv)
-    from bench_classic import machine_info
+    from bench_classic import machine_info, write_result
 
     result = {"machine": machine_info(), **run(args.device, args.devices, args.repeats, args.steps)}
     if result["ran"]:
@@ -127,9 +127,7 @@ def main(argv=None) -> int:
     else:
         print(f"not run: {result['why']}")
     out = args.json or RESULTS / f"ray_group_{args.device.split(':')[0]}_{socket.gethostname()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(result, out)
     return 0
 
 

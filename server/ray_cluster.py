@@ -21,7 +21,8 @@ def start(runtime, address: str, workers: int, models: str | None, device: str,
     for more than the cluster's largest node has is refused here, with the numbers."""
     import ray
 
-    profiles = _profiles(models)
+    generative = runtime.backends.get("diffusers")     # (the front read the profiles already)
+    profiles = list(generative.profiles.values()) if generative is not None else []
     devices = max((p.devices for p in profiles), default=1)
     if len({p.devices for p in profiles if p.devices > 1}) > 1:
         raise ConfigError("the models ask for device groups of different sizes (" + ", ".join(
@@ -81,14 +82,6 @@ def _wait_placed(front: RayWorker, timeout: float) -> bool:
     import ray
 
     return bool(ray.wait([front._placed], timeout=timeout)[0]) if front._placed is not None else True
-
-
-def _profiles(models: str | None) -> list:
-    if not models:
-        return []
-    from server.backends.diffusers.loading import read_profiles
-
-    return read_profiles(Path(models))
 
 
 def _check_reachable(address: str) -> None:

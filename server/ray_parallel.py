@@ -26,7 +26,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from server.ray_workers import JobActor, RayWorker, _shippable
+from server.ray_workers import JobActor, RayWorker, _shippable, shipped_inputs
 from server.worker import WorkerLost
 
 log = logging.getLogger("takebridge.ray")
@@ -100,27 +100,20 @@ class GroupWorker(RayWorker):
         if self.shared:
             pending = self.actor.run.remote(job_id, shipped, backend.name, staging)
             peers = [rank.run_peer.remote(job_id, shipped, backend.name) for rank in self.ranks[1:]]
-        else:
-            from server import ray_workers
-
-            files = ray_workers.shipped_inputs(self, plan)
+        else:   # (every rank is sent the same inputs: none is left out by asking one rank's cache)
+            files = shipped_inputs(self, plan)
             pending = self.actor.run_shipped.remote(job_id, shipped, backend.name, files)
             peers = [rank.run_peer.remote(job_id, shipped, backend.name, files) for rank in self.ranks[1:]]
         try:
             result = self._follow(job_id, pending, reporter, cancel, peers)
-            lead = result.info["worker"] if self.shared else result[0].info["worker"]
-            ranks = [{"rank": 0, **lead}, *ray.get(peers)]
+            others = ray.get(peers)
         except BaseException:
             self._stop_group()      # the others wait on the one that stopped: end them all
             raise
-        if not self.shared:
-            from server.ray_workers import _received
-
-            result = _received(result, staging)
+        result = self._taken(result, staging)
         result.info["worker"] = {**result.info["worker"], "group": [
-            {key: rank.get(key) for key in ("rank", "host", "pid", "node")} for rank in ranks]}
-        if result.info.get("model"):
-            self.warm.add(result.info["model"])
+            {key: rank.get(key) for key in ("rank", "host", "pid", "node")}
+            for rank in ({"rank": 0, **result.info["worker"]}, *others)]}
         return result
 
     def _join(self) -> None:

@@ -119,7 +119,6 @@ class JobActor:
         checked against its digest; the plan is pointed at them, and the encoded take goes back
         as bytes (a file, or a folder's files)."""
         import shutil
-        from pathlib import Path
 
         import ray
 
@@ -132,7 +131,7 @@ class JobActor:
                 local, records = ray_media.receive(files, work, cache, ray.get)
             except ray_media.Evicted as gone:   # evicted since the front asked: it sends everything again
                 return None, str(gone)
-            _point_at(plan, local)
+            ray_media.local_plan(plan, local)
             result = self.run(job_id, plan, backend_name, work / "staging" / job_id)
             staged = Path(result.staged)
             payload = ({p.name: p.read_bytes() for p in sorted(staged.iterdir())} if staged.is_dir()
@@ -232,18 +231,22 @@ class RayWorker(Worker):
                 "busy": bool(self.cancels), "backends": status["backends"], "devices": len(self.actors())}
 
     def _execute(self, job_id, plan, backend, staging, reporter, cancel):
+        result = self._follow(job_id, self._send(job_id, plan, backend.name, staging, ask=True), reporter, cancel)
+        if not self.shared and result[0] is None:   # an object its cache had is gone since: everything is sent
+            log.info("job %s: worker %s no longer had %s; sending it", job_id, self.device, result[1])
+            result = self._follow(job_id, self._send(job_id, plan, backend.name, staging), reporter, cancel)
+        return self._taken(result, staging)
+
+    def _send(self, job_id, plan, backend_name: str, staging, ask: bool = False):
+        """Start the job on the actor: by path (shared disk), or with its inputs sent (none)."""
         if self.shared:
-            pending = self.actor.run.remote(job_id, _shippable(plan), backend.name, staging)
-        else:   # no shared disk: the inputs travel in Ray's object store, the take comes back as bytes
-            files = shipped_inputs(self, plan, ask=True)
-            pending = self.actor.run_shipped.remote(job_id, _shippable(plan), backend.name, files)
-        result = self._follow(job_id, pending, reporter, cancel)
+            return self.actor.run.remote(job_id, _shippable(plan), backend_name, staging)
+        return self.actor.run_shipped.remote(job_id, _shippable(plan), backend_name, shipped_inputs(self, plan, ask))
+
+    def _taken(self, result, staging):
+        """The actor's result as the front commits it: a take sent back is written into the
+        job's staging folder; the model it used is warm there now."""
         if not self.shared:
-            if result[0] is None:      # an object its cache had is gone since: everything is sent
-                log.info("job %s: worker %s no longer had %s; sending it", job_id, self.device, result[1])
-                pending = self.actor.run_shipped.remote(job_id, _shippable(plan), backend.name,
-                                                        shipped_inputs(self, plan, ask=False))
-                result = self._follow(job_id, pending, reporter, cancel)
             result = _received(result, staging)
         if result.info.get("model"):
             self.warm.add(result.info["model"])
@@ -335,13 +338,6 @@ def shipped_inputs(worker, plan, ask: bool = False) -> list[dict]:
             file = obj.pop("file")
             obj["ref"] = None if obj["digest"] in held else ray.put(Path(file).read_bytes())
     return shipped
-
-
-def _point_at(plan, local: dict) -> None:
-    """The plan's inputs as a worker without the front's disk has them (server.ray_media.local_plan)."""
-    from server.ray_media import local_plan
-
-    local_plan(plan, local)
 
 
 def _received(shipped, staging: Path):
